@@ -1,0 +1,262 @@
+"""Telegram through python-telegram-bot: long polling, or a webhook in our app.
+
+Only translation happens here: a PTB ``Update`` becomes an ``Incoming``, a
+``Reply`` becomes Bot API calls. Every request goes to the configured API
+root, so a self-hosted Bot API server (or the test stand-in) works the same.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+)
+from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.channels.base import RateLimited, RecipientBlocked, fit_label, split_text
+from bot.config import TelegramConfig
+from bot.messages import ChannelLimits, Incoming, Kind, Location, Reply
+from handlers.dispatcher import Dispatcher
+
+log = logging.getLogger(__name__)
+
+NAME = "telegram"
+WEBHOOK_PATH = "/webhooks/telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message", "callback_query"]
+LIMITS = ChannelLimits(
+    text_length=4096,
+    buttons_per_message=100,
+    button_label_length=64,
+    payload_bytes=64,
+    can_edit=True,
+    messages_per_second=30.0,
+    messages_per_second_per_chat=1.0,
+)
+CAPTION_LENGTH = 1024
+
+
+def to_incoming(update: Update) -> Incoming | None:
+    """The neutral form of an update, or None for what we do not handle."""
+    event_id = str(update.update_id)
+    if update.callback_query is not None:
+        query = update.callback_query
+        message = query.message
+        return Incoming(
+            channel=NAME,
+            user_id=str(query.from_user.id),
+            event_id=event_id,
+            kind=Kind.BUTTON,
+            payload=query.data or "",
+            locale=query.from_user.language_code or "",
+            message_id=str(message.message_id) if message else "",
+        )
+    message = update.message
+    if message is None or message.from_user is None or message.chat.type != "private":
+        return None
+    base = {
+        "channel": NAME,
+        "user_id": str(message.from_user.id),
+        "event_id": event_id,
+        "locale": message.from_user.language_code or "",
+    }
+    if message.text is not None:
+        command = _command(message)
+        if command is not None:
+            name, args = command
+            return Incoming(kind=Kind.COMMAND, command=name, args=args, text=message.text, **base)
+        return Incoming(kind=Kind.TEXT, text=message.text, **base)
+    if message.location is not None:
+        location = Location(message.location.latitude, message.location.longitude)
+        return Incoming(kind=Kind.LOCATION, location=location, **base)
+    if message.photo:
+        return Incoming(
+            kind=Kind.PHOTO, photo_id=message.photo[-1].file_id, text=message.caption or "", **base
+        )
+    if message.contact is not None:
+        return Incoming(kind=Kind.CONTACT, contact_phone=message.contact.phone_number, **base)
+    return Incoming(kind=Kind.OTHER, **base)
+
+
+def _command(message: Message) -> tuple[str, str] | None:
+    entities = message.entities or ()
+    first = next((e for e in entities if e.offset == 0 and e.type == "bot_command"), None)
+    if first is None or message.text is None:
+        return None
+    name = message.text[1 : first.length].split("@", 1)[0].lower()
+    return name, message.text[first.length :].strip()
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+    if reply.request_location and not reply.buttons:
+        # Telegram can ask for a location only through a reply keyboard.
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton("📍", request_location=True)]], resize_keyboard=True, one_time_keyboard=True
+        )
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(fit_label(b.label, LIMITS.button_label_length), callback_data=b.payload)
+                for b in row
+            ]
+            for row in reply.buttons
+        ]
+    )
+
+
+@dataclass(slots=True)
+class TelegramChannel:
+    config: TelegramConfig
+    dispatcher: Dispatcher
+    name: str = NAME
+    limits: ChannelLimits = LIMITS
+    application: Application = field(init=False)  # type: ignore[type-arg]
+
+    def __post_init__(self) -> None:
+        root = self.config.api_url.rstrip("/")
+        builder = (
+            ApplicationBuilder()
+            .token(self.config.token)
+            .base_url(f"{root}/bot")
+            .base_file_url(f"{root}/file/bot")
+            # Our per-resident lock keeps each resident's updates in order,
+            # so different residents need not wait for one another.
+            .concurrent_updates(64)
+        )
+        if self.webhook:
+            builder = builder.updater(None)
+        self.application = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+
+    @property
+    def webhook(self) -> bool:
+        return self.config.mode == "webhook"
+
+    # --- lifecycle ----------------------------------------------------------
+    async def start(self) -> None:
+        app = self.application
+        await app.initialize()
+        await app.start()
+        if self.webhook:
+            await app.bot.set_webhook(
+                self.config.webhook_url,
+                secret_token=self.config.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            log.info("telegram: webhook set, waiting at %s", WEBHOOK_PATH)
+        else:
+            assert app.updater is not None
+            await app.bot.delete_webhook()
+            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            log.info("telegram: long polling as @%s", app.bot.username)
+
+    async def stop(self) -> None:
+        """Stop taking updates, let in-flight ones finish, close the HTTP client."""
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    def add_routes(self, app: web.Application) -> None:
+        if self.webhook:
+            app.router.add_post(WEBHOOK_PATH, self.receive_webhook)
+
+    async def receive_webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.config.webhook_secret.encode()):
+            log.warning("telegram webhook: wrong secret token from %s", request.remote)
+            return web.Response(status=403)
+        try:
+            update = Update.de_json(await request.json(), self.application.bot)
+        except (ValueError, TypeError, KeyError):
+            return web.Response(status=400, text="not a Telegram update")
+        # Handled before we answer 200: a crash makes Telegram redeliver, and
+        # the processed-event record makes the redelivery harmless.
+        await self.application.process_update(update)
+        return web.Response(status=200)
+
+    # --- receiving ----------------------------------------------------------
+    async def _on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert isinstance(update, Update)
+        incoming = to_incoming(update)
+        if incoming is None:
+            return
+        if update.callback_query is not None:
+            # Stop the spinner at once; a stale query may fail, which is harmless.
+            try:
+                await update.callback_query.answer()
+            except BadRequest:
+                pass
+        outcome = await self.dispatcher.feed(incoming)
+        chat_id = int(incoming.user_id)
+        for reply in outcome.replies:
+            try:
+                await self._send(chat_id, reply, incoming.message_id)
+            except RecipientBlocked:
+                log.info("telegram: %s blocked the bot", chat_id)
+                return
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram: update failed: %s", context.error, exc_info=context.error)
+
+    # --- sending ------------------------------------------------------------
+    async def send(self, recipient: str, reply: Reply) -> None:
+        await self._send(int(recipient), reply, "")
+
+    async def _send(self, chat_id: int, reply: Reply, pressed_on: str) -> None:
+        bot = self.application.bot
+        markup = keyboard(reply)
+        try:
+            if reply.replace and pressed_on and not reply.image:
+                if await self._edit(chat_id, int(pressed_on), reply, markup):
+                    return
+            text = reply.text
+            if reply.image:
+                caption = text if len(text) <= CAPTION_LENGTH else ""
+                await bot.send_photo(
+                    chat_id, reply.image, caption=caption or None, reply_markup=markup if caption else None
+                )
+                if caption:
+                    return
+            pieces = split_text(text, LIMITS.text_length)
+            for index, piece in enumerate(pieces):
+                last = index == len(pieces) - 1
+                await bot.send_message(chat_id, piece, reply_markup=markup if last else None)
+        except Forbidden as error:
+            raise RecipientBlocked(str(error)) from error
+        except RetryAfter as error:
+            retry = error.retry_after
+            raise RateLimited(retry if isinstance(retry, int | float) else retry.total_seconds()) from error
+
+    async def _edit(
+        self, chat_id: int, message_id: int, reply: Reply, markup: object
+    ) -> bool:
+        """Edit a message in place; False when Telegram will not (too old, gone)."""
+        if len(reply.text) > LIMITS.text_length or not isinstance(markup, InlineKeyboardMarkup | None):
+            return False
+        try:
+            await self.application.bot.edit_message_text(
+                reply.text, chat_id=chat_id, message_id=message_id, reply_markup=markup
+            )
+        except BadRequest as error:
+            if "not modified" in str(error).lower():
+                return True
+            log.info("telegram: edit refused (%s), sending anew", error)
+            return False
+        return True
+

@@ -1,0 +1,393 @@
+"""Configuration: a TOML file, then environment variables, then validation.
+
+Every bad value raises ``ConfigError`` naming the key, the value and what is
+expected, so an operator sees one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+LANGUAGES = ("lv", "en", "ru")
+ROLES = ("admin", "moderator", "communications")
+CHANNELS = ("telegram", "webchat", "messenger")
+DEFAULT_DATABASE_URL = "sqlite://data/iesaiste.sqlite3"
+# Ids end up inside button payloads, which Telegram caps at 64 bytes.
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the key."""
+
+    def __init__(self, key: str, value: object, expected: str) -> None:
+        self.key, self.value, self.expected = key, value, expected
+        super().__init__(f"{key} = {value!r}: expected {expected}")
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """A neighbourhood or topic: a stable id and its name per language."""
+
+    id: str
+    names: Mapping[str, str]
+
+    def name(self, language: str) -> str:
+        return self.names.get(language) or self.names["lv"]
+
+
+@dataclass(frozen=True, slots=True)
+class StaffGrant:
+    channel: str
+    user_id: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Municipality:
+    name: str = "Demo novads"
+    timezone: str = "Europe/Riga"
+    default_language: str = "lv"
+    neighbourhoods: tuple[Named, ...] = ()
+    topics: tuple[Named, ...] = ()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramConfig:
+    token: str = ""
+    api_url: str = "https://api.telegram.org"
+    mode: str = "polling"  # or "webhook"
+    webhook_url: str = ""
+    webhook_secret: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebchatConfig:
+    enabled: bool = True
+    # Empty: a secret is generated once and kept in the database, so every
+    # worker sharing that database signs cookies alike.
+    cookie_secret: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_text_length: int = 2000
+    throttle_messages: int = 20
+    throttle_seconds: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    municipality: Municipality = field(default_factory=Municipality)
+    staff: tuple[StaffGrant, ...] = ()
+    database_url: str = DEFAULT_DATABASE_URL
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    webchat: WebchatConfig = field(default_factory=WebchatConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    log_level: str = "INFO"
+
+
+def _names(key: str, raw: object) -> Mapping[str, str]:
+    if isinstance(raw, str):
+        raw = {"lv": raw}
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(key, raw, 'a table of names per language, e.g. { lv = "…", en = "…" }')
+    for language, name in raw.items():
+        if language not in LANGUAGES:
+            raise ConfigError(f"{key}.{language}", name, f"a language among {', '.join(LANGUAGES)}")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{key}.{language}", name, "a non-empty name")
+    if "lv" not in raw:
+        raise ConfigError(key, raw, "a Latvian name (lv), the fallback for every language")
+    return {language: str(name).strip() for language, name in raw.items()}
+
+
+def _named_list(key: str, raw: object) -> tuple[Named, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(key, raw, "a list of tables with id and name")
+    seen: set[str] = set()
+    items = []
+    for index, entry in enumerate(raw):
+        where = f"{key}[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(where, entry, "a table with id and name")
+        ident = entry.get("id")
+        if not isinstance(ident, str) or not ID_PATTERN.match(ident):
+            raise ConfigError(
+                f"{where}.id", ident, "1–24 lower-case letters, digits, '-' or '_', e.g. 'centrs'"
+            )
+        if ident in seen:
+            raise ConfigError(f"{where}.id", ident, "an id used only once")
+        seen.add(ident)
+        items.append(Named(ident, _names(f"{where}.name", entry.get("name"))))
+    return tuple(items)
+
+
+def parse_user_ref(key: str, ref: object) -> tuple[str, str]:
+    """Split 'telegram:123456' into channel and platform user id."""
+    if isinstance(ref, str) and ":" in ref:
+        channel, _, user_id = ref.partition(":")
+        if channel in CHANNELS and user_id.strip():
+            return channel, user_id.strip()
+    raise ConfigError(key, ref, f"CHANNEL:USER_ID with CHANNEL one of {', '.join(CHANNELS)}")
+
+
+def parse_role(key: str, role: object) -> str:
+    if role not in ROLES:
+        raise ConfigError(key, role, f"one of {', '.join(ROLES)}")
+    return str(role)
+
+
+def _staff(raw: object) -> tuple[StaffGrant, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("staff", raw, "a list of tables with user and role")
+    grants = []
+    for index, entry in enumerate(raw):
+        where = f"staff[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(where, entry, 'a table like { user = "telegram:123", role = "admin" }')
+        channel, user_id = parse_user_ref(f"{where}.user", entry.get("user"))
+        grants.append(StaffGrant(channel, user_id, parse_role(f"{where}.role", entry.get("role"))))
+    return tuple(grants)
+
+
+def _str(key: str, raw: object) -> str:
+    if not isinstance(raw, str):
+        raise ConfigError(key, raw, "a string")
+    return raw
+
+
+def _int(key: str, raw: object, low: int, high: int) -> int:
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw)
+    if not isinstance(raw, int) or isinstance(raw, bool) or not low <= raw <= high:
+        raise ConfigError(key, raw, f"a whole number from {low} to {high}")
+    return raw
+
+
+def _bool(key: str, raw: object) -> bool:
+    if not isinstance(raw, bool):
+        raise ConfigError(key, raw, "true or false")
+    return raw
+
+
+def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    section = data.get(key, {})
+    if not isinstance(section, dict):
+        raise ConfigError(key, section, "a table")
+    return section
+
+
+def _check_unknown(where: str, section: Mapping[str, Any], known: set[str]) -> None:
+    for key in section:
+        if key not in known:
+            prefix = f"{where}." if where else ""
+            raise ConfigError(f"{prefix}{key}", section[key], f"a known key ({', '.join(sorted(known))})")
+
+
+def from_mapping(data: Mapping[str, Any]) -> Config:
+    """Build a Config from parsed TOML; missing keys take the defaults."""
+    _check_unknown(
+        "", data, {"municipality", "staff", "database", "http", "telegram", "webchat", "limits", "log"}
+    )
+    defaults = Config()
+    m = _section(data, "municipality")
+    _check_unknown(
+        "municipality", m, {"name", "timezone", "default_language", "neighbourhoods", "topics"}
+    )
+    municipality = Municipality(
+        name=_str("municipality.name", m.get("name", defaults.municipality.name)),
+        timezone=_str("municipality.timezone", m.get("timezone", defaults.municipality.timezone)),
+        default_language=_str(
+            "municipality.default_language", m.get("default_language", "lv")
+        ),
+        neighbourhoods=_named_list("municipality.neighbourhoods", m.get("neighbourhoods", [])),
+        topics=_named_list("municipality.topics", m.get("topics", [])),
+    )
+    db = _section(data, "database")
+    _check_unknown("database", db, {"url"})
+    http = _section(data, "http")
+    _check_unknown("http", http, {"host", "port"})
+    tg = _section(data, "telegram")
+    _check_unknown("telegram", tg, {"token", "api_url", "mode", "webhook_url", "webhook_secret"})
+    wc = _section(data, "webchat")
+    _check_unknown("webchat", wc, {"enabled", "cookie_secret"})
+    lim = _section(data, "limits")
+    _check_unknown("limits", lim, {"max_text_length", "throttle_messages", "throttle_seconds"})
+    log = _section(data, "log")
+    _check_unknown("log", log, {"level"})
+    return Config(
+        municipality=municipality,
+        staff=_staff(data.get("staff", [])),
+        database_url=_str("database.url", db.get("url", defaults.database_url)),
+        http_host=_str("http.host", http.get("host", defaults.http_host)),
+        http_port=_int("http.port", http.get("port", defaults.http_port), 1, 65535),
+        telegram=TelegramConfig(
+            token=_str("telegram.token", tg.get("token", "")),
+            api_url=_str("telegram.api_url", tg.get("api_url", defaults.telegram.api_url)),
+            mode=_str("telegram.mode", tg.get("mode", "polling")),
+            webhook_url=_str("telegram.webhook_url", tg.get("webhook_url", "")),
+            webhook_secret=_str("telegram.webhook_secret", tg.get("webhook_secret", "")),
+        ),
+        webchat=WebchatConfig(
+            enabled=_bool("webchat.enabled", wc.get("enabled", True)),
+            cookie_secret=_str("webchat.cookie_secret", wc.get("cookie_secret", "")),
+        ),
+        limits=LimitsConfig(
+            max_text_length=_int("limits.max_text_length", lim.get("max_text_length", 2000), 10, 4000),
+            throttle_messages=_int(
+                "limits.throttle_messages", lim.get("throttle_messages", 20), 1, 10_000
+            ),
+            throttle_seconds=_int("limits.throttle_seconds", lim.get("throttle_seconds", 60), 1, 3600),
+        ),
+        log_level=_str("log.level", log.get("level", "INFO")).upper(),
+    )
+
+
+# Environment variable → (config key for messages, how to apply it)
+ENVIRONMENT = {
+    "IESAISTE_TELEGRAM_TOKEN": "telegram.token",
+    "IESAISTE_TELEGRAM_API_URL": "telegram.api_url",
+    "IESAISTE_TELEGRAM_MODE": "telegram.mode",
+    "IESAISTE_TELEGRAM_WEBHOOK_URL": "telegram.webhook_url",
+    "IESAISTE_TELEGRAM_WEBHOOK_SECRET": "telegram.webhook_secret",
+    "IESAISTE_DATABASE_URL": "database.url",
+    "IESAISTE_HTTP_HOST": "http.host",
+    "IESAISTE_HTTP_PORT": "http.port",
+    "IESAISTE_WEBCHAT_COOKIE_SECRET": "webchat.cookie_secret",
+    "IESAISTE_LOG_LEVEL": "log.level",
+}
+
+
+def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
+    """Environment variables override the file: a deployment sets secrets there."""
+    tg = config.telegram
+    values = {key: environ[name] for name, key in ENVIRONMENT.items() if name in environ}
+    if "telegram.token" in values:
+        tg = replace(tg, token=values["telegram.token"].strip())
+    if "telegram.api_url" in values:
+        tg = replace(tg, api_url=values["telegram.api_url"].strip())
+    if "telegram.mode" in values:
+        tg = replace(tg, mode=values["telegram.mode"].strip())
+    if "telegram.webhook_url" in values:
+        tg = replace(tg, webhook_url=values["telegram.webhook_url"].strip())
+    if "telegram.webhook_secret" in values:
+        tg = replace(tg, webhook_secret=values["telegram.webhook_secret"])
+    config = replace(config, telegram=tg)
+    if "database.url" in values:
+        config = replace(config, database_url=values["database.url"].strip())
+    if "http.host" in values:
+        config = replace(config, http_host=values["http.host"].strip())
+    if "http.port" in values:
+        config = replace(config, http_port=_int("IESAISTE_HTTP_PORT", values["http.port"], 1, 65535))
+    if "webchat.cookie_secret" in values:
+        config = replace(
+            config, webchat=replace(config.webchat, cookie_secret=values["webchat.cookie_secret"])
+        )
+    if "log.level" in values:
+        config = replace(config, log_level=values["log.level"].strip().upper())
+    return config
+
+
+def validate(config: Config) -> Config:
+    """Check what needs more than a type: zones, URLs, modes, languages."""
+    m = config.municipality
+    try:
+        ZoneInfo(m.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            "municipality.timezone", m.timezone, "an IANA time zone such as Europe/Riga"
+        ) from None
+    if m.default_language not in LANGUAGES:
+        raise ConfigError(
+            "municipality.default_language", m.default_language, f"one of {', '.join(LANGUAGES)}"
+        )
+    scheme = urlsplit(config.database_url).scheme
+    if scheme not in ("sqlite", "postgres", "postgresql", "asyncpg"):
+        raise ConfigError(
+            "database.url",
+            config.database_url,
+            "sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
+        )
+    api = urlsplit(config.telegram.api_url)
+    if api.scheme not in ("http", "https") or not api.netloc:
+        raise ConfigError(
+            "telegram.api_url", config.telegram.api_url, "an http(s) URL such as https://api.telegram.org"
+        )
+    token = config.telegram.token
+    if token and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
+        # Show only the bot id: the rest of a token is a secret.
+        raise ConfigError("telegram.token", token.split(":")[0] + ":…", "a token from @BotFather, 123456:ABC…")
+    if config.telegram.mode not in ("polling", "webhook"):
+        raise ConfigError("telegram.mode", config.telegram.mode, "polling or webhook")
+    if token and config.telegram.mode == "webhook":
+        hook = urlsplit(config.telegram.webhook_url)
+        if hook.scheme != "https" and hook.hostname not in ("127.0.0.1", "localhost"):
+            raise ConfigError(
+                "telegram.webhook_url",
+                config.telegram.webhook_url,
+                "the public https URL of /webhooks/telegram, e.g. https://bot.example.lv/webhooks/telegram",
+            )
+        if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", config.telegram.webhook_secret):
+            raise ConfigError(
+                "telegram.webhook_secret", "…", "16–256 characters of A-Z, a-z, 0-9, '_' or '-'"
+            )
+    if config.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("log.level", config.log_level, "DEBUG, INFO, WARNING or ERROR")
+    return config
+
+
+def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the file (``--config`` or ``IESAISTE_CONFIG``), apply the environment, validate."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("IESAISTE_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("--config", str(file), "an existing TOML file") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError("--config", str(file), f"valid TOML ({error})") from None
+    config = from_mapping(data)
+    if not config.municipality.neighbourhoods and not config.municipality.topics and not data:
+        config = replace(config, municipality=demo_municipality())
+    return validate(apply_environment(config, environ))
+
+
+def demo_municipality() -> Municipality:
+    """What runs with no configuration file, so anyone can try the bot at once."""
+
+    def named(ident: str, lv: str, en: str, ru: str) -> Named:
+        return Named(ident, {"lv": lv, "en": en, "ru": ru})
+
+    return Municipality(
+        name="Demo novads",
+        neighbourhoods=(
+            named("centrs", "Centrs", "Centre", "Центр"),
+            named("jaunciems", "Jaunciems", "Jaunciems", "Яунциемс"),
+            named("parupe", "Pārupe", "Across the river", "Заречье"),
+            named("lauki", "Lauku pagasts", "Rural parish", "Сельская волость"),
+        ),
+        topics=(
+            named("transport", "Ceļi un transports", "Roads and transport", "Дороги и транспорт"),
+            named("environment", "Vide un zaļās zonas", "Environment and parks", "Среда и парки"),
+            named("education", "Izglītība", "Education", "Образование"),
+            named("culture", "Kultūra un sports", "Culture and sport", "Культура и спорт"),
+            named("social", "Sociālā palīdzība", "Social care", "Социальная помощь"),
+        ),
+    )

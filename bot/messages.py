@@ -1,0 +1,102 @@
+"""The neutral message types every channel translates to and from.
+
+Dialogs and handlers speak only these; a channel module turns a platform
+payload into an ``Incoming`` and a ``Reply`` into platform calls, degrading
+gracefully where the platform offers less (see ``ChannelLimits``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What a resident sent."""
+
+    TEXT = "text"
+    COMMAND = "command"
+    BUTTON = "button"
+    LOCATION = "location"
+    PHOTO = "photo"
+    CONTACT = "contact"
+    OTHER = "other"  # a sticker, a voice note, a file: something no dialog reads
+    OPEN = "open"  # the resident opened the chat (the web chat connected)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One event from a resident, whatever the platform.
+
+    ``event_id`` is the platform's own id of the event; together with
+    ``channel`` it makes a duplicate delivery recognisable.
+    """
+
+    channel: str
+    user_id: str
+    event_id: str
+    kind: Kind
+    text: str = ""
+    command: str = ""  # without the slash, lower case: "start"
+    args: str = ""  # what followed the command
+    payload: str = ""  # a button's payload
+    location: Location | None = None
+    photo_id: str = ""  # the platform's file id of the largest size
+    contact_phone: str = ""
+    locale: str = ""  # the platform's idea of the resident's language, e.g. "lv"
+    message_id: str = ""  # the bot message a button was pressed on, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A button with a short, stable payload (Telegram allows 64 bytes)."""
+
+    label: str
+    payload: str
+
+
+@dataclass(slots=True)
+class Reply:
+    """What the bot answers.
+
+    ``buttons`` is a list of rows. ``replace`` asks the channel to edit the
+    message the resident pressed a button on, where the platform allows it;
+    elsewhere the reply is sent anew. ``request_location`` asks for a shared
+    location where the platform can.
+    """
+
+    text: str
+    buttons: list[list[Button]] = field(default_factory=list)
+    image: str = ""  # a URL or a platform file id
+    request_location: bool = False
+    replace: bool = False
+
+    def all_buttons(self) -> list[Button]:
+        return [button for row in self.buttons for button in row]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """What a platform can carry; rendering degrades to fit."""
+
+    text_length: int
+    buttons_per_message: int
+    button_label_length: int
+    payload_bytes: int
+    can_edit: bool
+    messages_per_second: float
+    messages_per_second_per_chat: float
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What handling one update produced: the replies, in the resident's language."""
+
+    replies: list[Reply]
+    language: str

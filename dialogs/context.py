@@ -1,0 +1,69 @@
+"""What a handler or dialog step gets: the update, the resident, the answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import Config
+from bot.i18n import Translator, localized, translator
+from bot.messages import Incoming, Reply
+from storage.models import Resident
+from storage.sessions import Session
+
+
+@dataclass(slots=True)
+class Ctx:
+    incoming: Incoming
+    session: Session
+    config: Config
+    tr: Translator
+    role: str | None = None  # the staff role, checked on the server for every staff action
+    replies: list[Reply] = field(default_factory=list)
+
+    # --- translation -----------------------------------------------------
+    def _(self, message: str, /, **values: object) -> str:
+        return self.tr.gettext(message, **values)
+
+    def ngettext(self, singular: str, plural: str, n: int, /, **values: object) -> str:
+        return self.tr.ngettext(singular, plural, n, **values)
+
+    @property
+    def language(self) -> str:
+        return self.tr.language
+
+    def use_language(self, language: str) -> None:
+        self.tr = translator(language)
+
+    def local(self, names: dict[str, str]) -> str:
+        return localized(names, self.language)
+
+    # --- the conversation ------------------------------------------------
+    @property
+    def resident(self) -> Resident:
+        return self.session.resident
+
+    @property
+    def state(self) -> str:
+        return self.session.dialog.state
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.session.dialog.data
+
+    def set_state(self, state: str, data: dict[str, Any] | None = None) -> None:
+        self.session.dialog.state = state
+        if data is not None:
+            self.session.dialog.data = data
+
+    def clear_state(self) -> None:
+        self.session.dialog.state = ""
+        self.session.dialog.data = {}
+
+    @property
+    def onboarded(self) -> bool:
+        return self.session.resident.onboarded_at is not None
+
+    # --- answering --------------------------------------------------------
+    def answer(self, reply: Reply | str) -> None:
+        self.replies.append(Reply(reply) if isinstance(reply, str) else reply)

@@ -1,0 +1,39 @@
+"""The main menu and help. The menu offers only what works today."""
+
+from __future__ import annotations
+
+from bot.messages import Button, Reply
+from dialogs.context import Ctx
+
+SETTINGS = "menu:settings"
+MY_DATA = "menu:data"
+HELP = "menu:help"
+MENU = "menu:main"
+
+
+def main_menu(ctx: Ctx) -> Reply:
+    return Reply(
+        ctx._("Main menu — what would you like to do?"),
+        [
+            [Button(ctx._("Settings"), SETTINGS), Button(ctx._("My data"), MY_DATA)],
+            [Button(ctx._("Help"), HELP)],
+        ],
+    )
+
+
+async def show(ctx: Ctx) -> None:
+    ctx.clear_state()
+    ctx.answer(main_menu(ctx))
+
+
+def help_text(ctx: Ctx) -> str:
+    return ctx._(
+        "I am the residents' assistant of {municipality}.\n\n"
+        "/menu – the main menu\n"
+        "/settings – language, neighbourhood and topics\n"
+        "/language – change the language\n"
+        "/mydata – see or delete what we hold about you\n"
+        "/cancel – stop what we are doing now\n"
+        "/help – this help",
+        municipality=ctx.config.municipality.name,
+    )

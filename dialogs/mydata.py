@@ -1,0 +1,99 @@
+"""What the municipality holds about a resident, and deleting it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.i18n import LANGUAGE_NAMES
+from bot.messages import Reply
+from dialogs import menu
+from dialogs.context import Ctx
+from dialogs.engine import Dialog, enter
+from dialogs.pickers import BACK, NO, YES, find, names_of
+from storage import residents
+
+dialog = Dialog("data")
+
+CHANNEL_NAMES = {"telegram": "Telegram", "webchat": "Web chat", "messenger": "Messenger"}
+
+
+async def start(ctx: Ctx) -> None:
+    await enter(ctx, overview, {})
+
+
+def _when(ctx: Ctx, moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    local = moment.astimezone(ctx.config.municipality.zone)
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+async def render_overview(ctx: Ctx) -> Reply:
+    m = ctx.config.municipality
+    held = await residents.personal_data(ctx.resident)
+    hood = find(m.neighbourhoods, held.neighbourhood) if held.neighbourhood else None
+    lines = [
+        ctx._("This is everything we hold about you:"),
+        "",
+        ctx._("Language: {name}", name=LANGUAGE_NAMES.get(held.language, "—")),
+        ctx._("Neighbourhood: {name}", name=hood.name(ctx.language) if hood else ctx._("not chosen")),
+        ctx._("Topics: {names}", names=names_of(ctx, m.topics, held.topics) or ctx._("none")),
+    ]
+    for account in held.accounts:
+        lines.append(
+            ctx._(
+                "Account: {channel} {id}, since {since}",
+                channel=CHANNEL_NAMES.get(account.channel, account.channel),
+                id=account.external_id,
+                since=_when(ctx, account.since),
+            )
+        )
+    lines += [
+        ctx._("Privacy notice accepted: {when}", when=_when(ctx, held.privacy_accepted_at)),
+        ctx._("Last message: {when}", when=_when(ctx, held.last_seen_at)),
+    ]
+    buttons = [
+        [overview.button(ctx._("Delete my data"), "delete")],
+        [overview.button(ctx._("Back to the menu"), BACK)],
+    ]
+    return Reply("\n".join(lines), buttons)
+
+
+async def overview_choice(ctx: Ctx, value: str) -> None:
+    if value == "delete":
+        await enter(ctx, confirm)
+    elif value == BACK:
+        await menu.show(ctx)
+    else:
+        ctx.answer(ctx._("Please choose one of the buttons below."))
+        ctx.answer(await render_overview(ctx))
+
+
+overview = dialog.step("overview", render_overview, on_button=overview_choice)
+
+
+async def render_confirm(ctx: Ctx) -> Reply:
+    text = ctx._(
+        "Delete everything we hold about you? Your settings and chat accounts will be erased. "
+        "This cannot be undone."
+    )
+    buttons = [[confirm.button(ctx._("Yes, delete"), YES), confirm.button(ctx._("No, keep it"), NO)]]
+    return Reply(text, buttons)
+
+
+async def confirm_choice(ctx: Ctx, value: str) -> None:
+    if value == YES:
+        await residents.forget(ctx.resident)
+        ctx.session.deleted = True
+        ctx.answer(
+            ctx._("Your data has been deleted. If you write again, we will start afresh with /start.")
+        )
+    elif value == NO:
+        ctx.answer(ctx._("Nothing was deleted."))
+        await menu.show(ctx)
+    else:
+        ctx.answer(ctx._("Please choose one of the buttons below."))
+        ctx.answer(await render_confirm(ctx))
+
+
+confirm = dialog.step("confirm", render_confirm, on_button=confirm_choice)

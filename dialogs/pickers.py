@@ -1,0 +1,78 @@
+"""Buttons and typed-answer matching shared by onboarding and settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from bot.config import Named
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES
+from bot.messages import Button
+from dialogs.context import Ctx
+from dialogs.engine import Step
+
+# Values that can never be an id from the configuration (ids start with a
+# letter or digit), so they never clash with a neighbourhood or topic.
+DONE = "_done"
+SKIP = "_skip"
+BACK = "_back"
+YES = "_yes"
+NO = "_no"
+
+
+def rows(buttons: Sequence[Button], per_row: int = 2) -> list[list[Button]]:
+    return [list(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row)]
+
+
+def language_buttons(step: Step) -> list[list[Button]]:
+    return [[step.button(LANGUAGE_NAMES[code], code) for code in LANGUAGES]]
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def match_language(text: str) -> str | None:
+    """A typed 'English', 'lv' or 'русский' picks that language."""
+    wanted = _fold(text)
+    for code, name in LANGUAGE_NAMES.items():
+        if wanted in (code, _fold(name)):
+            return code
+    return None
+
+
+def match_named(items: Iterable[Named], text: str) -> Named | None:
+    """A typed name in any language (or the id) picks that item."""
+    wanted = _fold(text)
+    if not wanted:
+        return None
+    for item in items:
+        if wanted == item.id or any(wanted == _fold(name) for name in item.names.values()):
+            return item
+    return None
+
+
+def neighbourhood_buttons(ctx: Ctx, step: Step) -> list[list[Button]]:
+    items = ctx.config.municipality.neighbourhoods
+    return rows([step.button(item.name(ctx.language), item.id) for item in items])
+
+
+def topic_buttons(ctx: Ctx, step: Step, selected: Iterable[str]) -> list[list[Button]]:
+    chosen = set(selected)
+    buttons = [
+        step.button(("✓ " if item.id in chosen else "") + item.name(ctx.language), item.id)
+        for item in ctx.config.municipality.topics
+    ]
+    return rows(buttons)
+
+
+def toggle(selected: list[str], key: str) -> list[str]:
+    return [k for k in selected if k != key] if key in selected else [*selected, key]
+
+
+def names_of(ctx: Ctx, items: Iterable[Named], keys: Iterable[str]) -> str:
+    wanted = set(keys)
+    return ", ".join(item.name(ctx.language) for item in items if item.id in wanted)
+
+
+def find(items: Iterable[Named], key: str) -> Named | None:
+    return next((item for item in items if item.id == key), None)

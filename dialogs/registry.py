@@ -1,0 +1,8 @@
+"""Every dialog of the bot in one place, for the router."""
+
+from __future__ import annotations
+
+from dialogs import mydata, onboarding, settings
+from dialogs.engine import Registry
+
+REGISTRY = Registry((onboarding.dialog, settings.dialog, mydata.dialog))

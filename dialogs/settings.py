@@ -1,0 +1,143 @@
+"""Settings: language, neighbourhood and topics, changed any time after onboarding."""
+
+from __future__ import annotations
+
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES
+from bot.messages import Reply
+from dialogs import menu
+from dialogs.context import Ctx
+from dialogs.engine import Dialog, enter
+from dialogs.pickers import (
+    BACK,
+    DONE,
+    SKIP,
+    find,
+    language_buttons,
+    match_language,
+    match_named,
+    neighbourhood_buttons,
+    names_of,
+    toggle,
+    topic_buttons,
+)
+from storage import residents
+
+dialog = Dialog("set")
+
+
+async def start(ctx: Ctx) -> None:
+    await enter(ctx, home, {})
+
+
+# --- overview ---------------------------------------------------------------
+async def render_home(ctx: Ctx) -> Reply:
+    m = ctx.config.municipality
+    hood_key = await residents.neighbourhood_key(ctx.resident)
+    hood = find(m.neighbourhoods, hood_key) if hood_key else None
+    topic_names = names_of(ctx, m.topics, await residents.topic_keys(ctx.resident))
+    lines = [ctx._("Your settings:"), ctx._("Language: {name}", name=LANGUAGE_NAMES[ctx.language])]
+    buttons = [[home.button(ctx._("Language"), "language")]]
+    if m.neighbourhoods:
+        none = ctx._("not chosen")
+        lines.append(ctx._("Neighbourhood: {name}", name=hood.name(ctx.language) if hood else none))
+        buttons[0].append(home.button(ctx._("Neighbourhood"), "neighbourhood"))
+    if m.topics:
+        lines.append(ctx._("Topics: {names}", names=topic_names or ctx._("none")))
+        buttons.append([home.button(ctx._("Topics"), "topics")])
+    buttons.append([home.button(ctx._("Back to the menu"), BACK)])
+    return Reply("\n".join(lines), buttons)
+
+
+async def open_setting(ctx: Ctx, value: str) -> None:
+    target = {"language": language, "neighbourhood": neighbourhood, "topics": topics}.get(value)
+    if value == BACK:
+        await menu.show(ctx)
+    elif target is None:
+        ctx.answer(ctx._("Please choose one of the buttons below."))
+        ctx.answer(await render_home(ctx))
+    else:
+        await enter(ctx, target, {})
+
+
+home = dialog.step("home", render_home, on_button=open_setting)
+
+
+# --- language ---------------------------------------------------------------
+async def render_language(ctx: Ctx) -> Reply:
+    buttons = language_buttons(language)
+    buttons.append([language.button(ctx._("Back"), BACK)])
+    return Reply(ctx._("Choose your language:"), buttons)
+
+
+async def choose_language(ctx: Ctx, code: str) -> None:
+    if code in LANGUAGES:
+        await residents.set_language(ctx.resident, code)
+        ctx.use_language(code)
+        ctx.answer(ctx._("Done: I will write to you in English."))
+    elif code != BACK:
+        ctx.answer(ctx._("Please choose one of the buttons below."))
+        ctx.answer(await render_language(ctx))
+        return
+    await enter(ctx, home)
+
+
+async def type_language(ctx: Ctx, text: str) -> None:
+    await choose_language(ctx, match_language(text) or "")
+
+
+language = dialog.step("language", render_language, on_button=choose_language, on_text=type_language)
+
+
+# --- neighbourhood ----------------------------------------------------------
+async def render_neighbourhood(ctx: Ctx) -> Reply:
+    buttons = neighbourhood_buttons(ctx, neighbourhood)
+    buttons.append(
+        [neighbourhood.button(ctx._("None"), SKIP), neighbourhood.button(ctx._("Back"), BACK)]
+    )
+    return Reply(ctx._("Choose your neighbourhood, or type its name:"), buttons)
+
+
+async def choose_neighbourhood(ctx: Ctx, key: str) -> None:
+    if key == SKIP:
+        await residents.set_neighbourhood(ctx.resident, None)
+    elif key != BACK:
+        if find(ctx.config.municipality.neighbourhoods, key) is None:
+            ctx.answer(ctx._("I do not know that neighbourhood. Please choose one of the buttons below."))
+            ctx.answer(await render_neighbourhood(ctx))
+            return
+        await residents.set_neighbourhood(ctx.resident, key)
+    await enter(ctx, home)
+
+
+async def type_neighbourhood(ctx: Ctx, text: str) -> None:
+    found = match_named(ctx.config.municipality.neighbourhoods, text)
+    await choose_neighbourhood(ctx, found.id if found else "")
+
+
+neighbourhood = dialog.step(
+    "neighbourhood", render_neighbourhood, on_button=choose_neighbourhood, on_text=type_neighbourhood
+)
+
+
+# --- topics -----------------------------------------------------------------
+async def render_topics(ctx: Ctx) -> Reply:
+    selected = await residents.topic_keys(ctx.resident)
+    buttons = topic_buttons(ctx, topics, selected)
+    buttons.append([topics.button(ctx._("Done"), DONE)])
+    return Reply(ctx._("Tap a topic to choose it or remove it, then press Done."), buttons)
+
+
+async def choose_topic(ctx: Ctx, key: str) -> None:
+    if key == DONE:
+        await enter(ctx, home)
+        return
+    if find(ctx.config.municipality.topics, key) is None:
+        ctx.answer(ctx._("Please choose one of the buttons below."))
+        ctx.answer(await render_topics(ctx))
+        return
+    selected = toggle(await residents.topic_keys(ctx.resident), key)
+    await residents.set_topics(ctx.resident, selected)
+    await enter(ctx, topics, replace=True)
+
+
+topics = dialog.step("topics", render_topics, on_button=choose_topic)

@@ -1,0 +1,94 @@
+"""The commands and menu buttons every resident has, wherever they are."""
+
+from __future__ import annotations
+
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES
+from bot.messages import Button, Reply
+from dialogs import menu, mydata, onboarding, settings
+from dialogs.context import Ctx
+from dialogs.engine import show_current
+from dialogs.registry import REGISTRY
+from handlers.router import Router
+from storage import residents
+
+router = Router()
+
+LANGUAGE_PREFIX = "lang"
+
+
+async def resume_or_menu(ctx: Ctx) -> None:
+    """After a side question (/help, /language), show where the resident stands."""
+    if await show_current(ctx, REGISTRY):
+        return
+    if ctx.onboarded:
+        await menu.show(ctx)
+    else:
+        await onboarding.start(ctx)
+
+
+@router.command("start", anytime=True)
+async def start(ctx: Ctx) -> None:
+    if ctx.onboarded:
+        await menu.show(ctx)
+    elif ctx.state.startswith("onb:"):
+        await show_current(ctx, REGISTRY)
+    else:
+        await onboarding.start(ctx)
+
+
+@router.command("help", anytime=True)
+async def help_(ctx: Ctx) -> None:
+    ctx.answer(menu.help_text(ctx))
+
+
+@router.button(menu.HELP)
+async def help_button(ctx: Ctx) -> None:
+    ctx.answer(menu.help_text(ctx))
+    await menu.show(ctx)
+
+
+@router.command("cancel", anytime=True)
+async def cancel(ctx: Ctx) -> None:
+    was_busy = bool(ctx.state)
+    ctx.clear_state()
+    if not ctx.onboarded:
+        ctx.answer(ctx._("Stopped. Send /start whenever you want to begin."))
+        return
+    ctx.answer(ctx._("Cancelled.") if was_busy else ctx._("There was nothing to cancel."))
+    await menu.show(ctx)
+
+
+@router.command("menu")
+@router.button(menu.MENU)
+async def show_menu(ctx: Ctx) -> None:
+    await menu.show(ctx)
+
+
+@router.command("settings")
+@router.button(menu.SETTINGS)
+async def open_settings(ctx: Ctx) -> None:
+    await settings.start(ctx)
+
+
+@router.command("mydata", anytime=True)
+@router.button(menu.MY_DATA, anytime=True)
+async def open_my_data(ctx: Ctx) -> None:
+    await mydata.start(ctx)
+
+
+@router.command("language", anytime=True)
+async def language(ctx: Ctx) -> None:
+    buttons = [[Button(LANGUAGE_NAMES[code], f"{LANGUAGE_PREFIX}:{code}") for code in LANGUAGES]]
+    ctx.answer(Reply(ctx._("Choose your language:"), buttons))
+
+
+@router.button(LANGUAGE_PREFIX, anytime=True)
+async def choose_language(ctx: Ctx) -> None:
+    code = ctx.incoming.payload.partition(":")[2]
+    if code not in LANGUAGES:
+        ctx.answer(ctx._("That button has expired."))
+    else:
+        await residents.set_language(ctx.resident, code)
+        ctx.use_language(code)
+        ctx.answer(ctx._("Done: I will write to you in English."))
+    await resume_or_menu(ctx)

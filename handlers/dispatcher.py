@@ -1,0 +1,146 @@
+"""From one neutral update to the replies: the middleware onion, then routing.
+
+Order, outermost first, and why:
+1. errors — whatever fails below, the resident gets a plain apology, never a
+   stack trace, and the transaction is rolled back (nothing half-saved);
+2. a per-resident in-process lock — keeps one resident's updates in arrival
+   order inside this worker before any await can reorder them;
+3. the session (storage) — one transaction: the event id is recorded first,
+   so a duplicate delivery stops here with no effect; then the resident is
+   found or created and their row locked (across workers on PostgreSQL);
+4. language — needed by every answer below, including the throttle's;
+5. throttle — counts before any work is done for a flooding resident;
+6. staff role — loaded once, checked by each staff route on the server;
+7. input checks, then routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from bot.config import Config
+from bot.i18n import N_, translator
+from bot.messages import Incoming, Kind, Outcome, Reply
+from dialogs import menu, onboarding
+from dialogs.context import Ctx
+from dialogs.engine import EXPIRED, handle
+from dialogs.registry import REGISTRY
+from handlers import middlewares
+from handlers.commands import resume_or_menu
+from handlers.commands import router as default_router
+from handlers.router import Router
+from storage.errors import DuplicateEvent
+from storage.sessions import open_session
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_COMMAND = N_("Sorry, I do not know that command. /help lists what I can do.")
+DID_NOT_UNDERSTAND = N_("Sorry, I did not understand that. Please use the menu below.")
+FAILED = N_(
+    "Sorry, something went wrong on our side. Please try again in a moment; "
+    "what you chose before is saved."
+)
+
+
+@dataclass(slots=True)
+class _Held:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass(slots=True)
+class Dispatcher:
+    config: Config
+    router: Router = field(default_factory=lambda: default_router)
+    _locks: dict[str, _Held] = field(default_factory=dict)
+
+    async def feed(self, incoming: Incoming) -> Outcome:
+        """Handle one update; return what to answer (nothing for a duplicate)."""
+        try:
+            async with self._resident_lock(f"{incoming.channel}:{incoming.user_id}"):
+                async with open_session(
+                    incoming.channel, incoming.user_id, incoming.event_id
+                ) as session:
+                    ctx = Ctx(incoming, session, self.config, translator("lv"))
+                    await self._handle(ctx)
+                return Outcome(ctx.replies, ctx.language)
+        except DuplicateEvent:
+            log.info("duplicate event %s:%s dropped", incoming.channel, incoming.event_id)
+            return Outcome([], self._fallback_language(incoming))
+        except Exception:
+            log.exception("update %s:%s failed", incoming.channel, incoming.event_id)
+            language = self._fallback_language(incoming)
+            return Outcome([Reply(translator(language).gettext(FAILED))], language)
+
+    def _fallback_language(self, incoming: Incoming) -> str:
+        return middlewares.resident_language(
+            incoming, "", self.config.municipality.default_language
+        )
+
+    @asynccontextmanager
+    async def _resident_lock(self, key: str) -> AsyncIterator[None]:
+        held = self._locks.setdefault(key, _Held())
+        held.users += 1
+        try:
+            async with held.lock:
+                yield
+        finally:
+            held.users -= 1
+            if held.users == 0:
+                del self._locks[key]
+
+    async def _handle(self, ctx: Ctx) -> None:
+        middlewares.apply_language(ctx)
+        if middlewares.throttled(ctx):
+            return
+        await middlewares.load_role(ctx)
+        if middlewares.rejected_input(ctx):
+            await resume_or_menu(ctx)
+            return
+        await self._route(ctx)
+
+    async def _route(self, ctx: Ctx) -> None:
+        incoming = ctx.incoming
+        if incoming.kind is Kind.OPEN:
+            await resume_or_menu(ctx)
+            return
+        if incoming.kind is Kind.COMMAND:
+            route = self.router.find_command(incoming.command)
+            if route is None or not route.allows(ctx.role):
+                if route is not None:
+                    log.warning(
+                        "staff command /%s refused to %s:%s",
+                        incoming.command, incoming.channel, incoming.user_id,
+                    )
+                ctx.answer(ctx._(UNKNOWN_COMMAND))
+                await resume_or_menu(ctx)
+            elif ctx.onboarded or route.anytime:
+                await route.handler(ctx)
+            else:
+                await resume_or_menu(ctx)
+            return
+        if incoming.kind is Kind.BUTTON:
+            route = self.router.find_button(incoming.payload)
+            if route is not None and not route.allows(ctx.role):
+                log.warning(
+                    "staff button %r refused to %s:%s",
+                    incoming.payload, incoming.channel, incoming.user_id,
+                )
+                route = None
+            if route is not None and (ctx.onboarded or route.anytime):
+                await route.handler(ctx)
+                return
+        if not ctx.onboarded and not ctx.state.startswith(onboarding.dialog.name + ":"):
+            await onboarding.start(ctx)
+            return
+        if await handle(ctx, REGISTRY, on_lost=resume_or_menu):
+            return
+        if incoming.kind is Kind.BUTTON:
+            ctx.answer(ctx._(EXPIRED))
+        else:
+            ctx.answer(ctx._(DID_NOT_UNDERSTAND))
+        await menu.show(ctx)

@@ -1,0 +1,75 @@
+"""The checks every update passes before it is routed.
+
+Each is a plain function of the context; ``handlers.dispatcher`` calls them
+in the order that matters and says why there.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.i18n import LANGUAGES, translator
+from bot.messages import Incoming, Kind
+from dialogs.context import Ctx
+from storage import residents, staff
+
+log = logging.getLogger(__name__)
+
+
+def resident_language(incoming: Incoming, chosen: str, default: str) -> str:
+    """The resident's choice, else what their app says, else the municipality's default."""
+    if chosen in LANGUAGES:
+        return chosen
+    platform = incoming.locale.split("-")[0].lower()
+    return platform if platform in LANGUAGES else default
+
+
+def apply_language(ctx: Ctx) -> None:
+    ctx.tr = translator(
+        resident_language(
+            ctx.incoming, ctx.resident.language, ctx.config.municipality.default_language
+        )
+    )
+
+
+async def load_role(ctx: Ctx) -> None:
+    ctx.role = await staff.role_of(ctx.incoming.channel, ctx.incoming.user_id)
+
+
+def throttled(ctx: Ctx) -> bool:
+    """Count the message; True when the resident is over the limit (answered once, politely)."""
+    limits = ctx.config.limits
+    verdict = residents.count_message(
+        ctx.resident, limit=limits.throttle_messages, window_seconds=limits.throttle_seconds
+    )
+    if verdict == "warn":
+        ctx.answer(
+            ctx._(
+                "You are sending messages faster than I can read them. "
+                "Please wait a minute, then carry on."
+            )
+        )
+        log.info("throttled %s:%s", ctx.incoming.channel, ctx.incoming.user_id)
+    return verdict != "ok"
+
+
+def rejected_input(ctx: Ctx) -> bool:
+    """Refuse empty or overlong text with an answer the resident understands."""
+    incoming = ctx.incoming
+    if incoming.kind is not Kind.TEXT:
+        return False
+    text = incoming.text
+    if not text.strip():
+        ctx.answer(ctx._("Your message was empty. Please write something or use the buttons."))
+        return True
+    limit = ctx.config.limits.max_text_length
+    if len(text) > limit:
+        ctx.answer(
+            ctx.ngettext(
+                "Your message is too long: I can read at most {n} character. Please shorten it.",
+                "Your message is too long: I can read at most {n} characters. Please shorten it.",
+                limit,
+            )
+        )
+        return True
+    return False

@@ -1,0 +1,156 @@
+"""Tortoise models. Personal data lives in Resident and ChannelIdentity only."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Resident(Model):
+    """A person talking to the bot, whatever channels they use."""
+
+    id = fields.IntField(primary_key=True)
+    language = fields.CharField(max_length=8, default="")
+    neighbourhood: fields.ForeignKeyNullableRelation[Neighbourhood] = fields.ForeignKeyField(
+        "models.Neighbourhood", related_name="residents", null=True, on_delete=fields.SET_NULL
+    )
+    privacy_accepted_at = fields.DatetimeField(null=True)
+    onboarded_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_seen_at = fields.DatetimeField(null=True)
+    # A fixed window counter for the per-resident throttle; kept on the row
+    # so that every worker sees the same count.
+    throttle_window_start = fields.DatetimeField(null=True)
+    throttle_count = fields.IntField(default=0)
+    throttle_warned = fields.BooleanField(default=False)
+
+    identities: fields.ReverseRelation[ChannelIdentity]
+    subscriptions: fields.ReverseRelation[Subscription]
+
+    class Meta:
+        table = "resident"
+
+
+class ChannelIdentity(Model):
+    """One platform account of a resident (a resident may later link several).
+
+    No semicolons in model docstrings: they become SQL comments, and the
+    SQLite migration runner of Tortoise 1.1 splits statements on them.
+    """
+
+    id = fields.IntField(primary_key=True)
+    resident: fields.ForeignKeyRelation[Resident] = fields.ForeignKeyField(
+        "models.Resident", related_name="identities", on_delete=fields.CASCADE
+    )
+    channel = fields.CharField(max_length=16)
+    external_id = fields.CharField(max_length=64)
+    # Set when the platform says the resident blocked the bot.
+    unreachable_since = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "channel_identity"
+        unique_together = (("channel", "external_id"),)
+
+
+class Neighbourhood(Model):
+    """Mirrors the configuration, so residents can point at a row."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=24, unique=True)
+    names = fields.JSONField(default=dict)
+    active = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "neighbourhood"
+
+
+class Topic(Model):
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=24, unique=True)
+    names = fields.JSONField(default=dict)
+    active = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "topic"
+
+
+class Subscription(Model):
+    """A resident follows a topic."""
+
+    id = fields.IntField(primary_key=True)
+    resident: fields.ForeignKeyRelation[Resident] = fields.ForeignKeyField(
+        "models.Resident", related_name="subscriptions", on_delete=fields.CASCADE
+    )
+    topic: fields.ForeignKeyRelation[Topic] = fields.ForeignKeyField(
+        "models.Topic", related_name="subscriptions", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "subscription"
+        unique_together = (("resident", "topic"),)
+
+
+class DialogState(Model):
+    """Where the conversation of a resident stands: a row, so any worker can resume it."""
+
+    resident: fields.OneToOneRelation[Resident] = fields.OneToOneField(
+        "models.Resident", related_name="dialog_state", on_delete=fields.CASCADE, primary_key=True
+    )
+    state = fields.CharField(max_length=64, default="")  # "dialog:step", "" when idle
+    data = fields.JSONField(default=dict)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "dialog_state"
+
+
+class StaffMember(Model):
+    """A platform account with a staff role."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharField(max_length=16)
+    external_id = fields.CharField(max_length=64)
+    role = fields.CharField(max_length=16)
+    granted_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "staff_member"
+        unique_together = (("channel", "external_id"),)
+
+
+class ProcessedEvent(Model):
+    """Platform event ids already handled: a duplicate delivery has one effect."""
+
+    id = fields.BigIntField(primary_key=True)
+    channel = fields.CharField(max_length=16)
+    event_id = fields.CharField(max_length=64)
+    processed_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "processed_event"
+        unique_together = (("channel", "event_id"),)
+
+
+class AuditEntry(Model):
+    """Who on the staff did what, when. Staff accounts are named, residents are not."""
+
+    id = fields.BigIntField(primary_key=True)
+    actor = fields.CharField(max_length=96)  # "telegram:123" or "cli"
+    action = fields.CharField(max_length=64)
+    detail = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "audit_entry"
+
+
+class Setting(Model):
+    """Small values the whole deployment shares, such as the cookie secret."""
+
+    key = fields.CharField(max_length=64, primary_key=True)
+    value = fields.TextField()
+
+    class Meta:
+        table = "setting"

@@ -1,0 +1,133 @@
+"""What a resident chose, what we hold about them, and forgetting them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from storage.models import ChannelIdentity, Neighbourhood, Resident, Subscription, Topic
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def set_language(resident: Resident, language: str) -> None:
+    resident.language = language
+    await resident.save(update_fields=["language"])
+
+
+async def set_neighbourhood(resident: Resident, key: str | None) -> bool:
+    """Point the resident at a neighbourhood by its key; False if no such active one."""
+    if key is None:
+        resident.neighbourhood = None  # type: ignore[assignment]
+    else:
+        row = await Neighbourhood.get_or_none(key=key, active=True)
+        if row is None:
+            return False
+        resident.neighbourhood = row
+    await resident.save(update_fields=["neighbourhood_id"])
+    return True
+
+
+async def neighbourhood_key(resident: Resident) -> str | None:
+    if resident.neighbourhood_id is None:  # type: ignore[attr-defined]
+        return None
+    row = await Neighbourhood.get_or_none(id=resident.neighbourhood_id)  # type: ignore[attr-defined]
+    return row.key if row else None
+
+
+async def topic_keys(resident: Resident) -> list[str]:
+    rows = await Subscription.filter(resident=resident).prefetch_related("topic")
+    return sorted(row.topic.key for row in rows)
+
+
+async def set_topics(resident: Resident, keys: Iterable[str]) -> None:
+    """Replace the resident's topics with the given active ones; unknown keys are ignored."""
+    wanted = {topic.id: topic for topic in await Topic.filter(key__in=list(keys), active=True)}
+    current = {row.topic_id: row for row in await Subscription.filter(resident=resident)}  # type: ignore[attr-defined]
+    stale = [row.id for topic_id, row in current.items() if topic_id not in wanted]
+    if stale:
+        await Subscription.filter(id__in=stale).delete()
+    for topic_id, topic in wanted.items():
+        if topic_id not in current:
+            await Subscription.create(resident=resident, topic=topic)
+
+
+async def accept_privacy(resident: Resident) -> None:
+    resident.privacy_accepted_at = _now()
+    await resident.save(update_fields=["privacy_accepted_at"])
+
+
+async def mark_onboarded(resident: Resident) -> None:
+    resident.onboarded_at = _now()
+    await resident.save(update_fields=["onboarded_at"])
+
+
+def count_message(resident: Resident, *, limit: int, window_seconds: int) -> str:
+    """Count one message in the resident's throttle window.
+
+    Returns "ok", "warn" (the first message over the limit: answer politely
+    once) or "drop" (keep quiet until the window ends). The caller's session
+    saves the row.
+    """
+    now = _now()
+    start = resident.throttle_window_start
+    if start is None or now - start >= timedelta(seconds=window_seconds):
+        resident.throttle_window_start, resident.throttle_count = now, 0
+        resident.throttle_warned = False
+    resident.throttle_count += 1
+    if resident.throttle_count <= limit:
+        return "ok"
+    if resident.throttle_warned:
+        return "drop"
+    resident.throttle_warned = True
+    return "warn"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    channel: str
+    external_id: str
+    since: datetime
+    unreachable_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalData:
+    """Everything the municipality holds about a resident, for /mydata."""
+
+    language: str
+    neighbourhood: str | None
+    topics: list[str]
+    accounts: list[AccountRecord]
+    created_at: datetime
+    privacy_accepted_at: datetime | None
+    last_seen_at: datetime | None
+
+
+async def personal_data(resident: Resident) -> PersonalData:
+    accounts = [
+        AccountRecord(row.channel, row.external_id, row.created_at, row.unreachable_since)
+        for row in await ChannelIdentity.filter(resident=resident).order_by("id")
+    ]
+    return PersonalData(
+        language=resident.language,
+        neighbourhood=await neighbourhood_key(resident),
+        topics=await topic_keys(resident),
+        accounts=accounts,
+        created_at=resident.created_at,
+        privacy_accepted_at=resident.privacy_accepted_at,
+        last_seen_at=resident.last_seen_at,
+    )
+
+
+async def forget(resident: Resident) -> None:
+    """Delete the resident's identity and contact data.
+
+    Identities, subscriptions and dialog state cascade with the row. Public
+    contributions (proposals, ballots, later) are detached, not deleted:
+    their foreign keys are SET NULL.
+    """
+    await resident.delete()

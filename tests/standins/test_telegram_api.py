@@ -1,0 +1,825 @@
+"""The Bot API stand-in behaves like Telegram, driven by the real python-telegram-bot client.
+
+Error texts are asserted on ``api.errors`` (exactly what went over the wire): PTB rewrites
+descriptions before raising (drops "Bad Request: ", then ``str.capitalize()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import BadRequest, Conflict, EndPointNotFound, InvalidToken, RetryAfter
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    filters,
+)
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBUserWarning
+
+from .telegram_api import BotApiStandIn
+
+ANNA = 1001
+JANIS = 1002
+
+
+def keyboard(*data: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(d.upper(), callback_data=d) for d in data]])
+
+
+@pytest_asyncio.fixture
+async def api() -> AsyncIterator[BotApiStandIn]:
+    async with BotApiStandIn() as stand_in:
+        stand_in.add_user(ANNA, "Anna")
+        stand_in.add_user(JANIS, "Jānis", language_code="en")
+        yield stand_in
+
+
+@pytest_asyncio.fixture
+async def bot(api: BotApiStandIn) -> AsyncIterator[Bot]:
+    async with Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+class WebhookReceiver:
+    """A minimal bot-side webhook endpoint that answers with scripted statuses."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.received: list[tuple[dict[str, object], str | None]] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        update = await request.json()
+        self.received.append((update, request.headers.get("X-Telegram-Bot-Api-Secret-Token")))
+        status = self.statuses.pop(0) if self.statuses else 200
+        return web.Response(status=status)
+
+    async def __aenter__(self) -> WebhookReceiver:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}/hook"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+# ------------------------------------------------------------------------------- wire format
+
+
+@pytest.mark.asyncio
+async def test_get_me_describes_the_bot_behind_the_token(bot: Bot, api: BotApiStandIn) -> None:
+    me = await bot.get_me()
+    assert (me.id, me.username, me.is_bot) == (api.bot_id, api.bot_username, True)
+    assert api.token.startswith(f"{api.bot_id}:")
+
+
+@pytest.mark.asyncio
+async def test_a_wrong_token_is_unauthorized(api: BotApiStandIn) -> None:
+    # Own request objects: Bot.shutdown() skips closing them when initialize() failed.
+    requests = HTTPXRequest(), HTTPXRequest()
+    stranger = Bot(
+        "654321:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        base_url=api.base_url,
+        request=requests[0],
+        get_updates_request=requests[1],
+    )
+    try:
+        with pytest.raises(InvalidToken):
+            await stranger.get_me()
+    finally:
+        await asyncio.gather(*(r.shutdown() for r in requests))
+    assert api.errors[-1].description == "Unauthorized"
+
+
+@pytest.mark.asyncio
+async def test_error_bodies_have_telegrams_exact_shape(
+    api: BotApiStandIn, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(f"{api.url}/bot654321:wrong/getMe") as response:
+        assert response.status == 401
+        assert await response.json() == {
+            "ok": False,
+            "error_code": 401,
+            "description": "Unauthorized",
+        }
+    async with http.post(f"{api.url}/bot{api.token}/sendTelepathy") as response:
+        assert response.status == 404
+        assert await response.json() == {"ok": False, "error_code": 404, "description": "Not Found"}
+    async with http.post(f"{api.url}/bot{api.token}/sendMessage", data={"text": "x"}) as response:
+        assert response.status == 400
+        assert await response.json() == {
+            "ok": False,
+            "error_code": 400,
+            "description": "Bad Request: chat_id is empty",
+        }
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_method_is_not_found(bot: Bot, api: BotApiStandIn) -> None:
+    with pytest.raises(EndPointNotFound):  # PTB's reading of a 404 once getMe has worked
+        await bot.do_api_request("sendTelepathy", api_kwargs={"chat_id": ANNA})
+    assert api.errors[-1] == ("sendTelepathy", "Not Found")
+
+
+@pytest.mark.asyncio
+async def test_method_names_are_case_insensitive(
+    api: BotApiStandIn, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{api.url}/bot{api.token}/GETME") as response:
+        body = await response.json()
+    assert body["ok"] is True and body["result"]["id"] == api.bot_id
+    assert api.requests[-1].method == "getMe"
+
+
+@pytest.mark.asyncio
+async def test_json_bodies_and_query_strings_are_understood_like_form_fields(
+    api: BotApiStandIn, http: aiohttp.ClientSession
+) -> None:
+    base = f"{api.url}/bot{api.token}"
+    markup = {"inline_keyboard": [[{"text": "Jā", "callback_data": "yes"}]]}
+    async with http.post(
+        f"{base}/sendMessage", json={"chat_id": ANNA, "text": "json", "reply_markup": markup}
+    ) as response:
+        assert (await response.json())["result"]["reply_markup"] == markup
+    async with http.post(f"{base}/sendMessage?chat_id={ANNA}&text=query") as response:
+        assert (await response.json())["ok"] is True
+    # Non-string JSON values arrive as their JSON text, exactly as Telegram sees them.
+    assert api.requests_of("sendMessage")[0]["chat_id"] == str(ANNA)
+    assert [m.text for m in api.messages(ANNA)] == ["json", "query"]
+
+
+@pytest.mark.asyncio
+async def test_ptb_sends_form_fields_with_json_encoded_values(bot: Bot, api: BotApiStandIn) -> None:
+    await bot.send_message(ANNA, "Sveiki!", reply_markup=keyboard("yes"))
+    params = api.requests_of("sendMessage")[-1]
+    assert params["chat_id"] == str(ANNA)
+    assert json.loads(params["reply_markup"]) == {
+        "inline_keyboard": [[{"text": "YES", "callback_data": "yes"}]]
+    }
+
+
+# ------------------------------------------------------------------------------- sendMessage
+
+
+@pytest.mark.asyncio
+async def test_sent_message_is_returned_and_shown_in_the_chat(bot: Bot, api: BotApiStandIn) -> None:
+    sent = await bot.send_message(ANNA, "Sveiki, <b>Anna</b>!", parse_mode="HTML")
+    assert sent.text == "Sveiki, Anna!"
+    assert sent.chat.id == ANNA and sent.from_user is not None and sent.from_user.is_bot
+    assert sent.entities[0].type == "bold"
+    shown = api.last_message(ANNA)
+    assert (shown.message_id, shown.text, shown.reply_markup) == (sent.message_id, sent.text, None)
+
+
+@pytest.mark.asyncio
+async def test_unknown_chat_is_rejected(bot: Bot, api: BotApiStandIn) -> None:
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.send_message(999_999, "Sveiki!")
+    assert api.errors[-1] == ("sendMessage", "Bad Request: chat not found")
+
+
+@pytest.mark.asyncio
+async def test_missing_required_parameter_is_named(bot: Bot, api: BotApiStandIn) -> None:
+    with pytest.raises(BadRequest), pytest.warns(PTBUserWarning, match="Bot.sendMessage"):
+        await bot.do_api_request("sendMessage", api_kwargs={"text": "Sveiki!"})
+    assert api.errors[-1].description == "Bad Request: chat_id is empty"
+
+
+@pytest.mark.asyncio
+async def test_empty_text_is_rejected(bot: Bot, api: BotApiStandIn) -> None:
+    with pytest.raises(BadRequest):
+        await bot.send_message(ANNA, "")
+    assert api.errors[-1].description == "Bad Request: message text is empty"
+
+
+@pytest.mark.asyncio
+async def test_whitespace_only_text_is_rejected_as_telegram_words_it(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    # The real server: "" fails in the Bot API layer, " \n " only after TDLib trims it.
+    with pytest.raises(BadRequest):
+        await bot.send_message(ANNA, " \n ")
+    with pytest.raises(BadRequest):
+        await bot.send_message(ANNA, "<b> </b>", parse_mode="HTML")
+    assert {e.description for e in api.errors} == {"Bad Request: text must be non-empty"}
+    assert api.messages(ANNA) == []
+
+
+@pytest.mark.asyncio
+async def test_surrounding_spaces_and_newlines_are_trimmed(bot: Bot, api: BotApiStandIn) -> None:
+    sent = await bot.send_message(ANNA, "\n  Sveiki!  \n")
+    assert sent.text == api.last_message(ANNA).text == "Sveiki!"
+
+
+@pytest.mark.asyncio
+async def test_text_over_4096_utf16_units_is_rejected(bot: Bot, api: BotApiStandIn) -> None:
+    await bot.send_message(ANNA, "a" * 4096)
+    await bot.send_message(ANNA, "😀" * 2048)  # 4096 UTF-16 code units
+    with pytest.raises(BadRequest):
+        await bot.send_message(ANNA, "😀" * 2049)  # only 2049 characters, but 4098 units
+    assert api.errors[-1].description == "Bad Request: message is too long"
+    assert len(api.messages(ANNA)) == 2
+
+
+@pytest.mark.asyncio
+async def test_length_is_counted_after_markup_is_parsed(bot: Bot, api: BotApiStandIn) -> None:
+    await bot.send_message(ANNA, f"<b>{'a' * 4096}</b>", parse_mode="HTML")
+    assert len(api.last_message(ANNA).body) == 4096
+
+
+@pytest.mark.asyncio
+async def test_html_that_telegram_cannot_parse_is_rejected(bot: Bot, api: BotApiStandIn) -> None:
+    for text in ("Ielas nr. < 5", "<b>bold</i>", "<div>x</div>", "<b>open"):
+        with pytest.raises(BadRequest):
+            await bot.send_message(ANNA, text, parse_mode="HTML")
+    assert [e.description for e in api.errors] == [
+        'Bad Request: can\'t parse entities: Unsupported start tag "" at byte offset 10',
+        "Bad Request: can't parse entities: Unmatched end tag at byte offset 7, "
+        'expected "</b>", found "</i>"',
+        'Bad Request: can\'t parse entities: Unsupported start tag "div" at byte offset 0',
+        "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\"",
+    ]
+    sent = await bot.send_message(ANNA, "Ielas nr. &lt; 5 &amp; <i>ok</i>", parse_mode="HTML")
+    assert sent.text == "Ielas nr. < 5 & ok"
+
+
+@pytest.mark.asyncio
+async def test_unescaped_markdown_v2_reserved_character_is_rejected(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    with pytest.raises(BadRequest):
+        await bot.send_message(ANNA, "Cena: 5.50 EUR", parse_mode="MarkdownV2")
+    assert api.errors[-1].description == (
+        "Bad Request: can't parse entities: Character '.' is reserved and must be escaped "
+        "with the preceding '\\'"
+    )
+    sent = await bot.send_message(ANNA, r"*Cena:* 5\.50 EUR", parse_mode="MarkdownV2")
+    assert sent.text == "Cena: 5.50 EUR" and sent.entities[0].type == "bold"
+
+
+@pytest.mark.asyncio
+async def test_callback_data_over_64_utf8_bytes_is_rejected(bot: Bot, api: BotApiStandIn) -> None:
+    await bot.send_message(ANNA, "ok", reply_markup=keyboard("a" * 64, "ā" * 32))  # 64 bytes each
+    with pytest.raises(BadRequest):
+        await bot.send_message(ANNA, "too long", reply_markup=keyboard("ā" * 33))  # 66 bytes
+    assert api.errors[-1].description == "Bad Request: BUTTON_DATA_INVALID"
+    assert [m.body for m in api.messages(ANNA)] == ["ok"]
+
+
+@pytest.mark.asyncio
+async def test_a_button_without_callback_data_is_rejected(bot: Bot, api: BotApiStandIn) -> None:
+    # The real server treats "" as absent, i.e. as a plain text button, which inline
+    # keyboards do not allow.
+    markup = json.dumps({"inline_keyboard": [[{"text": "Jā", "callback_data": ""}]]})
+    with pytest.raises(BadRequest):
+        await bot.send_message(ANNA, "x", api_kwargs={"reply_markup": markup})
+    assert api.errors[-1].description == (
+        "Bad Request: can't parse inline keyboard button: "
+        "Text buttons are unallowed in the inline keyboard"
+    )
+
+
+@pytest.mark.asyncio
+async def test_malformed_reply_markup_json_is_rejected(bot: Bot, api: BotApiStandIn) -> None:
+    with pytest.raises(BadRequest):
+        await bot.send_message(ANNA, "x", api_kwargs={"reply_markup": '{"inline_keyboard": [['})
+    assert api.errors[-1].description == (
+        "Bad Request: can't parse reply keyboard markup JSON object"
+    )
+
+
+@pytest.mark.asyncio
+async def test_reply_keyboard_is_kept_for_the_test_but_not_echoed_by_telegram(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    markup = ReplyKeyboardMarkup(
+        [[KeyboardButton("Sūtīt atrašanās vietu", request_location=True)]], resize_keyboard=True
+    )
+    sent = await bot.send_message(ANNA, "Kur tas ir?", reply_markup=markup)
+    assert sent.reply_markup is None  # Message.reply_markup is inline keyboards only
+    assert api.keyboard(ANNA) is not None
+    assert api.last_message(ANNA).button_texts() == [["Sūtīt atrašanās vietu"]]
+    await bot.send_message(ANNA, "Paldies!", reply_markup=ReplyKeyboardRemove())
+    assert api.keyboard(ANNA) is None
+
+
+@pytest.mark.asyncio
+async def test_reply_to_a_missing_message_is_rejected(bot: Bot, api: BotApiStandIn) -> None:
+    update = api.send_text(ANNA, "Bedre uz ielas")
+    asked = update["message"]["message_id"]
+    sent = await bot.send_message(ANNA, "Pieņemts", reply_to_message_id=asked)
+    assert sent.reply_to_message is not None and sent.reply_to_message.text == "Bedre uz ielas"
+    with pytest.raises(BadRequest):
+        await bot.send_message(ANNA, "Pieņemts", reply_to_message_id=asked + 100)
+    assert api.errors[-1].description == "Bad Request: message to be replied not found"
+
+
+# ------------------------------------------------------------------------------- edits
+
+
+@pytest.mark.asyncio
+async def test_edits_change_the_message_in_place(bot: Bot, api: BotApiStandIn) -> None:
+    sent = await bot.send_message(ANNA, "Izvēlieties:", reply_markup=keyboard("a", "b"))
+    edited = await bot.edit_message_text(
+        "Izvēlēts: A", chat_id=ANNA, message_id=sent.message_id, reply_markup=keyboard("back")
+    )
+    assert isinstance(edited, type(sent)) and edited.edit_date is not None
+    shown = api.messages(ANNA)
+    assert len(shown) == 1
+    assert (shown[0].text, shown[0].callback_data(), shown[0].edits) == ("Izvēlēts: A", ["back"], 1)
+    await bot.edit_message_reply_markup(chat_id=ANNA, message_id=sent.message_id)
+    assert api.last_message(ANNA).reply_markup is None
+
+
+@pytest.mark.asyncio
+async def test_edit_of_unknown_message_is_rejected(bot: Bot, api: BotApiStandIn) -> None:
+    with pytest.raises(BadRequest):
+        await bot.edit_message_text("x", chat_id=ANNA, message_id=4242)
+    with pytest.raises(BadRequest):
+        await bot.edit_message_reply_markup(chat_id=ANNA, message_id=4242)
+    assert {e.description for e in api.errors} == {"Bad Request: message to edit not found"}
+
+
+@pytest.mark.asyncio
+async def test_edit_with_identical_text_and_markup_is_rejected(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    sent = await bot.send_message(ANNA, "Izvēlieties:", reply_markup=keyboard("a"))
+    with pytest.raises(BadRequest, match="Message is not modified"):
+        await bot.edit_message_text(
+            "Izvēlieties:", chat_id=ANNA, message_id=sent.message_id, reply_markup=keyboard("a")
+        )
+    with pytest.raises(BadRequest):
+        await bot.edit_message_reply_markup(
+            chat_id=ANNA, message_id=sent.message_id, reply_markup=keyboard("a")
+        )
+    assert {e.description for e in api.errors} == {
+        "Bad Request: message is not modified: specified new message content and reply markup "
+        "are exactly the same as a current content and reply markup of the message"
+    }
+    # Same text without reply_markup is a change: it removes the keyboard, as at Telegram.
+    await bot.edit_message_text("Izvēlieties:", chat_id=ANNA, message_id=sent.message_id)
+    assert api.last_message(ANNA).reply_markup is None
+
+
+@pytest.mark.asyncio
+async def test_a_residents_message_cannot_be_edited(bot: Bot, api: BotApiStandIn) -> None:
+    update = api.send_text(ANNA, "Sveiki")
+    with pytest.raises(BadRequest):
+        await bot.edit_message_text("x", chat_id=ANNA, message_id=update["message"]["message_id"])
+    assert api.errors[-1].description == "Bad Request: message can't be edited"
+
+
+@pytest.mark.asyncio
+async def test_deleted_message_disappears_and_cannot_be_deleted_twice(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    sent = await bot.send_message(ANNA, "Uz brīdi")
+    assert await bot.delete_message(ANNA, sent.message_id) is True
+    assert api.messages(ANNA) == []
+    with pytest.raises(BadRequest):
+        await bot.delete_message(ANNA, sent.message_id)
+    assert api.errors[-1].description == "Bad Request: message to delete not found"
+
+
+# ------------------------------------------------------------------------------- photos
+
+
+@pytest.mark.asyncio
+async def test_send_photo_takes_an_upload_a_known_file_id_or_a_url(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    uploaded = await bot.send_photo(ANNA, b"\xff\xd8\xff\xe0fake-jpeg", caption="Karte")
+    assert uploaded.caption == "Karte" and len(uploaded.photo) > 1
+    largest = uploaded.photo[-1].file_id
+    again = await bot.send_photo(ANNA, largest)
+    by_url = await bot.send_photo(ANNA, "https://example.org/karte.png")
+    assert again.photo and by_url.photo
+    assert [m.photo for m in api.messages(ANNA)] == [
+        largest,
+        largest,
+        "https://example.org/karte.png",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_send_photo_rejects_what_telegram_rejects(bot: Bot, api: BotApiStandIn) -> None:
+    with pytest.raises(BadRequest):
+        await bot.send_photo(ANNA, "AgACAgIAAxkBAAINeverIssued")
+    with pytest.raises(BadRequest):
+        await bot.send_photo(ANNA, b"not an image")
+    with pytest.raises(BadRequest):
+        await bot.send_photo(ANNA, b"\xff\xd8\xff\xe0fake-jpeg", caption="x" * 1025)
+    assert [e.description for e in api.errors] == [
+        "Bad Request: wrong file identifier/HTTP URL specified",
+        "Bad Request: IMAGE_PROCESS_FAILED",
+        "Bad Request: message caption is too long",
+    ]
+    await bot.send_photo(ANNA, b"\xff\xd8\xff\xe0fake-jpeg", caption="x" * 1024)
+
+
+@pytest.mark.asyncio
+async def test_a_residents_photo_can_be_downloaded_with_get_file(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    update = api.send_photo(ANNA, caption="Bedre", content=b"\xff\xd8\xffPOTHOLE")
+    file = await bot.get_file(update["message"]["photo"][-1]["file_id"])
+    assert bytes(await file.download_as_bytearray()) == b"\xff\xd8\xffPOTHOLE"
+    with pytest.raises(BadRequest):
+        await bot.get_file("no-such-file")
+    assert api.errors[-1].description == "Bad Request: invalid file_id"
+
+
+# ------------------------------------------------------------------------------- residents
+
+
+@pytest.mark.asyncio
+async def test_resident_messages_arrive_as_ptb_understands_them(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    api.send_text(ANNA, "/start pothole_42")
+    api.send_photo(ANNA, caption="Bedre")
+    api.send_sticker(ANNA)
+    api.send_location(ANNA, 56.9496, 24.1052)
+    api.send_contact(ANNA, "+37120000000")
+    updates = await bot.get_updates()
+    messages = [u.message for u in updates if u.message is not None]
+    assert len(messages) == 5
+    start, photo, sticker, location, contact = messages
+    assert filters.COMMAND.check_update(updates[0])
+    assert start.parse_entities() == {start.entities[0]: "/start"}
+    assert photo.photo and photo.caption == "Bedre"
+    assert sticker.sticker is not None and sticker.sticker.emoji == "👍"
+    assert location.location is not None and location.location.latitude == 56.9496
+    assert contact.contact is not None and contact.contact.user_id == ANNA
+    assert start.from_user is not None and start.from_user.language_code == "lv"
+
+
+@pytest.mark.asyncio
+async def test_command_after_text_gets_its_entity_at_the_utf16_offset(api: BotApiStandIn) -> None:
+    update = api.send_text(ANNA, "😀 /help@iesaiste_test_bot")
+    assert update["message"]["entities"] == [{"offset": 3, "length": 23, "type": "bot_command"}]
+    assert "entities" not in api.send_text(ANNA, "a/b un 1/2")["message"]
+
+
+@pytest.mark.asyncio
+async def test_press_button_sends_the_current_message_and_refuses_absent_buttons(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    sent = await bot.send_message(ANNA, "Vai tas ir bīstami?", reply_markup=keyboard("yes", "no"))
+    with pytest.raises(AssertionError, match="no inline button"):
+        api.press_button(ANNA, sent.message_id, "maybe")
+    with pytest.raises(AssertionError):
+        api.press_button(JANIS, sent.message_id, "yes")  # not in Jānis's chat
+    update = api.press_button(ANNA, sent.message_id, "yes")
+    (received,) = await bot.get_updates()
+    query = received.callback_query
+    assert query is not None and query.data == "yes"
+    assert query.message is not None and query.message.message_id == sent.message_id
+    assert received.update_id == update["update_id"]
+
+
+@pytest.mark.asyncio
+async def test_answering_a_callback_twice_or_an_unknown_one_is_rejected(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    sent = await bot.send_message(ANNA, "?", reply_markup=keyboard("yes"))
+    update = api.press_button(ANNA, sent.message_id, "yes")
+    query_id = update["callback_query"]["id"]
+    assert await bot.answer_callback_query(query_id, "Paldies!") is True
+    with pytest.raises(BadRequest):
+        await bot.answer_callback_query(query_id)
+    with pytest.raises(BadRequest):
+        await bot.answer_callback_query("123")
+    assert api.answered_callbacks[0].text == "Paldies!"
+    assert [e.description for e in api.errors] == [
+        "Bad Request: query is too old and response timeout expired or query ID is invalid"
+    ] * 2
+
+
+# ------------------------------------------------------------------------------- getUpdates
+
+
+@pytest.mark.asyncio
+async def test_get_updates_forgets_updates_below_offset(bot: Bot, api: BotApiStandIn) -> None:
+    first = api.send_text(ANNA, "viens")["update_id"]
+    second = api.send_text(ANNA, "divi")["update_id"]
+    assert [u.update_id for u in await bot.get_updates()] == [first, second]
+    assert [u.update_id for u in await bot.get_updates()] == [first, second]  # not confirmed
+    assert [u.update_id for u in await bot.get_updates(offset=second)] == [second]
+    assert await bot.get_updates(offset=second + 1) == ()
+    assert await bot.get_updates() == ()  # confirmed ones are gone for good
+    assert api.pending_update_count == 0
+
+
+@pytest.mark.asyncio
+async def test_get_updates_limit_caps_the_batch(bot: Bot, api: BotApiStandIn) -> None:
+    for n in range(5):
+        api.send_text(ANNA, str(n))
+    assert len(await bot.get_updates(limit=2)) == 2
+
+
+@pytest.mark.asyncio
+async def test_long_poll_returns_as_soon_as_an_update_arrives(bot: Bot, api: BotApiStandIn) -> None:
+    started = time.monotonic()
+    poll = asyncio.create_task(bot.get_updates(timeout=10))
+    await api.wait_for_requests("getUpdates")
+    api.send_text(ANNA, "Sveiki")
+    (update,) = await poll
+    assert update.message is not None and update.message.text == "Sveiki"
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.asyncio
+async def test_long_poll_returns_nothing_after_its_timeout(bot: Bot) -> None:
+    started = time.monotonic()
+    assert await bot.get_updates(timeout=1) == ()
+    assert 0.9 < time.monotonic() - started < 3
+
+
+@pytest.mark.asyncio
+async def test_a_second_long_poll_ends_the_first_with_conflict(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    first = asyncio.create_task(bot.get_updates(timeout=10))
+    await api.wait_for_requests("getUpdates")
+    async with Bot(api.token, base_url=api.base_url) as second_instance:
+        second = asyncio.create_task(second_instance.get_updates(timeout=10))
+        with pytest.raises(Conflict):
+            await first
+        api.send_text(ANNA, "Sveiki")
+        assert len(await second) == 1
+    assert api.errors[0].description == (
+        "Conflict: terminated by other getUpdates request; make sure that only one bot "
+        "instance is running"
+    )
+
+
+@pytest.mark.asyncio
+async def test_redelivered_update_keeps_its_update_id(bot: Bot, api: BotApiStandIn) -> None:
+    update = api.send_text(ANNA, "/start")
+    (received,) = await bot.get_updates()
+    api.redeliver(update)
+    (again,) = await bot.get_updates(offset=received.update_id + 1)
+    assert again.update_id == received.update_id
+    assert again.message is not None and again.message.message_id == update["message"]["message_id"]
+
+
+@pytest.mark.asyncio
+async def test_allowed_updates_drops_other_kinds_from_then_on(bot: Bot, api: BotApiStandIn) -> None:
+    sent = await bot.send_message(ANNA, "?", reply_markup=keyboard("yes"))
+    await bot.get_updates(allowed_updates=["message"])
+    api.press_button(ANNA, sent.message_id, "yes")
+    api.send_text(ANNA, "teksts")
+    updates = await bot.get_updates()
+    assert [u.message.text for u in updates if u.message] == ["teksts"]
+    assert len(updates) == 1
+
+
+# ------------------------------------------------------------------------------- webhook
+
+
+@pytest.mark.asyncio
+async def test_get_updates_conflicts_with_an_active_webhook(bot: Bot, api: BotApiStandIn) -> None:
+    async with WebhookReceiver([]) as hook:
+        assert await bot.set_webhook(hook.url) is True
+        with pytest.raises(Conflict):
+            await bot.get_updates()
+        assert api.errors[-1].description == (
+            "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook "
+            "to delete the webhook first"
+        )
+        assert await bot.delete_webhook() is True
+        assert await bot.get_updates() == ()
+
+
+@pytest.mark.asyncio
+async def test_webhook_gets_updates_as_json_with_the_secret_token(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    async with WebhookReceiver([]) as hook:
+        await bot.set_webhook(hook.url, secret_token="s3cr3t-Token_1")
+        update = api.send_text(ANNA, "Sveiki")
+        await api.wait_until(lambda: api.webhook_statuses == [200])
+        assert hook.received == [(update, "s3cr3t-Token_1")]
+        info = await bot.get_webhook_info()
+        assert (info.url, info.pending_update_count) == (hook.url, 0)
+        assert api.webhook_secret_token == "s3cr3t-Token_1"
+
+
+@pytest.mark.asyncio
+async def test_webhook_delivery_is_retried_until_the_bot_answers_2xx(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    async with WebhookReceiver([500, 502]) as hook:
+        await bot.set_webhook(hook.url)
+        update = api.send_text(ANNA, "Sveiki")
+        await api.wait_until(lambda: len(api.webhook_statuses) == 3, what="3 attempts")
+        assert api.webhook_statuses == [500, 502, 200]
+        assert [u for u, _ in hook.received] == [update] * 3
+        info = await bot.get_webhook_info()
+        assert info.last_error_message == "Wrong response from the webhook: 502 Bad Gateway"
+
+
+@pytest.mark.asyncio
+async def test_updates_queued_before_set_webhook_are_delivered_to_it(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    waiting = api.send_text(ANNA, "agri")
+    async with WebhookReceiver([]) as hook:
+        await bot.set_webhook(hook.url)
+        redelivered = api.redeliver(waiting)
+        await api.wait_until(lambda: len(hook.received) == 2)
+        assert [u["update_id"] for u, _ in hook.received] == [waiting["update_id"]] * 2
+        assert redelivered is waiting
+
+
+@pytest.mark.asyncio
+async def test_set_webhook_rejects_bad_urls_and_secret_tokens(bot: Bot, api: BotApiStandIn) -> None:
+    with pytest.raises(BadRequest):
+        await bot.set_webhook("not a url")
+    with pytest.raises(BadRequest):
+        await bot.set_webhook("https://example.org/hook", secret_token="ne derīgs")
+    assert [e.description for e in api.errors] == [
+        "Bad Request: invalid webhook URL specified",
+        "Bad Request: secret token contains unallowed characters",
+    ]
+
+
+# ------------------------------------------------------------------------------- failure hook
+
+
+@pytest.mark.asyncio
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # PTB's RetryAfter
+async def test_fail_next_answers_429_with_retry_after_like_flood_control(
+    bot: Bot, api: BotApiStandIn, http: aiohttp.ClientSession
+) -> None:
+    api.fail_next("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3)
+    with pytest.raises(RetryAfter, match="Retry in 3 seconds"):
+        await bot.send_message(ANNA, "Sveiki")
+    assert api.messages(ANNA) == []  # the refused call had no effect
+    await bot.send_message(ANNA, "Sveiki")  # only the next call failed
+    api.fail_next("sendMessage", 429, retry_after=5)
+    async with http.post(
+        f"{api.url}/bot{api.token}/sendMessage", data={"chat_id": ANNA, "text": "x"}
+    ) as response:
+        assert response.headers["Retry-After"] == "5"
+        assert await response.json() == {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 5",
+            "parameters": {"retry_after": 5},
+        }
+
+
+@pytest.mark.asyncio
+async def test_fail_next_can_target_one_chat_and_several_calls(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    api.fail_next("SENDMESSAGE", 403, "Forbidden: bot was blocked by the user", chat_id=JANIS)
+    await bot.send_message(ANNA, "Anna gets it")
+    with pytest.raises(Exception, match="blocked"):
+        await bot.send_message(JANIS, "Jānis does not")
+    await bot.send_message(JANIS, "but later does")
+    api.fail_next("answerCallbackQuery", 500, times=2)
+    for _ in range(2):
+        with pytest.raises(Exception, match="Internal Server Error"):
+            await bot.answer_callback_query("1")
+    assert [m.body for m in api.messages(JANIS)] == ["but later does"]
+
+
+# ------------------------------------------------------------------------------- waiting
+
+
+@pytest.mark.asyncio
+async def test_wait_for_messages_times_out_with_a_helpful_assertion(api: BotApiStandIn) -> None:
+    with pytest.raises(AssertionError, match=r"1 bot message\(s\) in chat 1001 \(have 0\)"):
+        await api.wait_for_messages(ANNA, 1, timeout=0.05)
+
+
+@pytest.mark.asyncio
+async def test_wait_for_messages_wakes_when_the_bot_replies(bot: Bot, api: BotApiStandIn) -> None:
+    async def reply_later() -> None:
+        await asyncio.sleep(0.05)
+        await bot.send_message(ANNA, "Sveiki!")
+
+    task = asyncio.create_task(reply_later())
+    (message,) = await api.wait_for_messages(ANNA, 1, timeout=2)
+    await task
+    assert message.text == "Sveiki!"
+
+
+# ------------------------------------------------------------------------------- end to end
+
+
+async def start_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        "Ko vēlaties ziņot?", reply_markup=keyboard("pothole", "light")
+    )
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer("Pieņemts")
+    await query.edit_message_text(f"Izvēlēts: {query.data}")
+
+
+def build_application(api: BotApiStandIn) -> Application:  # type: ignore[type-arg]
+    application = (
+        ApplicationBuilder()
+        .token(api.token)
+        .base_url(api.base_url)
+        .base_file_url(api.base_file_url)
+        .build()
+    )
+    application.add_handler(CommandHandler("start", start_command))
+    application.add_handler(CallbackQueryHandler(on_button))
+    return application
+
+
+@pytest.mark.asyncio
+async def test_a_ptb_application_converses_through_polling(api: BotApiStandIn) -> None:
+    application = build_application(api)
+    async with application:
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0)
+        try:
+            api.send_text(ANNA, "/start")
+            (question,) = await api.wait_for_messages(ANNA, 1)
+            assert question.callback_data() == ["pothole", "light"]
+            press = api.press_button(ANNA, question.message_id, "pothole")
+            assert (await api.wait_for_answer(press)).text == "Pieņemts"
+            await api.wait_until(lambda: question.text == "Izvēlēts: pothole")
+            assert question.reply_markup is None and api.errors == []
+        finally:
+            await application.updater.stop()
+            await application.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_ptb_application_converses_through_an_aiohttp_webhook(api: BotApiStandIn) -> None:
+    """PTB's custom-webhook pattern: an aiohttp endpoint feeds Application.update_queue."""
+    application = build_application(api)
+
+    async def receive(request: web.Request) -> web.Response:
+        if request.headers.get("X-Telegram-Bot-Api-Secret-Token") != "S3cret":
+            return web.Response(status=403)
+        update = Update.de_json(await request.json(), application.bot)
+        await application.update_queue.put(update)
+        return web.Response()
+
+    endpoint = web.Application()
+    endpoint.router.add_post("/hook", receive)
+    runner = web.AppRunner(endpoint, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with application:
+            await application.start()
+            await application.bot.set_webhook(f"http://{host}:{port}/hook", secret_token="S3cret")
+            api.send_text(ANNA, "/start")
+            (question,) = await api.wait_for_messages(ANNA, 1)
+            api.press_button(ANNA, question.message_id, "light")
+            await api.wait_until(lambda: question.text == "Izvēlēts: light")
+            assert set(api.webhook_statuses) == {200} and api.errors == []
+            await application.stop()
+    finally:
+        await runner.cleanup()
