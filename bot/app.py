@@ -38,6 +38,7 @@ class Runtime:
     telegram: TelegramChannel | None = None
     http: web.Application = field(init=False)
     _runner: web.AppRunner | None = None
+    _stopped: bool = False
 
     async def start(self) -> None:
         config = self.config
@@ -81,6 +82,10 @@ class Runtime:
             log.info("no Telegram token configured: serving the web chat only")
 
     async def stop(self) -> None:
+        """Stop in reverse order; safe to call twice (a test and its fixture may both)."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.telegram is not None:
             await self.telegram.stop()
         if self.webchat is not None:

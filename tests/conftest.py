@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from bot.config import Config, demo_municipality
+from bot.app import Runtime
+from bot.config import Config, demo_municipality, load
 from storage import catalog, db
 from storage.catalog import Entry
 
@@ -63,25 +66,7 @@ async def _truncate_all() -> None:
     await connections.get("default").execute_script(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database(request: pytest.FixtureRequest, tmp_path, postgres_url: str | None) -> AsyncIterator[str]:
-    """An open, empty, migrated database with the demo catalog; yields its URL."""
-    if request.param == "sqlite":
-        url = f"sqlite://{tmp_path}/test.sqlite3"
-        await db.open_database(url, migrate_first=True)
-    else:
-        if postgres_url is None:
-            missing("PostgreSQL is not running on 127.0.0.1:5432 (set IESAISTE_TEST_POSTGRES)")
-        assert postgres_url is not None
-        url = postgres_url
-        await db.open_database(url)
-        await _truncate_all()
-    m = demo_municipality()
-    await catalog.sync(
-        [Entry(n.id, n.names) for n in m.neighbourhoods], [Entry(t.id, t.names) for t in m.topics]
-    )
-    yield url
-    await db.close_database()
+def _forget_cached_sql() -> None:
     # Tortoise caches SQL per connection name ("default"), whatever the
     # backend: forget it, since the next test may use the other backend.
     from tortoise.backends.base.executor import EXECUTOR_CACHE
@@ -89,6 +74,78 @@ async def database(request: pytest.FixtureRequest, tmp_path, postgres_url: str |
     EXECUTOR_CACHE.clear()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None
+) -> AsyncIterator[str]:
+    """The URL of an empty, migrated database, not opened: for tests that start the bot."""
+    if request.param == "sqlite":
+        url = f"sqlite://{tmp_path}/test.sqlite3"
+        await db.migrate(url)
+    else:
+        if postgres_url is None:
+            missing("PostgreSQL is not running on 127.0.0.1:5432 (set IESAISTE_TEST_POSTGRES)")
+        assert postgres_url is not None
+        url = postgres_url
+        await db.open_database(url)
+        await _truncate_all()
+        await db.close_database()
+    _forget_cached_sql()
+    yield url
+    _forget_cached_sql()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[str]:
+    """An open, empty, migrated database with the demo catalog; yields its URL."""
+    await db.open_database(database_url)
+    m = demo_municipality()
+    await catalog.sync(
+        [Entry(n.id, n.names) for n in m.neighbourhoods], [Entry(t.id, t.names) for t in m.topics]
+    )
+    yield database_url
+    await db.close_database()
+
+
 @pytest.fixture
 def config(database: str) -> Config:
     return Config(municipality=demo_municipality(), database_url=database)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+RuntimeFactory = Callable[..., Awaitable[Runtime]]
+
+
+@pytest.fixture
+async def start_bot(database_url: str) -> AsyncIterator[RuntimeFactory]:
+    """Start the whole bot (HTTP server, channels, database) as ``iesaiste run`` would.
+
+    ``await start_bot(IESAISTE_TELEGRAM_API_URL=..., ...)`` takes environment
+    variables, read exactly as in production; the database and a free port are
+    filled in. Call it again after ``await runtime.stop()`` to restart.
+    Everything still running is stopped at the end of the test.
+    """
+    running: list[Runtime] = []
+    port = free_port()
+
+    async def start(config_path: str | None = None, **environ: str) -> Runtime:
+        env = {
+            "IESAISTE_DATABASE_URL": database_url,
+            "IESAISTE_HTTP_PORT": str(port),
+            "IESAISTE_HTTP_HOST": "127.0.0.1",
+            **environ,
+        }
+        runtime = Runtime(load(config_path, env))
+        await runtime.start()
+        running.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in running:
+        await runtime.stop()
+    _forget_cached_sql()
