@@ -51,7 +51,8 @@ class Runtime:
         await db.open_database(config.database_url)
         m = config.municipality
         await catalog.sync(
-            [Entry(n.id, n.names) for n in m.neighbourhoods], [Entry(t.id, t.names) for t in m.topics]
+            [Entry(n.id, n.names) for n in m.neighbourhoods],
+            [Entry(t.id, t.names) for t in m.topics],
         )
         await staff.sync_from_config((g.channel, g.user_id, g.role) for g in config.staff)
         self.dispatcher = Dispatcher(config)
@@ -75,7 +76,9 @@ class Runtime:
             ) from None
         log.info("listening on http://%s:%s/", config.http_host, config.http_port)
         if self.webchat is not None:
-            log.info("web chat: open http://%s:%s/ in a browser", config.http_host, config.http_port)
+            log.info(
+                "web chat: open http://%s:%s/ in a browser", config.http_host, config.http_port
+            )
         if self.telegram is not None:
             await self.telegram.start()
         else:

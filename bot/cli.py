@@ -23,7 +23,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="iesaiste", description="Iesaiste: the residents' chatbot of a municipality."
     )
     parser.add_argument(
-        "--config", metavar="PATH", help="TOML configuration (default: $IESAISTE_CONFIG, else the demo)"
+        "--config",
+        metavar="PATH",
+        help="TOML configuration (default: $IESAISTE_CONFIG, else the demo)",
     )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run the bot (the default)")

@@ -158,7 +158,9 @@ def _staff(raw: object) -> tuple[StaffGrant, ...]:
     for index, entry in enumerate(raw):
         where = f"staff[{index}]"
         if not isinstance(entry, dict):
-            raise ConfigError(where, entry, 'a table like { user = "telegram:123", role = "admin" }')
+            raise ConfigError(
+                where, entry, 'a table like { user = "telegram:123", role = "admin" }'
+            )
         channel, user_id = parse_user_ref(f"{where}.user", entry.get("user"))
         grants.append(StaffGrant(channel, user_id, parse_role(f"{where}.role", entry.get("role"))))
     return tuple(grants)
@@ -195,13 +197,17 @@ def _check_unknown(where: str, section: Mapping[str, Any], known: set[str]) -> N
     for key in section:
         if key not in known:
             prefix = f"{where}." if where else ""
-            raise ConfigError(f"{prefix}{key}", section[key], f"a known key ({', '.join(sorted(known))})")
+            raise ConfigError(
+                f"{prefix}{key}", section[key], f"a known key ({', '.join(sorted(known))})"
+            )
 
 
 def from_mapping(data: Mapping[str, Any]) -> Config:
     """Build a Config from parsed TOML; missing keys take the defaults."""
     _check_unknown(
-        "", data, {"municipality", "staff", "database", "http", "telegram", "webchat", "limits", "log"}
+        "",
+        data,
+        {"municipality", "staff", "database", "http", "telegram", "webchat", "limits", "log"},
     )
     defaults = Config()
     m = _section(data, "municipality")
@@ -211,9 +217,7 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
     municipality = Municipality(
         name=_str("municipality.name", m.get("name", defaults.municipality.name)),
         timezone=_str("municipality.timezone", m.get("timezone", defaults.municipality.timezone)),
-        default_language=_str(
-            "municipality.default_language", m.get("default_language", "lv")
-        ),
+        default_language=_str("municipality.default_language", m.get("default_language", "lv")),
         neighbourhoods=_named_list("municipality.neighbourhoods", m.get("neighbourhoods", [])),
         topics=_named_list("municipality.topics", m.get("topics", [])),
     )
@@ -247,11 +251,15 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             cookie_secret=_str("webchat.cookie_secret", wc.get("cookie_secret", "")),
         ),
         limits=LimitsConfig(
-            max_text_length=_int("limits.max_text_length", lim.get("max_text_length", 2000), 10, 4000),
+            max_text_length=_int(
+                "limits.max_text_length", lim.get("max_text_length", 2000), 10, 4000
+            ),
             throttle_messages=_int(
                 "limits.throttle_messages", lim.get("throttle_messages", 20), 1, 10_000
             ),
-            throttle_seconds=_int("limits.throttle_seconds", lim.get("throttle_seconds", 60), 1, 3600),
+            throttle_seconds=_int(
+                "limits.throttle_seconds", lim.get("throttle_seconds", 60), 1, 3600
+            ),
         ),
         log_level=_str("log.level", log.get("level", "INFO")).upper(),
     )
@@ -292,7 +300,9 @@ def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
     if "http.host" in values:
         config = replace(config, http_host=values["http.host"].strip())
     if "http.port" in values:
-        config = replace(config, http_port=_int("IESAISTE_HTTP_PORT", values["http.port"], 1, 65535))
+        config = replace(
+            config, http_port=_int("IESAISTE_HTTP_PORT", values["http.port"], 1, 65535)
+        )
     if "webchat.cookie_secret" in values:
         config = replace(
             config, webchat=replace(config.webchat, cookie_secret=values["webchat.cookie_secret"])
@@ -325,12 +335,16 @@ def validate(config: Config) -> Config:
     api = urlsplit(config.telegram.api_url)
     if api.scheme not in ("http", "https") or not api.netloc:
         raise ConfigError(
-            "telegram.api_url", config.telegram.api_url, "an http(s) URL such as https://api.telegram.org"
+            "telegram.api_url",
+            config.telegram.api_url,
+            "an http(s) URL such as https://api.telegram.org",
         )
     token = config.telegram.token
     if token and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
         # Show only the bot id: the rest of a token is a secret.
-        raise ConfigError("telegram.token", token.split(":")[0] + ":…", "a token from @BotFather, 123456:ABC…")
+        raise ConfigError(
+            "telegram.token", token.split(":")[0] + ":…", "a token from @BotFather, 123456:ABC…"
+        )
     if config.telegram.mode not in ("polling", "webhook"):
         raise ConfigError("telegram.mode", config.telegram.mode, "polling or webhook")
     if token and config.telegram.mode == "webhook":
@@ -350,7 +364,9 @@ def validate(config: Config) -> Config:
     return config
 
 
-def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def load(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
     """Read the file (``--config`` or ``IESAISTE_CONFIG``), apply the environment, validate."""
     environ = os.environ if environ is None else environ
     path = path or environ.get("IESAISTE_CONFIG") or None

@@ -40,5 +40,13 @@ def configure(level: str, secrets: Iterable[str]) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpx logs every request URL, and Telegram's URLs contain the token.
-    for noisy in ("httpx", "httpcore", "telegram.ext.Updater", "apscheduler", "tortoise", "aiosqlite", "asyncpg"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "telegram.ext.Updater",
+        "apscheduler",
+        "tortoise",
+        "aiosqlite",
+        "asyncpg",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -24,7 +24,9 @@ Render = Callable[[Ctx], Awaitable[Reply]]
 OnButton = Callable[[Ctx, str], Awaitable[None]]
 OnText = Callable[[Ctx, str], Awaitable[None]]
 
-EXPIRED = N_("That button belongs to an earlier question and has expired. Here is where we are now:")
+EXPIRED = N_(
+    "That button belongs to an earlier question and has expired. Here is where we are now:"
+)
 USE_BUTTONS = N_("Please choose one of the buttons below.")
 CANNOT_READ = N_("I can only read text and buttons here. Please choose one of the buttons below.")
 RESTARTED = N_("Sorry, I lost track of our conversation. Let's continue from here.")

@@ -36,7 +36,9 @@ async def render_overview(ctx: Ctx) -> Reply:
         ctx._("This is everything we hold about you:"),
         "",
         ctx._("Language: {name}", name=LANGUAGE_NAMES.get(held.language, "—")),
-        ctx._("Neighbourhood: {name}", name=hood.name(ctx.language) if hood else ctx._("not chosen")),
+        ctx._(
+            "Neighbourhood: {name}", name=hood.name(ctx.language) if hood else ctx._("not chosen")
+        ),
         ctx._("Topics: {names}", names=names_of(ctx, m.topics, held.topics) or ctx._("none")),
     ]
     for account in held.accounts:
@@ -77,7 +79,9 @@ async def render_confirm(ctx: Ctx) -> Reply:
         "Delete everything we hold about you? Your settings and chat accounts will be erased. "
         "This cannot be undone."
     )
-    buttons = [[confirm.button(ctx._("Yes, delete"), YES), confirm.button(ctx._("No, keep it"), NO)]]
+    buttons = [
+        [confirm.button(ctx._("Yes, delete"), YES), confirm.button(ctx._("No, keep it"), NO)]
+    ]
     return Reply(text, buttons)
 
 
@@ -86,7 +90,9 @@ async def confirm_choice(ctx: Ctx, value: str) -> None:
         await residents.forget(ctx.resident)
         ctx.session.deleted = True
         ctx.answer(
-            ctx._("Your data has been deleted. If you write again, we will start afresh with /start.")
+            ctx._(
+                "Your data has been deleted. If you write again, we will start afresh with /start."
+            )
         )
     elif value == NO:
         ctx.answer(ctx._("Nothing was deleted."))

@@ -20,8 +20,8 @@ from dialogs.pickers import (
     language_buttons,
     match_language,
     match_named,
-    neighbourhood_buttons,
     names_of,
+    neighbourhood_buttons,
     toggle,
     topic_buttons,
 )
@@ -64,7 +64,9 @@ def _after_language(ctx: Ctx) -> Step:
     return _after_neighbourhood(ctx)
 
 
-language = dialog.step("language", render_language, on_button=choose_language, on_text=type_language)
+language = dialog.step(
+    "language", render_language, on_button=choose_language, on_text=type_language
+)
 
 
 # --- neighbourhood ----------------------------------------------------------
@@ -81,7 +83,9 @@ async def render_neighbourhood(ctx: Ctx) -> Reply:
 
 async def choose_neighbourhood(ctx: Ctx, key: str) -> None:
     if key != SKIP and find(ctx.config.municipality.neighbourhoods, key) is None:
-        ctx.answer(ctx._("I do not know that neighbourhood. Please choose one of the buttons below."))
+        ctx.answer(
+            ctx._("I do not know that neighbourhood. Please choose one of the buttons below.")
+        )
         ctx.answer(await render_neighbourhood(ctx))
         return
     ctx.data["neighbourhood"] = None if key == SKIP else key
@@ -98,7 +102,10 @@ def _after_neighbourhood(ctx: Ctx) -> Step:
 
 
 neighbourhood = dialog.step(
-    "neighbourhood", render_neighbourhood, on_button=choose_neighbourhood, on_text=type_neighbourhood
+    "neighbourhood",
+    render_neighbourhood,
+    on_button=choose_neighbourhood,
+    on_text=type_neighbourhood,
 )
 
 
@@ -146,7 +153,9 @@ async def render_privacy(ctx: Ctx) -> Reply:
         "• /mydata shows everything we hold about you, and there you can delete it at any time.\n\n"
         "Do you agree?"
     )
-    return Reply(text, [[privacy.button(ctx._("I agree"), YES), privacy.button(ctx._("No, thanks"), NO)]])
+    return Reply(
+        text, [[privacy.button(ctx._("I agree"), YES), privacy.button(ctx._("No, thanks"), NO)]]
+    )
 
 
 async def answer_privacy(ctx: Ctx, value: str) -> None:
@@ -170,7 +179,9 @@ async def answer_privacy(ctx: Ctx, value: str) -> None:
     await residents.accept_privacy(resident)
     await residents.mark_onboarded(resident)
     ctx.clear_state()
-    ctx.answer(ctx._("Thank you, you are all set! You can change these choices any time in Settings."))
+    ctx.answer(
+        ctx._("Thank you, you are all set! You can change these choices any time in Settings.")
+    )
     await menu.show(ctx)
 
 

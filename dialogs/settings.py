@@ -15,8 +15,8 @@ from dialogs.pickers import (
     language_buttons,
     match_language,
     match_named,
-    neighbourhood_buttons,
     names_of,
+    neighbourhood_buttons,
     toggle,
     topic_buttons,
 )
@@ -85,7 +85,9 @@ async def type_language(ctx: Ctx, text: str) -> None:
     await choose_language(ctx, match_language(text) or "")
 
 
-language = dialog.step("language", render_language, on_button=choose_language, on_text=type_language)
+language = dialog.step(
+    "language", render_language, on_button=choose_language, on_text=type_language
+)
 
 
 # --- neighbourhood ----------------------------------------------------------
@@ -102,7 +104,9 @@ async def choose_neighbourhood(ctx: Ctx, key: str) -> None:
         await residents.set_neighbourhood(ctx.resident, None)
     elif key != BACK:
         if find(ctx.config.municipality.neighbourhoods, key) is None:
-            ctx.answer(ctx._("I do not know that neighbourhood. Please choose one of the buttons below."))
+            ctx.answer(
+                ctx._("I do not know that neighbourhood. Please choose one of the buttons below.")
+            )
             ctx.answer(await render_neighbourhood(ctx))
             return
         await residents.set_neighbourhood(ctx.resident, key)
@@ -115,7 +119,10 @@ async def type_neighbourhood(ctx: Ctx, text: str) -> None:
 
 
 neighbourhood = dialog.step(
-    "neighbourhood", render_neighbourhood, on_button=choose_neighbourhood, on_text=type_neighbourhood
+    "neighbourhood",
+    render_neighbourhood,
+    on_button=choose_neighbourhood,
+    on_text=type_neighbourhood,
 )
 
 

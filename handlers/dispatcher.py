@@ -114,7 +114,9 @@ class Dispatcher:
                 if route is not None:
                     log.warning(
                         "staff command /%s refused to %s:%s",
-                        incoming.command, incoming.channel, incoming.user_id,
+                        incoming.command,
+                        incoming.channel,
+                        incoming.user_id,
                     )
                 ctx.answer(ctx._(UNKNOWN_COMMAND))
                 await resume_or_menu(ctx)
@@ -128,7 +130,9 @@ class Dispatcher:
             if route is not None and not route.allows(ctx.role):
                 log.warning(
                     "staff button %r refused to %s:%s",
-                    incoming.payload, incoming.channel, incoming.user_id,
+                    incoming.payload,
+                    incoming.channel,
+                    incoming.user_id,
                 )
                 route = None
             if route is not None and (ctx.onboarded or route.anytime):

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate as run_migrations
+from tortoise.migrations.executor import PlanStep
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,11 @@ async def ping() -> bool:
     return True
 
 
-
 async def pending_migrations(url: str) -> bool:
     """True when the database lacks a migration this version ships."""
-    steps: list[object] = []
+    steps: list[PlanStep] = []
 
-    def collect(_connection: str, planned: list[object], _fake: bool, _dry: bool) -> None:
+    def collect(_connection: str, planned: list[PlanStep], _fake: bool, _dry: bool) -> None:
         steps.extend(planned)
 
     await run_migrations(config=tortoise_config(url), dry_run=True, reporter=collect)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -58,7 +60,7 @@ class Neighbourhood(Model):
 
     id = fields.IntField(primary_key=True)
     key = fields.CharField(max_length=24, unique=True)
-    names = fields.JSONField(default=dict)
+    names: dict[str, str] = fields.JSONField(default=dict)
     active = fields.BooleanField(default=True)
 
     class Meta:
@@ -68,7 +70,7 @@ class Neighbourhood(Model):
 class Topic(Model):
     id = fields.IntField(primary_key=True)
     key = fields.CharField(max_length=24, unique=True)
-    names = fields.JSONField(default=dict)
+    names: dict[str, str] = fields.JSONField(default=dict)
     active = fields.BooleanField(default=True)
 
     class Meta:
@@ -99,7 +101,7 @@ class DialogState(Model):
         "models.Resident", related_name="dialog_state", on_delete=fields.CASCADE, primary_key=True
     )
     state = fields.CharField(max_length=64, default="")  # "dialog:step", "" when idle
-    data = fields.JSONField(default=dict)
+    data: dict[str, Any] = fields.JSONField(default=dict)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
@@ -139,7 +141,7 @@ class AuditEntry(Model):
     id = fields.BigIntField(primary_key=True)
     actor = fields.CharField(max_length=96)  # "telegram:123" or "cli"
     action = fields.CharField(max_length=64)
-    detail = fields.JSONField(default=dict)
+    detail: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
 
     class Meta:

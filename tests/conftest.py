@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -35,7 +35,9 @@ def missing(what: str) -> None:
 async def _admin(statement: str) -> None:
     import asyncpg
 
-    connection = await asyncpg.connect(db.normalise_url(ADMIN_URL).replace("postgres://", "postgresql://"))
+    connection = await asyncpg.connect(
+        db.normalise_url(ADMIN_URL).replace("postgres://", "postgresql://")
+    )
     try:
         await connection.execute(statement)
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 from telegram import (
@@ -64,28 +64,28 @@ def to_incoming(update: Update) -> Incoming | None:
     message = update.message
     if message is None or message.from_user is None or message.chat.type != "private":
         return None
-    base = {
-        "channel": NAME,
-        "user_id": str(message.from_user.id),
-        "event_id": event_id,
-        "locale": message.from_user.language_code or "",
-    }
+    base = Incoming(
+        channel=NAME,
+        user_id=str(message.from_user.id),
+        event_id=event_id,
+        kind=Kind.OTHER,
+        locale=message.from_user.language_code or "",
+    )
     if message.text is not None:
         command = _command(message)
         if command is not None:
             name, args = command
-            return Incoming(kind=Kind.COMMAND, command=name, args=args, text=message.text, **base)
-        return Incoming(kind=Kind.TEXT, text=message.text, **base)
+            return replace(base, kind=Kind.COMMAND, command=name, args=args, text=message.text)
+        return replace(base, kind=Kind.TEXT, text=message.text)
     if message.location is not None:
         location = Location(message.location.latitude, message.location.longitude)
-        return Incoming(kind=Kind.LOCATION, location=location, **base)
+        return replace(base, kind=Kind.LOCATION, location=location)
     if message.photo:
-        return Incoming(
-            kind=Kind.PHOTO, photo_id=message.photo[-1].file_id, text=message.caption or "", **base
-        )
+        photo = message.photo[-1].file_id
+        return replace(base, kind=Kind.PHOTO, photo_id=photo, text=message.caption or "")
     if message.contact is not None:
-        return Incoming(kind=Kind.CONTACT, contact_phone=message.contact.phone_number, **base)
-    return Incoming(kind=Kind.OTHER, **base)
+        return replace(base, kind=Kind.CONTACT, contact_phone=message.contact.phone_number)
+    return base  # a sticker, a voice note, a file: Kind.OTHER
 
 
 def _command(message: Message) -> tuple[str, str] | None:
@@ -101,14 +101,18 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
     if reply.request_location and not reply.buttons:
         # Telegram can ask for a location only through a reply keyboard.
         return ReplyKeyboardMarkup(
-            [[KeyboardButton("📍", request_location=True)]], resize_keyboard=True, one_time_keyboard=True
+            [[KeyboardButton("📍", request_location=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
         )
     if not reply.buttons:
         return None
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(fit_label(b.label, LIMITS.button_label_length), callback_data=b.payload)
+                InlineKeyboardButton(
+                    fit_label(b.label, LIMITS.button_label_length), callback_data=b.payload
+                )
                 for b in row
             ]
             for row in reply.buttons
@@ -229,7 +233,10 @@ class TelegramChannel:
             if reply.image:
                 caption = text if len(text) <= CAPTION_LENGTH else ""
                 await bot.send_photo(
-                    chat_id, reply.image, caption=caption or None, reply_markup=markup if caption else None
+                    chat_id,
+                    reply.image,
+                    caption=caption or None,
+                    reply_markup=markup if caption else None,
                 )
                 if caption:
                     return
@@ -241,13 +248,15 @@ class TelegramChannel:
             raise RecipientBlocked(str(error)) from error
         except RetryAfter as error:
             retry = error.retry_after
-            raise RateLimited(retry if isinstance(retry, int | float) else retry.total_seconds()) from error
+            raise RateLimited(
+                retry if isinstance(retry, int | float) else retry.total_seconds()
+            ) from error
 
-    async def _edit(
-        self, chat_id: int, message_id: int, reply: Reply, markup: object
-    ) -> bool:
+    async def _edit(self, chat_id: int, message_id: int, reply: Reply, markup: object) -> bool:
         """Edit a message in place; False when Telegram will not (too old, gone)."""
-        if len(reply.text) > LIMITS.text_length or not isinstance(markup, InlineKeyboardMarkup | None):
+        if len(reply.text) > LIMITS.text_length or not isinstance(
+            markup, InlineKeyboardMarkup | None
+        ):
             return False
         try:
             await self.application.bot.edit_message_text(
@@ -259,4 +268,3 @@ class TelegramChannel:
             log.info("telegram: edit refused (%s), sending anew", error)
             return False
         return True
-

@@ -183,7 +183,10 @@ class WebChat:
                     "text": piece,
                     "buttons": [
                         [
-                            {"label": fit_label(b.label, self.limits.button_label_length), "payload": b.payload}
+                            {
+                                "label": fit_label(b.label, self.limits.button_label_length),
+                                "payload": b.payload,
+                            }
                             for b in row
                         ]
                         for row in reply.buttons

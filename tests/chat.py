@@ -1,0 +1,69 @@
+"""A resident talking to the dispatcher directly: dialogs tested with no network."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from bot.messages import Button, Incoming, Kind, Reply
+from handlers.dispatcher import Dispatcher
+
+_events = itertools.count(1)
+
+
+@dataclass
+class Chat:
+    dispatcher: Dispatcher
+    user_id: str = "resident-1"
+    channel: str = "webchat"
+    locale: str = ""
+    last: list[Reply] = field(default_factory=list)
+    shown: list[Reply] = field(default_factory=list)  # every reply, in order
+
+    async def send(self, kind: Kind, **fields: object) -> list[Reply]:
+        event_id = str(fields.pop("event_id", "")) or f"e{next(_events)}"
+        incoming = Incoming(
+            channel=self.channel,
+            user_id=self.user_id,
+            event_id=event_id,
+            kind=kind,
+            locale=self.locale,
+            **fields,  # type: ignore[arg-type]
+        )
+        self.last = (await self.dispatcher.feed(incoming)).replies
+        self.shown.extend(self.last)
+        return self.last
+
+    async def command(self, name: str) -> list[Reply]:
+        return await self.send(Kind.COMMAND, command=name, text=f"/{name}")
+
+    async def text(self, text: str) -> list[Reply]:
+        return await self.send(Kind.TEXT, text=text)
+
+    def button(self, label: str) -> Button:
+        """A button the resident can see now, found by (part of) its label."""
+        for reply in reversed(self.shown):
+            for button in reply.all_buttons():
+                if label in button.label:
+                    return button
+        raise AssertionError(f"no button {label!r} on screen: {self.texts()}")
+
+    async def press(self, label: str) -> list[Reply]:
+        return await self.send(Kind.BUTTON, payload=self.button(label).payload)
+
+    async def press_payload(self, payload: str, event_id: str = "") -> list[Reply]:
+        return await self.send(Kind.BUTTON, payload=payload, event_id=event_id)
+
+    def texts(self) -> list[str]:
+        return [reply.text for reply in self.last]
+
+    def said(self, fragment: str) -> bool:
+        return any(fragment in reply.text for reply in self.last)
+
+    async def onboard(self, language: str = "en") -> None:
+        """Through onboarding by payloads, whatever the labels say in that language."""
+        await self.command("start")
+        await self.press_payload(f"onb:language:{language}")
+        await self.press_payload("onb:neighbourhood:centrs")
+        await self.press_payload("onb:topics:_done")
+        await self.press_payload("onb:privacy:_yes")
