@@ -6,11 +6,12 @@ import asyncio
 import os
 import signal
 import sys
+import uuid
 from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import free_port
+from tests.conftest import ADMIN_URL, _admin, free_port, missing
 
 
 async def iesaiste(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -115,3 +116,23 @@ async def test_sigterm_stops_the_running_bot_cleanly(tmp_path: Path) -> None:
     log = err.decode()
     assert "stopping: finishing the work in flight" in log and "stopped" in log
     assert "Traceback" not in log
+
+
+async def test_run_refuses_a_postgresql_database_that_was_not_migrated(
+    postgres_url: str | None,
+) -> None:
+    if postgres_url is None:
+        missing("PostgreSQL is not running on 127.0.0.1:5432 (set IESAISTE_TEST_POSTGRES)")
+    name = f"iesaiste_unmigrated_{uuid.uuid4().hex[:8]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        code, _, err = await iesaiste(
+            "run", env={"IESAISTE_DATABASE_URL": url, "IESAISTE_HTTP_PORT": str(free_port())}
+        )
+        assert code == 2
+        assert "run `iesaiste migrate` first" in err and "Traceback" not in err
+        code, _, _ = await iesaiste("migrate", env={"IESAISTE_DATABASE_URL": url})
+        assert code == 0
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,68 @@
+"""Storage functions in domain terms, on both databases."""
+
+from __future__ import annotations
+
+from storage import catalog, residents, settings, staff
+from storage.catalog import Entry
+from storage.models import AuditEntry, Neighbourhood, Resident, Subscription
+from storage.sessions import open_session
+
+
+async def test_a_neighbourhood_dropped_from_the_configuration_is_deactivated_not_deleted(
+    database: str,
+) -> None:
+    async with open_session("webchat", "anna", "e1") as session:
+        assert await residents.set_neighbourhood(session.resident, "lauki")
+    await catalog.sync([Entry("centrs", {"lv": "Centrs"})], [])
+    lauki = await Neighbourhood.get(key="lauki")
+    assert not lauki.active
+    resident = await Resident.get(id=session.resident.id)
+    assert resident.neighbourhood_id == lauki.id  # type: ignore[attr-defined]
+    async with open_session("webchat", "anna", "e2") as session:
+        assert not await residents.set_neighbourhood(session.resident, "lauki")
+    await catalog.sync([Entry("lauki", {"lv": "Lauki", "en": "Countryside"})], [])
+    lauki = await Neighbourhood.get(key="lauki")
+    assert lauki.active and lauki.names["en"] == "Countryside"
+
+
+async def test_topics_are_replaced_and_unknown_ones_ignored(database: str) -> None:
+    async with open_session("webchat", "anna", "e1") as session:
+        await residents.set_topics(session.resident, ["transport", "culture", "no-such-topic"])
+        assert await residents.topic_keys(session.resident) == ["culture", "transport"]
+        await residents.set_topics(session.resident, ["education", "culture"])
+        assert await residents.topic_keys(session.resident) == ["culture", "education"]
+    assert await Subscription.all().count() == 2
+
+
+async def test_forgetting_a_resident_removes_their_rows(database: str) -> None:
+    async with open_session("telegram", "42", "e1") as session:
+        await residents.set_topics(session.resident, ["transport"])
+        await residents.forget(session.resident)
+        session.deleted = True
+    assert await Resident.all().count() == 0
+    assert await Subscription.all().count() == 0
+
+
+async def test_personal_data_lists_every_account(database: str) -> None:
+    async with open_session("telegram", "42", "e1") as session:
+        await residents.set_language(session.resident, "ru")
+        held = await residents.personal_data(session.resident)
+    assert held.language == "ru"
+    assert [(a.channel, a.external_id) for a in held.accounts] == [("telegram", "42")]
+
+
+async def test_staff_grants_and_revocations_are_audited(database: str) -> None:
+    assert await staff.grant("telegram", "7", "moderator", actor="cli")
+    assert not await staff.grant("telegram", "7", "moderator", actor="cli")
+    assert await staff.role_of("telegram", "7") == "moderator"
+    assert await staff.grant("telegram", "7", "admin", actor="cli")
+    assert await staff.revoke("telegram", "7", actor="cli")
+    assert await staff.role_of("telegram", "7") is None
+    actions = [entry.action for entry in await AuditEntry.all().order_by("id")]
+    assert actions == ["staff.grant", "staff.grant", "staff.revoke"]
+
+
+async def test_the_cookie_secret_is_made_once_and_shared(database: str) -> None:
+    first = await settings.secret("webchat_cookie")
+    assert len(first) >= 32
+    assert await settings.secret("webchat_cookie") == first
