@@ -20,7 +20,7 @@ from bot.channels.webchat import WebChat
 from bot.config import Config
 from bot.http import build_app
 from handlers.dispatcher import Dispatcher
-from storage import catalog, db, settings, staff
+from storage import catalog, db, events, settings, staff
 from storage.catalog import Entry
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ class Runtime:
             [Entry(t.id, t.names) for t in m.topics],
         )
         await staff.sync_from_config((g.channel, g.user_id, g.role) for g in config.staff)
+        # The scheduler of the delivery engine will run this daily; until
+        # then each start keeps the table small.
+        await events.prune()
         self.dispatcher = Dispatcher(config)
         self.http = build_app()
         if config.webchat.enabled:

@@ -13,7 +13,6 @@ import hmac
 import json
 import logging
 import re
-import secrets
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +152,9 @@ class WebChat:
         await self._deliver(user_id, outcome, fields.get("message_id") or None)
 
     async def _feed(self, user_id: str, kind: Kind, fields: dict[str, Any]) -> Outcome:
-        event_id = fields.pop("event_id", "") or f"open-{secrets.token_hex(8)}"
+        # Opening the page carries no event id: it is not a delivery that
+        # could repeat, and recording it would only grow the table.
+        event_id = fields.pop("event_id", "")
         return await self.dispatcher.feed(
             Incoming(channel=NAME, user_id=user_id, event_id=event_id, kind=kind, **fields)
         )

@@ -66,3 +66,18 @@ async def test_the_cookie_secret_is_made_once_and_shared(database: str) -> None:
     first = await settings.secret("webchat_cookie")
     assert len(first) >= 32
     assert await settings.secret("webchat_cookie") == first
+
+
+async def test_event_ids_older_than_a_week_are_pruned(database: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from storage import events
+    from storage.models import ProcessedEvent
+
+    await ProcessedEvent.create(channel="telegram", event_id="old")
+    await ProcessedEvent.create(channel="telegram", event_id="new")
+    await ProcessedEvent.filter(event_id="old").update(
+        processed_at=datetime.now(UTC) - timedelta(days=8)
+    )
+    assert await events.prune() == 1
+    assert [e.event_id for e in await ProcessedEvent.all()] == ["new"]
