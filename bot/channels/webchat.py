@@ -47,7 +47,7 @@ LIMITS = ChannelLimits(
 )
 
 UI_STRINGS = {
-    "title": N_("Residents' assistant"),
+    "title": N_("{municipality} · residents' assistant"),
     "placeholder": N_("Write a message…"),
     "send": N_("Send"),
     "connecting": N_("Connecting…"),
@@ -161,7 +161,8 @@ class WebChat:
 
     async def _deliver(self, user_id: str, outcome: Outcome, pressed_on: str | None) -> None:
         tr = translator(outcome.language)
-        ui = {key: tr.gettext(text) for key, text in UI_STRINGS.items()}
+        municipality = self.dispatcher.config.municipality.name
+        ui = {key: tr.gettext(text, municipality=municipality) for key, text in UI_STRINGS.items()}
         frames: list[dict[str, Any]] = [{"type": "ui", "lang": outcome.language, "strings": ui}]
         for reply in outcome.replies:
             frames.extend(self.render(reply, pressed_on))
