@@ -39,6 +39,7 @@ async def start(ctx: Ctx) -> None:
 @router.command("help", anytime=True)
 async def help_(ctx: Ctx) -> None:
     ctx.answer(menu.help_text(ctx))
+    await resume_or_menu(ctx)
 
 
 @router.button(menu.HELP)

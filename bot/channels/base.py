@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from bot.messages import ChannelLimits, Reply
@@ -27,19 +28,32 @@ class Channel(Protocol):
         """Deliver a push; raises RecipientBlocked or RateLimited as the platform says."""
 
 
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut text into pieces of at most ``limit`` characters.
+def utf16_length(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji may count two)."""
+    return len(text.encode("utf-16-le")) // 2
 
-    Cuts at a paragraph, then a line, then a space, so a long answer reads
+
+def split_text(text: str, limit: int, length: Callable[[str], int] = len) -> list[str]:
+    """Cut text into pieces no longer than ``limit`` as ``length`` measures.
+
+    Cuts at a paragraph break, else a line break, else a space — the first of
+    these found in the second half of the window — so a long answer reads
     naturally as several messages; a single overlong word is cut hard.
     """
     pieces: list[str] = []
     rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < limit // 2:
-            cut = limit
+    while length(rest) > limit:
+        size = min(len(rest), limit)
+        while length(rest[:size]) > limit:
+            size -= max(1, (length(rest[:size]) - limit) // 2)
+        window = rest[:size]
+        cut = -1
+        for separator in ("\n\n", "\n", " "):
+            cut = window.rfind(separator)
+            if cut >= size // 2:
+                break
+        if cut < size // 2:
+            cut = size
         pieces.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
     if rest or not pieces:

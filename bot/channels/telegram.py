@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import warnings
 from dataclasses import dataclass, field, replace
 
 from aiohttp import web
@@ -22,8 +23,9 @@ from telegram import (
 )
 from telegram.error import BadRequest, Forbidden, RetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import RateLimited, RecipientBlocked, fit_label, split_text
+from bot.channels.base import RateLimited, RecipientBlocked, fit_label, split_text, utf16_length
 from bot.config import TelegramConfig
 from bot.messages import ChannelLimits, Incoming, Kind, Location, Reply
 from handlers.dispatcher import Dispatcher
@@ -186,8 +188,12 @@ class TelegramChannel:
             log.warning("telegram webhook: wrong secret token from %s", request.remote)
             return web.Response(status=403)
         try:
-            update = Update.de_json(await request.json(), self.application.bot)
-        except (ValueError, TypeError, KeyError):
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
+                raise ValueError("not an update object")
+            update = Update.de_json(body, self.application.bot)
+        except Exception:  # whatever a malformed body makes the parser raise
+            log.info("telegram webhook: a body that is not an update was refused")
             return web.Response(status=400, text="not a Telegram update")
         # Handled before we answer 200: a crash makes Telegram redeliver, and
         # the processed-event record makes the redelivery harmless.
@@ -200,13 +206,16 @@ class TelegramChannel:
         incoming = to_incoming(update)
         if incoming is None:
             return
+        # Nothing may be awaited before feed(): the per-resident lock must be
+        # queued for in arrival order, or a text sent right after a button
+        # press could overtake it.
+        outcome = await self.dispatcher.feed(incoming)
         if update.callback_query is not None:
-            # Stop the spinner at once; a stale query may fail, which is harmless.
+            # Stop the button's spinner; a stale query may fail, which is harmless.
             try:
                 await update.callback_query.answer()
             except BadRequest:
                 pass
-        outcome = await self.dispatcher.feed(incoming)
         chat_id = int(incoming.user_id)
         for reply in outcome.replies:
             try:
@@ -231,7 +240,7 @@ class TelegramChannel:
                     return
             text = reply.text
             if reply.image:
-                caption = text if len(text) <= CAPTION_LENGTH else ""
+                caption = text if utf16_length(text) <= CAPTION_LENGTH else ""
                 await bot.send_photo(
                     chat_id,
                     reply.image,
@@ -240,21 +249,24 @@ class TelegramChannel:
                 )
                 if caption:
                     return
-            pieces = split_text(text, LIMITS.text_length)
+            pieces = split_text(text, LIMITS.text_length, utf16_length)
             for index, piece in enumerate(pieces):
                 last = index == len(pieces) - 1
                 await bot.send_message(chat_id, piece, reply_markup=markup if last else None)
         except Forbidden as error:
             raise RecipientBlocked(str(error)) from error
         except RetryAfter as error:
-            retry = error.retry_after
+            with warnings.catch_warnings():
+                # PTB 22 warns that retry_after will become a timedelta; we take both.
+                warnings.simplefilter("ignore", PTBDeprecationWarning)
+                retry = error.retry_after
             raise RateLimited(
                 retry if isinstance(retry, int | float) else retry.total_seconds()
             ) from error
 
     async def _edit(self, chat_id: int, message_id: int, reply: Reply, markup: object) -> bool:
         """Edit a message in place; False when Telegram will not (too old, gone)."""
-        if len(reply.text) > LIMITS.text_length or not isinstance(
+        if utf16_length(reply.text) > LIMITS.text_length or not isinstance(
             markup, InlineKeyboardMarkup | None
         ):
             return False

@@ -1,0 +1,900 @@
+"""The Telegram channel end to end: the whole bot against a local Bot API over real HTTP.
+
+Each test starts the bot as ``iesaiste run`` would (``start_bot``: environment variables, an
+empty database, SQLite then PostgreSQL) and points it at ``BotApiStandIn`` with
+``IESAISTE_TELEGRAM_API_URL``. The test plays the residents through the stand-in (texts,
+button presses, stickers, photos, redeliveries) and checks both what they see and what the
+database holds afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+
+from bot import logs
+from bot.app import Runtime
+from bot.channels.base import RateLimited, RecipientBlocked, split_text
+from bot.channels.telegram import LIMITS, SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
+from bot.config import Config, TelegramConfig
+from bot.messages import Button, Reply
+from dialogs.engine import CANNOT_READ, EXPIRED, USE_BUTTONS
+from handlers.dispatcher import UNKNOWN_COMMAND, Dispatcher
+from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident, Subscription
+from tests.bot.channels.telegram_helpers import (
+    ALL_SET,
+    CANCELLED,
+    CHOOSE_LANGUAGE,
+    DATA_DELETED,
+    DELETE_CONFIRMATION,
+    EMPTY,
+    HELP_FIRST_LINE,
+    LANGUAGE_QUESTION,
+    LANGUAGE_SWITCHED,
+    MAIN_MENU,
+    NEIGHBOURHOOD_QUESTION,
+    PLEASE_USE_BUTTONS,
+    PRIVACY_QUESTION,
+    SETTINGS_HEADER,
+    STOPPED,
+    TOPICS_QUESTION,
+    UNKNOWN_NEIGHBOURHOOD,
+    WEBHOOK_SECRET,
+    Chat,
+    assert_no_failure,
+    eventually,
+    labels,
+    must_be_stored,
+    stored,
+    telegram_env,
+    text_update,
+    too_long,
+    tr,
+)
+from tests.conftest import RuntimeFactory, free_port
+from tests.standins.telegram_api import BotApiStandIn, BotMessage
+
+ANNA = 1001  # her Telegram app is in English
+JANIS = 1002  # his is in Latvian
+MUNICIPALITY = "Demo novads"
+LANGUAGE_BUTTONS = [["Latviešu", "English", "Русский"]]
+HOODS_EN = ["Centre", "Jaunciems", "Across the river", "Rural parish", "Skip"]
+HOODS_RU = ["Центр", "Яунциемс", "Заречье", "Сельская волость"]
+TOPICS_EN = [
+    "Roads and transport",
+    "Environment and parks",
+    "Education",
+    "Culture and sport",
+    "Social care",
+    "Done",
+]
+MENU_BUTTONS = [["Settings", "My data"], ["Help"]]
+
+storage = pytest.mark.storage
+
+
+# --- fixtures ---------------------------------------------------------------
+@pytest.fixture
+async def api() -> AsyncIterator[BotApiStandIn]:
+    async with BotApiStandIn() as stand_in:
+        stand_in.add_user(ANNA, "Anna", language_code="en")
+        stand_in.add_user(JANIS, "Jānis", language_code="lv")
+        yield stand_in
+
+
+@pytest.fixture
+async def bot(api: BotApiStandIn, start_bot: RuntimeFactory) -> AsyncIterator[Runtime]:
+    """The bot in polling mode (the default). Set up after ``api``, so stopped before it."""
+    runtime = await start_bot(**telegram_env(api))
+    yield runtime
+    await runtime.stop()
+
+
+@pytest.fixture
+def anna(api: BotApiStandIn, bot: Runtime) -> Chat:
+    return Chat(api, ANNA)
+
+
+@pytest.fixture
+def janis(api: BotApiStandIn, bot: Runtime) -> Chat:
+    return Chat(api, JANIS)
+
+
+def language_question(language: str) -> str:
+    return tr(language, LANGUAGE_QUESTION, municipality=MUNICIPALITY)
+
+
+def assert_asks_again(repeated: BotMessage, original: BotMessage) -> None:
+    """The same question with the same buttons, sent anew at the bottom of the chat."""
+    assert repeated.message_id != original.message_id
+    assert repeated.text == original.text
+    assert repeated.callback_data() == original.callback_data()
+
+
+# --- 1. onboarding ----------------------------------------------------------
+@storage
+async def test_a_resident_is_onboarded_by_commands_and_buttons(
+    api: BotApiStandIn, anna: Chat
+) -> None:
+    (question,) = await anna.send("/start")
+    assert question.text == language_question("en")
+    assert question.button_texts() == LANGUAGE_BUTTONS
+
+    (question,) = await anna.press(question, "English")
+    assert question.text == NEIGHBOURHOOD_QUESTION
+    assert labels(question) == HOODS_EN
+    assert (await must_be_stored(ANNA)).state == "onb:neighbourhood"
+
+    (question,) = await anna.press(question, "Centre")
+    assert question.text == TOPICS_QUESTION
+    assert labels(question) == TOPICS_EN
+
+    # Each tap edits the topics message in place: no new message, a tick on the button.
+    topics = question
+    await anna.press_to_edit(topics, "Roads and transport")
+    assert topics.edits == 1
+    assert topics.text == f"{TOPICS_QUESTION}\n\n1 topic chosen: Roads and transport"
+    assert "✓ Roads and transport" in labels(topics)
+    await anna.press_to_edit(topics, "Education")
+    assert topics.edits == 2
+    assert topics.text == f"{TOPICS_QUESTION}\n\n2 topics chosen: Roads and transport, Education"
+    assert {"✓ Roads and transport", "✓ Education", "Culture and sport"} <= set(labels(topics))
+    assert (await must_be_stored(ANNA)).data["topics"] == ["transport", "education"]
+
+    (question,) = await anna.press(topics, "Done")
+    assert question.text == PRIVACY_QUESTION
+    assert question.button_texts() == [["I agree", "No, thanks"]]
+
+    thanks, menu = await anna.press(question, "I agree", replies=2)
+    assert thanks.text == ALL_SET
+    assert menu.text == MAIN_MENU
+    assert menu.button_texts() == MENU_BUTTONS
+
+    resident = await must_be_stored(ANNA)
+    assert resident.language == "en"
+    assert resident.neighbourhood == "centrs"
+    assert resident.topics == ["education", "transport"]
+    assert resident.privacy_accepted and resident.onboarded
+    assert (resident.state, resident.data) == ("", {})
+    assert await Subscription.filter(resident_id=resident.resident_id).count() == 2
+    # Every press was answered, so no spinner keeps turning on the resident's phone.
+    assert len(api.answered_callbacks) == 6
+    assert_no_failure(anna.messages)
+    assert api.errors == []
+
+
+@storage
+@pytest.mark.parametrize(
+    ("app_language", "spoken"),
+    [("lv", "lv"), ("en", "en"), ("ru", "ru"), ("de", "lv"), (None, "lv")],
+)
+async def test_before_choosing_the_bot_speaks_the_language_of_the_residents_telegram_app(
+    api: BotApiStandIn, bot: Runtime, app_language: str | None, spoken: str
+) -> None:
+    api.add_user(2001, "Resident", language_code=app_language)
+    (question,) = await Chat(api, 2001).send("/start")
+    assert question.text == language_question(spoken)
+    assert question.button_texts() == LANGUAGE_BUTTONS
+    assert (await must_be_stored(2001)).language == ""  # nothing chosen yet
+
+
+@storage
+async def test_a_resident_with_a_latvian_app_is_greeted_in_latvian_not_english(
+    janis: Chat,
+) -> None:
+    (question,) = await janis.send("/start")
+    assert question.text == language_question("lv")
+    assert question.text != language_question("en")
+
+
+@storage
+async def test_the_language_chosen_wins_over_the_language_of_the_app(janis: Chat) -> None:
+    (question,) = await janis.send("/start")
+    (question,) = await janis.press(question, "English")
+    assert question.text == NEIGHBOURHOOD_QUESTION
+    answer, again = await janis.send("🙂", replies=2)
+    assert answer.text == UNKNOWN_NEIGHBOURHOOD
+    assert_asks_again(again, question)
+    assert (await must_be_stored(JANIS)).language == "en"
+
+
+@storage
+async def test_a_typed_neighbourhood_name_is_understood_in_any_language(anna: Chat) -> None:
+    (question,) = await anna.send("/start")
+    (question,) = await anna.press(question, "English")
+    (question,) = await anna.send("  PĀRUPE ")  # the Latvian name, any case and spacing
+    assert question.text == TOPICS_QUESTION
+    assert (await must_be_stored(ANNA)).data == {"neighbourhood": "parupe"}
+
+
+# --- 2. a restart in the middle -----------------------------------------------
+@storage
+async def test_a_restart_in_the_middle_of_onboarding_resumes_it(
+    api: BotApiStandIn, bot: Runtime, start_bot: RuntimeFactory, anna: Chat
+) -> None:
+    (question,) = await anna.send("/start")
+    (question,) = await anna.press(question, "English")
+    (topics,) = await anna.press(question, "Jaunciems")
+    await anna.press_to_edit(topics, "Culture and sport")
+    assert (await must_be_stored(ANNA)).state == "onb:topics"
+
+    await bot.stop()
+    await start_bot(**telegram_env(api))
+
+    # The buttons of the message sent before the restart still work.
+    await anna.press_to_edit(topics, "Social care")
+    assert topics.text.endswith("2 topics chosen: Culture and sport, Social care")
+    (question,) = await anna.press(topics, "Done")
+    assert question.text == PRIVACY_QUESTION
+    _, menu = await anna.press(question, "I agree", replies=2)
+    assert menu.text == MAIN_MENU
+
+    resident = await must_be_stored(ANNA)
+    assert (resident.language, resident.neighbourhood) == ("en", "jaunciems")
+    assert resident.topics == ["culture", "social"]
+    assert resident.onboarded and resident.state == ""
+    assert await Resident.all().count() == 1
+    assert_no_failure(anna.messages)
+
+
+@storage
+async def test_declining_the_privacy_notice_keeps_nothing(anna: Chat) -> None:
+    (question,) = await anna.send("/start")
+    (question,) = await anna.press(question, "English")
+    (question,) = await anna.press(question, "Centre")
+    await anna.press_to_edit(question, "Education")
+    (question,) = await anna.press(question, "Done")
+    (answer,) = await anna.press(question, "No, thanks")
+    assert answer.text.startswith("Understood. We have not kept anything about you.")
+    assert await stored(ANNA) is None
+    assert await Resident.all().count() == 0
+    assert await Subscription.all().count() == 0
+
+
+# --- 3. bad input ---------------------------------------------------------------
+@storage
+@pytest.mark.parametrize("app_language", ["lv", "en"])
+async def test_bad_input_before_choosing_a_language_is_answered_in_the_apps_language(
+    api: BotApiStandIn, bot: Runtime, app_language: str
+) -> None:
+    api.add_user(2002, "Resident", language_code=app_language)
+    chat = Chat(api, 2002)
+    (question,) = await chat.send("/start")
+
+    def said(message: str, **values: object) -> str:
+        return tr(app_language, message, **values)
+
+    # Telegram itself never delivers an empty text; whitespace only is the nearest case.
+    answer, again = await chat.send(" \n ", replies=2)
+    assert answer.text == said(EMPTY)
+    assert_asks_again(again, question)
+
+    answer, again = await chat.send("a" * 10_000, replies=2)
+    assert answer.text == too_long(app_language)
+    assert_asks_again(again, question)
+
+    answer, again = await chat.send("🙂👍🏽", replies=2)
+    assert answer.text == said(PLEASE_USE_BUTTONS)
+    assert_asks_again(again, question)
+
+    answer, again = await chat.send_sticker(replies=2)
+    assert answer.text == said(CANNOT_READ)
+    assert_asks_again(again, question)
+
+    answer, again = await chat.send_photo(replies=2)
+    assert answer.text == said(CANNOT_READ)
+    assert_asks_again(again, question)
+
+    answer, again = await chat.send("/frobnicate now", replies=2)
+    assert answer.text == said(UNKNOWN_COMMAND)
+    assert_asks_again(again, question)
+
+    resident = await must_be_stored(2002)
+    assert (resident.language, resident.state) == ("", "onb:language")
+    assert_no_failure(chat.messages)
+    assert api.errors == []
+
+
+async def _walk_to(chat: Chat, step: str) -> BotMessage:
+    """Onboarding in English up to ``step``; returns its question."""
+    (question,) = await chat.send("/start")
+    (question,) = await chat.press(question, "English")
+    if step == "neighbourhood":
+        return question
+    (question,) = await chat.press(question, "Centre")
+    if step == "topics":
+        return question
+    (question,) = await chat.press(question, "Done")
+    return question
+
+
+@storage
+@pytest.mark.parametrize(
+    ("step", "typed_answer"),
+    [
+        ("neighbourhood", UNKNOWN_NEIGHBOURHOOD),
+        ("topics", USE_BUTTONS),
+        ("privacy", USE_BUTTONS),
+    ],
+)
+async def test_bad_input_at_each_later_step_gets_an_answer_and_the_question_again(
+    api: BotApiStandIn, anna: Chat, step: str, typed_answer: str
+) -> None:
+    question = await _walk_to(anna, step)
+    before = await must_be_stored(ANNA)
+    assert before.state == f"onb:{step}"
+
+    for send, expected in [
+        (lambda: anna.send("\u00a0 \t", replies=2), EMPTY),
+        (lambda: anna.send("x" * 10_000, replies=2), too_long("en")),
+        (lambda: anna.send("🎉🎉🎉", replies=2), typed_answer),
+        (lambda: anna.send_sticker(replies=2), CANNOT_READ),
+        (lambda: anna.send_photo(replies=2), CANNOT_READ),
+        (lambda: anna.send("/nosuchcommand", replies=2), UNKNOWN_COMMAND),
+    ]:
+        answer, again = await send()
+        assert answer.text == expected
+        assert_asks_again(again, question)
+
+    after = await must_be_stored(ANNA)
+    assert (after.state, after.data, after.language) == (before.state, before.data, "en")
+    assert_no_failure(anna.messages)
+    assert api.errors == []
+
+
+@storage
+async def test_a_stale_language_button_says_it_has_expired_and_changes_nothing(
+    anna: Chat,
+) -> None:
+    (languages,) = await anna.send("/start")
+    (question,) = await anna.press(languages, "English")
+
+    answer, again = await anna.press(languages, "Русский", replies=2)
+    assert answer.text == EXPIRED
+    assert_asks_again(again, question)
+    resident = await must_be_stored(ANNA)
+    assert (resident.language, resident.state) == ("en", "onb:neighbourhood")
+
+    # Later on, a topic button of a question already answered has expired just as well.
+    (topics,) = await anna.press(again, "Centre")
+    (privacy,) = await anna.press(topics, "Done")
+    answer, again = await anna.press(topics, "Education", replies=2)
+    assert answer.text == EXPIRED
+    assert_asks_again(again, privacy)
+    resident = await must_be_stored(ANNA)
+    assert resident.state == "onb:privacy"
+    assert resident.data == {"neighbourhood": "centrs"}  # no topic slipped in
+    assert_no_failure(anna.messages)
+
+
+@storage
+async def test_an_old_i_agree_button_after_onboarding_has_expired_and_shows_the_menu(
+    anna: Chat,
+) -> None:
+    await anna.onboard()
+    privacy = next(m for m in anna.messages if m.text == PRIVACY_QUESTION)
+    onboarded_at = (await Resident.get(id=(await must_be_stored(ANNA)).resident_id)).onboarded_at
+
+    answer, menu = await anna.press(privacy, "I agree", replies=2)
+    assert answer.text == EXPIRED
+    assert menu.text == MAIN_MENU
+    resident = await Resident.get(id=(await must_be_stored(ANNA)).resident_id)
+    assert resident.onboarded_at == onboarded_at
+
+
+# --- 4. duplicate deliveries ------------------------------------------------------
+@pytest.fixture
+def dropped(caplog: pytest.LogCaptureFixture):  # type: ignore[no-untyped-def]
+    """``await dropped(update)``: waits until the bot has recognised ``update`` as a duplicate."""
+    caplog.set_level(logging.INFO, logger="handlers.dispatcher")
+
+    async def wait(update: dict[str, object]) -> None:
+        needle = f"duplicate event telegram:{update['update_id']} dropped"
+        await eventually(lambda: any(needle in r.getMessage() for r in caplog.records), what=needle)
+
+    return wait
+
+
+@storage
+async def test_a_redelivered_button_press_has_one_effect(
+    api: BotApiStandIn, anna: Chat, dropped
+) -> None:
+    (question,) = await anna.send("/start")
+    (question,) = await anna.press(question, "English")
+    (topics,) = await anna.press(question, "Centre")
+    await anna.press_to_edit(topics, "Education")
+    pressed = anna.last_update
+    messages_before = len(anna.messages)
+
+    # Handled twice, the toggle would take the topic away again.
+    api.redeliver(pressed)
+    await dropped(pressed)
+
+    assert len(anna.messages) == messages_before
+    assert topics.edits == 1
+    assert topics.text.endswith("1 topic chosen: Education")
+    resident = await must_be_stored(ANNA)
+    assert (resident.state, resident.data["topics"]) == ("onb:topics", ["education"])
+    assert await ProcessedEvent.filter(event_id=str(pressed["update_id"])).count() == 1
+
+
+@storage
+async def test_a_redelivered_command_is_answered_once(
+    api: BotApiStandIn, anna: Chat, dropped
+) -> None:
+    await anna.send("/start")
+    update = anna.last_update
+    api.redeliver(update)
+    await dropped(update)
+    assert len(anna.messages) == 1
+    assert await Resident.all().count() == 1
+
+
+# --- 5. commands in the middle of a dialog -----------------------------------------
+@storage
+async def test_help_in_the_middle_of_onboarding_answers_and_keeps_the_place(
+    anna: Chat,
+) -> None:
+    await _walk_to(anna, "topics")
+    (help_,) = await anna.send("/help")
+    assert help_.text.startswith(HELP_FIRST_LINE.format(municipality=MUNICIPALITY))
+    assert "/mydata" in help_.text and "/language" in help_.text
+    assert (await must_be_stored(ANNA)).state == "onb:topics"
+
+
+@storage
+async def test_help_in_the_middle_of_onboarding_asks_the_current_question_again(
+    anna: Chat,
+) -> None:
+    question = await _walk_to(anna, "topics")
+    before = len(anna.messages)
+    anna.api.send_text(ANNA, "/help")
+    # A sticker right after: its answer comes once everything /help had to say is said.
+    anna.api.send_sticker(ANNA)
+    await anna.api.wait_until(
+        lambda: [m.text for m in anna.messages[-2:]] == [CANNOT_READ, question.text]
+    )
+    help_, again = anna.messages[before:-2]
+    assert help_.text.startswith(HELP_FIRST_LINE.format(municipality=MUNICIPALITY))
+    assert_asks_again(again, question)
+
+
+@storage
+async def test_language_in_the_middle_of_onboarding_switches_and_asks_the_question_again(
+    anna: Chat,
+) -> None:
+    await _walk_to(anna, "neighbourhood")
+    (choice,) = await anna.send("/language")
+    assert choice.text == CHOOSE_LANGUAGE
+    assert choice.button_texts() == LANGUAGE_BUTTONS
+
+    done, question = await anna.press(choice, "Русский", replies=2)
+    assert done.text == tr("ru", LANGUAGE_SWITCHED)
+    assert question.text == tr("ru", NEIGHBOURHOOD_QUESTION)
+    assert labels(question)[:4] == HOODS_RU  # names from the configuration, in Russian
+    resident = await must_be_stored(ANNA)
+    assert (resident.language, resident.state) == ("ru", "onb:neighbourhood")
+
+    # And the question works: onboarding goes on, in Russian.
+    (question,) = await anna.press(question, "Центр")
+    assert question.text == tr("ru", TOPICS_QUESTION)
+    assert (await must_be_stored(ANNA)).data == {"neighbourhood": "centrs"}
+
+
+@storage
+async def test_language_in_settings_switches_and_shows_the_settings_again(anna: Chat) -> None:
+    await anna.onboard()
+    (home,) = await anna.send("/settings")
+    assert home.text.startswith(SETTINGS_HEADER)
+    assert "Language: English" in home.text
+
+    (choice,) = await anna.send("/language")
+    done, again = await anna.press(choice, "Latviešu", replies=2)
+    assert done.text == tr("lv", LANGUAGE_SWITCHED)
+    assert again.text.startswith(tr("lv", SETTINGS_HEADER))
+    assert tr("lv", "Language: {name}", name="Latviešu") in again.text
+    assert tr("lv", "Neighbourhood: {name}", name="Centrs") in again.text
+    resident = await must_be_stored(ANNA)
+    assert (resident.language, resident.state) == ("lv", "set:home")
+
+
+@storage
+async def test_cancel_in_the_middle_of_onboarding_stops_and_start_begins_afresh(
+    anna: Chat,
+) -> None:
+    topics = await _walk_to(anna, "topics")
+    await anna.press_to_edit(topics, "Education")
+
+    (answer,) = await anna.send("/cancel")
+    assert answer.text == STOPPED
+    resident = await must_be_stored(ANNA)
+    assert (resident.state, resident.data, resident.onboarded) == ("", {}, False)
+
+    (question,) = await anna.send("/start")
+    assert question.text == language_question("en")  # still English: the choice was kept
+    assert (await must_be_stored(ANNA)).state == "onb:language"
+
+
+@storage
+async def test_cancel_in_settings_returns_to_the_menu(anna: Chat) -> None:
+    await anna.onboard()
+    (home,) = await anna.send("/settings")
+    (topics,) = await anna.press(home, "Topics")
+    assert topics.text == "Tap a topic to choose it or remove it, then press Done."
+    assert (await must_be_stored(ANNA)).state == "set:topics"
+
+    answer, menu = await anna.send("/cancel", replies=2)
+    assert answer.text == CANCELLED
+    assert menu.text == MAIN_MENU
+    assert (await must_be_stored(ANNA)).state == ""
+
+
+@storage
+async def test_menu_before_onboarding_is_finished_asks_the_current_question_again(
+    anna: Chat,
+) -> None:
+    question = await _walk_to(anna, "privacy")
+    (again,) = await anna.send("/menu")
+    assert_asks_again(again, question)
+    assert (await must_be_stored(ANNA)).state == "onb:privacy"
+
+
+@storage
+async def test_menu_in_settings_leaves_them_for_the_main_menu(anna: Chat) -> None:
+    await anna.onboard()
+    (home,) = await anna.send("/settings")
+    (question,) = await anna.press(home, "Neighbourhood")
+    assert question.text == "Choose your neighbourhood, or type its name:"
+    (menu,) = await anna.send("/menu")
+    assert menu.text == MAIN_MENU
+    assert menu.button_texts() == MENU_BUTTONS
+    resident = await must_be_stored(ANNA)
+    assert (resident.state, resident.neighbourhood) == ("", "centrs")
+
+
+# --- 6. /mydata and deleting it ---------------------------------------------------
+@storage
+async def test_mydata_shows_the_data_and_deleting_it_erases_the_resident(
+    api: BotApiStandIn, anna: Chat, janis: Chat
+) -> None:
+    await janis.send("/start")  # another resident, who must stay
+    await anna.onboard()
+
+    (overview,) = await anna.send("/mydata")
+    text = overview.text or ""
+    assert text.startswith("This is everything we hold about you:")
+    assert "Language: English" in text
+    assert "Neighbourhood: Centre" in text
+    assert "Topics: Roads and transport, Education" in text
+    assert f"Account: Telegram {ANNA}, since " in text
+    assert "Privacy notice accepted: —" not in text
+    assert overview.button_texts() == [["Delete my data"], ["Back to the menu"]]
+
+    (confirm,) = await anna.press(overview, "Delete my data")
+    assert confirm.text == DELETE_CONFIRMATION
+    assert confirm.button_texts() == [["Yes, delete", "No, keep it"]]
+    resident_id = (await must_be_stored(ANNA)).resident_id
+
+    (answer,) = await anna.press(confirm, "Yes, delete")
+    assert answer.text == DATA_DELETED
+    assert await stored(ANNA) is None
+    assert not await Resident.exists(id=resident_id)
+    assert not await ChannelIdentity.exists(resident_id=resident_id)
+    assert not await Subscription.exists(resident_id=resident_id)
+    assert not await DialogState.exists(resident_id=resident_id)
+    assert await stored(JANIS) is not None
+    assert await Resident.all().count() == 1
+
+    # Writing again starts afresh: a new, empty resident, asked for the language.
+    (question,) = await anna.send("/start")
+    assert question.text == language_question("en")
+    fresh = await must_be_stored(ANNA)
+    assert fresh.resident_id != resident_id
+    assert (fresh.language, fresh.neighbourhood, fresh.topics) == ("", None, [])
+    assert not fresh.onboarded and not fresh.privacy_accepted
+    assert fresh.state == "onb:language"
+    assert_no_failure(anna.messages)
+
+
+@storage
+async def test_keeping_the_data_changes_nothing(anna: Chat) -> None:
+    await anna.onboard()
+    before = await must_be_stored(ANNA)
+    (overview,) = await anna.send("/mydata")
+    (confirm,) = await anna.press(overview, "Delete my data")
+    answer, menu = await anna.press(confirm, "No, keep it", replies=2)
+    assert answer.text == "Nothing was deleted."
+    assert menu.text == MAIN_MENU
+    after = await must_be_stored(ANNA)
+    assert (after.resident_id, after.topics, after.state) == (before.resident_id, before.topics, "")
+
+
+# --- 7. webhook mode ----------------------------------------------------------------
+async def start_webhook_bot(api: BotApiStandIn, start_bot: RuntimeFactory) -> tuple[Runtime, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+    runtime = await start_bot(
+        **telegram_env(
+            api,
+            IESAISTE_TELEGRAM_MODE="webhook",
+            IESAISTE_TELEGRAM_WEBHOOK_URL=url,
+            IESAISTE_TELEGRAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            IESAISTE_HTTP_PORT=str(port),
+        )
+    )
+    assert runtime.config.http_port == port
+    return runtime, url
+
+
+@pytest.fixture
+async def webhook(api: BotApiStandIn, start_bot: RuntimeFactory) -> AsyncIterator[str]:
+    """The bot in webhook mode; yields the webhook URL."""
+    runtime, url = await start_webhook_bot(api, start_bot)
+    yield url
+    await runtime.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@storage
+async def test_in_webhook_mode_telegram_posts_the_updates_and_onboarding_works(
+    api: BotApiStandIn, webhook: str
+) -> None:
+    assert api.webhook_url == webhook
+    assert api.webhook_secret_token == WEBHOOK_SECRET
+    anna = Chat(api, ANNA)
+    await anna.onboard()
+
+    resident = await must_be_stored(ANNA)
+    assert (resident.language, resident.neighbourhood) == ("en", "centrs")
+    assert resident.topics == ["education", "transport"]
+    assert resident.onboarded and resident.state == ""
+    assert api.requests_of("getUpdates") == []  # nothing polled: every update came by POST
+    # The bot answers the POST once its replies are sent: wait for the last status.
+    await api.wait_until(lambda: len(api.webhook_deliveries) == 7)
+    assert set(api.webhook_statuses) == {200}
+    assert_no_failure(anna.messages)
+
+
+@storage
+async def test_a_webhook_post_with_a_wrong_or_missing_secret_gets_403_and_has_no_effect(
+    api: BotApiStandIn, webhook: str, http: aiohttp.ClientSession
+) -> None:
+    anna = Chat(api, ANNA)
+    await anna.send("/start")
+    forged = text_update(anna.last_update, "/mydata")
+
+    for headers in ({SECRET_HEADER: "not-the-secret-0123456789"}, {}):
+        async with http.post(webhook, json=forged, headers=headers) as response:
+            assert response.status == 403
+    # The bot answered 403 without handling anything: no reply, no state, no event.
+    assert len(anna.messages) == 1
+    assert (await must_be_stored(ANNA)).state == "onb:language"
+    assert not await ProcessedEvent.exists(event_id=str(forged["update_id"]))
+
+    # The very same update with the right secret is handled: only the secret was wrong.
+    async with http.post(webhook, json=forged, headers={SECRET_HEADER: WEBHOOK_SECRET}) as response:
+        assert response.status == 200
+    assert anna.messages[-1].body.startswith("This is everything we hold about you:")
+    assert (await must_be_stored(ANNA)).state == "data:overview"
+
+
+@storage
+async def test_a_webhook_post_that_is_not_json_gets_400(
+    api: BotApiStandIn, webhook: str, http: aiohttp.ClientSession
+) -> None:
+    headers = {SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"}
+    for body in (b"this is not JSON", b'{"update_id": 1,', b"{}"):
+        async with http.post(webhook, data=body, headers=headers) as response:
+            assert response.status == 400, body
+    assert await Resident.all().count() == 0
+
+
+@storage
+async def test_a_webhook_post_of_json_that_is_not_an_update_gets_400(
+    api: BotApiStandIn, webhook: str, http: aiohttp.ClientSession
+) -> None:
+    headers = {SECRET_HEADER: WEBHOOK_SECRET}
+    for body in ([], None, "update", {"update_id": 5, "message": 7}):
+        async with http.post(webhook, json=body, headers=headers) as response:
+            assert response.status == 400, body
+
+
+@storage
+async def test_a_redelivered_webhook_update_has_one_effect(
+    api: BotApiStandIn, webhook: str, dropped
+) -> None:
+    anna = Chat(api, ANNA)
+    (question,) = await anna.send("/start")
+    (question,) = await anna.press(question, "English")
+    api.redeliver(anna.last_update)
+    await dropped(anna.last_update)
+    await api.wait_until(lambda: len(api.webhook_deliveries) == 3)
+    assert set(api.webhook_statuses) == {200}
+    assert len(anna.messages) == 2
+    assert (await must_be_stored(ANNA)).state == "onb:neighbourhood"
+
+
+# --- 8. no secret in the logs -------------------------------------------------------
+@pytest.fixture
+def production_logs() -> Iterator[io.StringIO]:
+    """Logging as ``iesaiste run`` sets it up (``bot.logs.configure``) at DEBUG, into a buffer.
+
+    ``configure`` is called by the test (it needs the secrets); the buffer is then attached to
+    the handler it installs. Every logger's level and the root's handlers are restored after.
+    """
+    root = logging.getLogger()
+    handlers, root_level = root.handlers[:], root.level
+    levels = {
+        name: logger.level
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    buffer = io.StringIO()
+    yield buffer
+    root.handlers[:] = handlers
+    root.setLevel(root_level)
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))
+
+
+def configure_logs(buffer: io.StringIO, *secrets: str) -> None:
+    logs.configure("DEBUG", secrets)
+    (handler,) = logging.getLogger().handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(buffer)
+
+
+@storage
+async def test_the_token_never_appears_in_the_logs_even_when_a_request_fails(
+    api: BotApiStandIn, start_bot: RuntimeFactory, production_logs: io.StringIO
+) -> None:
+    configure_logs(production_logs, api.token)
+    runtime = await start_bot(**telegram_env(api))
+    anna = Chat(api, ANNA)
+    await anna.send("/start")
+
+    api.fail_next("sendMessage", 500, "Internal Server Error")
+    api.send_text(ANNA, "/help")
+    await api.wait_until(lambda: any(e.method == "sendMessage" for e in api.errors))
+    await eventually(lambda: "telegram: update failed" in production_logs.getvalue())
+    await anna.send("/help")  # and the bot carries on
+    await runtime.stop()
+
+    output = production_logs.getvalue()
+    assert "Internal Server Error" in output  # the failure was logged ...
+    assert "[redacted]" in output  # ... and PTB's debug lines named the API URL
+    assert api.token not in output
+    assert api.token.split(":", 1)[1] not in output  # not even the secret half alone
+
+
+@storage
+async def test_the_webhook_secret_and_the_token_never_appear_in_the_logs(
+    api: BotApiStandIn,
+    start_bot: RuntimeFactory,
+    production_logs: io.StringIO,
+    http: aiohttp.ClientSession,
+) -> None:
+    configure_logs(production_logs, api.token, WEBHOOK_SECRET)
+    runtime, url = await start_webhook_bot(api, start_bot)
+    anna = Chat(api, ANNA)
+    await anna.send("/start")
+    async with http.post(url, json={}, headers={SECRET_HEADER: "wrong-secret-0123456789"}) as r:
+        assert r.status == 403
+    await runtime.stop()
+
+    output = production_logs.getvalue()
+    assert "setWebhook" in output and "wrong secret token" in output
+    assert api.token not in output
+    assert WEBHOOK_SECRET not in output
+
+
+# --- 9. long texts ------------------------------------------------------------------
+def test_split_text_leaves_a_text_within_the_limit_whole() -> None:
+    assert split_text("short", 10) == ["short"]
+    assert split_text("x" * 10, 10) == ["x" * 10]
+    assert split_text("", 10) == [""]
+
+
+def test_split_text_cuts_at_a_space_and_keeps_every_word() -> None:
+    words = [f"word{i}" for i in range(1000)]
+    text = " ".join(words)  # 5889 characters
+    pieces = split_text(text, 4096)
+    assert len(pieces) == 2
+    assert all(0 < len(piece) <= 4096 for piece in pieces)
+    assert " ".join(pieces).split() == words  # no word cut in two, none lost
+
+
+def test_split_text_cuts_a_single_overlong_word_hard() -> None:
+    pieces = split_text("y" * 10_000, 4096)
+    assert [len(p) for p in pieces] == [4096, 4096, 1808]
+    assert "".join(pieces) == "y" * 10_000
+
+
+def test_split_text_prefers_a_paragraph_break_to_a_space() -> None:
+    first = " ".join(["alpha"] * 500)  # 2999 characters
+    second = " ".join(["beta"] * 500)
+    pieces = split_text(f"{first}\n\n{second}", 4096)
+    assert pieces == [first, second]
+
+
+@pytest.fixture
+async def channel(api: BotApiStandIn) -> AsyncIterator[TelegramChannel]:
+    """The Telegram channel alone (no database, no polling), sending to the stand-in."""
+    config = TelegramConfig(token=api.token, api_url=api.url)
+    telegram = TelegramChannel(config, Dispatcher(Config()))
+    await telegram.application.initialize()
+    yield telegram
+    await telegram.application.shutdown()
+
+
+async def test_a_reply_longer_than_telegram_allows_is_sent_as_several_messages(
+    api: BotApiStandIn, channel: TelegramChannel
+) -> None:
+    words = [f"vārds{i}" for i in range(800)]
+    text = " ".join(words)
+    assert len(text) > 5000
+    buttons = [[Button("OK", "menu:main")]]
+    await channel.send(str(ANNA), Reply(text, buttons))
+
+    first, second = api.messages(ANNA)
+    assert len(first.body) <= LIMITS.text_length and len(second.body) <= LIMITS.text_length
+    assert f"{first.body} {second.body}".split() == words
+    # The buttons go with the last piece, under the end of the text.
+    assert first.reply_markup is None
+    assert second.callback_data() == ["menu:main"]
+    assert api.errors == []
+
+
+async def test_a_photo_with_a_caption_too_long_for_telegram_is_sent_then_the_text(
+    api: BotApiStandIn, channel: TelegramChannel
+) -> None:
+    text = "Ielas remonts. " * 100  # 1500 characters: over the 1024 of a caption
+    await channel.send(
+        str(ANNA), Reply(text, [[Button("OK", "menu:main")]], image="https://example.lv/a.jpg")
+    )
+    photo, message = api.messages(ANNA)
+    assert photo.photo == "https://example.lv/a.jpg" and photo.caption is None
+    assert message.text == text.strip()
+    assert message.callback_data() == ["menu:main"]
+    assert api.errors == []
+
+
+async def test_a_blocked_resident_and_flood_control_are_reported_as_such(
+    api: BotApiStandIn, channel: TelegramChannel
+) -> None:
+    api.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
+    with pytest.raises(RecipientBlocked):
+        await channel.send(str(ANNA), Reply("Announcement"))
+
+    api.fail_next("sendMessage", 429, retry_after=7)
+    with pytest.raises(RateLimited) as limited:
+        await channel.send(str(ANNA), Reply("Announcement"))
+    assert limited.value.retry_after == 7
+
+
+# --- order -------------------------------------------------------------------------
+@storage
+async def test_a_button_press_and_a_text_sent_right_after_are_handled_in_that_order(
+    api: BotApiStandIn, anna: Chat
+) -> None:
+    (question,) = await anna.send("/start")
+    pressed = anna.tap(question, "English")
+    typed = api.send_text(ANNA, "Centre")  # the resident types the next answer at once
+
+    async def both_handled() -> bool:
+        ids = [str(pressed["update_id"]), str(typed["update_id"])]
+        return await ProcessedEvent.filter(event_id__in=ids).count() == 2
+
+    await eventually(both_handled, what="both updates handled")
+    resident = await must_be_stored(ANNA)
+    assert (resident.state, resident.data) == ("onb:topics", {"neighbourhood": "centrs"})
