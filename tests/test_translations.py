@@ -1,0 +1,307 @@
+# Extract the strings from the code into the template (from the repository root):
+#
+#   .venv/bin/pybabel extract -F babel.cfg --no-default-keywords \
+#       -k _ -k N_ -k gettext -k ngettext:1,2 -c TRANSLATORS: \
+#       --project=Iesaiste --copyright-holder="Iesaiste contributors" \
+#       -o bot/locales/messages.pot .
+#
+# then `.venv/bin/pybabel update -i bot/locales/messages.pot -d bot/locales`
+# and translate; bot/locales/README.md says more. KEYWORDS below are the
+# same keywords, so this test sees exactly what that command extracts.
+"""Every string a resident can see is there, complete and well-formed, in Latvian,
+English and Russian.
+
+The strings are extracted afresh from the code with Babel's own extractor,
+not read from the .pot, so a string added to a dialog without its
+translations fails here, whether or not someone remembered to extract.
+"""
+
+from __future__ import annotations
+
+import ast
+import gettext
+import io
+import re
+import string
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog, Message
+from babel.messages.extract import extract, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.plurals import get_plural
+from babel.messages.pofile import read_po
+
+from bot.i18n import LANGUAGES, catalog_path, translator
+
+ROOT = Path(__file__).resolve().parents[1]
+# _("…"), ctx._("…"), N_("…"), tr.gettext("…"), ctx.ngettext("one", "many", n)
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
+TOPICS_CHOSEN = ("{n} topic chosen: {names}", "{n} topics chosen: {names}")
+
+MsgId = str | tuple[str, ...]
+
+
+# --- what the code says, what the catalogs say ------------------------------
+@cache
+def strings_in_the_code() -> dict[MsgId, list[str]]:
+    """Every marked string in the folders babel.cfg names, with where it is used."""
+    with (ROOT / "babel.cfg").open(encoding="utf-8") as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)
+    found: dict[MsgId, list[str]] = {}
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+        ROOT, method_map, options_map, keywords=KEYWORDS
+    ):
+        found.setdefault(message, []).append(f"{filename}:{lineno}")
+    return found
+
+
+@cache
+def catalog(language: str) -> Catalog:
+    with catalog_path(language).open("rb") as file:
+        return read_po(file, locale=language)
+
+
+def entries(language: str) -> list[Message]:
+    return [message for message in catalog(language) if message.id]
+
+
+def forms(message: Message) -> tuple[str, ...]:
+    """The translation as a tuple: one string, or one per plural form."""
+    if isinstance(message.string, str):
+        return (message.string,)
+    return tuple(message.string)
+
+
+def as_id(msgid: MsgId | list[str]) -> MsgId:
+    """A msgid comparable whatever its container: a string, or (singular, plural)."""
+    return tuple(msgid) if isinstance(msgid, tuple | list) else msgid
+
+
+def label(message: Message | MsgId) -> str:
+    msgid = message.id if isinstance(message, Message) else message
+    return repr(msgid[0] if isinstance(msgid, tuple | list) else msgid)
+
+
+def placeholders(text: str) -> set[str]:
+    """The str.format fields of a text, e.g. {'{n}', '{names}'}."""
+    return {
+        "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        for _literal, name, spec, conversion in string.Formatter().parse(text)
+        if name is not None
+    }
+
+
+def header(language: str) -> dict[str, str]:
+    """The catalog's header exactly as written (Babel's reader fills in what is missing)."""
+    block = catalog_path(language).read_text(encoding="utf-8").split("\n\n", 1)[0]
+    quoted = block.split("\nmsgstr ", 1)[1]
+    text = "".join(ast.literal_eval(line) for line in quoted.splitlines() if line.startswith('"'))
+    fields = (line.partition(":") for line in text.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, _colon, value in fields}
+
+
+def plural_entries_as_written(language: str) -> Iterator[tuple[str, list[int]]]:
+    """(first msgid line, msgstr[i] indices) of each plural entry in the .po file.
+
+    Read from the text because Babel's reader pads missing forms and drops
+    extra ones, which would hide a wrong count.
+    """
+    msgid, plural, indices = "", False, []
+    lines = catalog_path(language).read_text(encoding="utf-8").splitlines()
+    for line in [*lines, "msgid"]:  # the sentinel ends the last entry
+        if line.startswith("#"):
+            continue
+        if line.startswith("msgid ") or line == "msgid":
+            if plural:
+                yield msgid, indices
+            msgid, plural, indices = line[6:], False, []
+        elif line.startswith("msgid_plural "):
+            plural = True
+        elif match := re.match(r"msgstr\[(\d+)\]", line):
+            indices.append(int(match[1]))
+
+
+def forms_chosen_by_the_rule(language: str) -> dict[int, set[int]]:
+    """For each plural form of a language, the numbers 0…1000 that Babel's rule sends to it."""
+    rule = gettext.c2py(get_plural(language).plural_expr)
+    chosen: dict[int, set[int]] = {}
+    for n in range(1001):
+        chosen.setdefault(rule(n), set()).add(n)
+    return chosen
+
+
+def commands(text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w/])/[a-z]+\b", text))
+
+
+# --- the extractor ------------------------------------------------------------
+def test_the_extractor_sees_every_way_the_code_marks_a_string() -> None:
+    source = b"""
+ctx.answer(ctx._("method on the context", name=x))
+ctx.tr.gettext("translator on the context")
+tr.gettext("a translator in a variable")
+translator(language).gettext("a translator made on the spot")
+_("plain underscore")
+CONSTANT = N_("marked where defined")
+ctx.ngettext("{n} one", "{n} many", n, names=y)
+ctx._(CONSTANT)  # a variable: translated where shown, extracted where defined
+"""
+    found = [
+        message
+        for _line, message, _comments, _context in extract(
+            "python", io.BytesIO(source), keywords=KEYWORDS
+        )
+    ]
+    assert found == [
+        "method on the context",
+        "translator on the context",
+        "a translator in a variable",
+        "a translator made on the spot",
+        "plain underscore",
+        "marked where defined",
+        ("{n} one", "{n} many"),
+    ]
+
+
+def test_the_code_has_strings_in_every_folder_babel_cfg_names() -> None:
+    places = {where.split("/", 1)[0] for uses in strings_in_the_code().values() for where in uses}
+    assert places >= {"bot", "dialogs", "handlers"}
+    assert TOPICS_CHOSEN in strings_in_the_code(), "the plural that the Latvian test below uses"
+
+
+# --- (a) nothing missing ----------------------------------------------------------
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_string_in_the_code_is_translated_in_every_language(language: str) -> None:
+    missing = []
+    for msgid, uses in strings_in_the_code().items():
+        key = msgid[0] if isinstance(msgid, tuple) else msgid
+        message = catalog(language).get(key)
+        if message is None or as_id(message.id) != as_id(msgid):
+            missing.append(f"{uses[0]}: {label(msgid)}")
+    assert not missing, (
+        f"not in bot/locales/{language}/LC_MESSAGES/messages.po (extract, update and translate, "
+        "see bot/locales/README.md):\n" + "\n".join(missing)
+    )
+
+
+# --- (b) nothing empty or fuzzy -----------------------------------------------------
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_translation_is_empty_or_fuzzy(language: str) -> None:
+    problems = ["the header is marked fuzzy"] if catalog(language).fuzzy else []
+    for message in entries(language):
+        if message.fuzzy:
+            problems.append(f"fuzzy (not used until reviewed): {label(message)}")
+        for index, text in enumerate(forms(message)):
+            if not text.strip():
+                form = f"msgstr[{index}]" if message.pluralizable else "msgstr"
+                problems.append(f"empty {form}: {label(message)}")
+    assert not problems, f"{language}:\n" + "\n".join(problems)
+
+
+def test_english_says_exactly_what_the_code_says() -> None:
+    different = [
+        label(message)
+        for message in entries("en")
+        if forms(message) != (tuple(message.id) if message.pluralizable else (message.id,))
+    ]
+    assert not different, "change the English text in the code, not in the catalog:\n" + "\n".join(
+        different
+    )
+
+
+# --- (c) placeholders and commands kept -----------------------------------------------
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_translations_keep_the_placeholders_of_the_original(language: str) -> None:
+    only_for_one = {
+        form for form, numbers in forms_chosen_by_the_rule(language).items() if numbers == {1}
+    }
+    problems = []
+    for message in entries(language):
+        ids = message.id if message.pluralizable else (message.id,)
+        wanted = set().union(*(placeholders(text) for text in ids))
+        for index, text in enumerate(forms(message)):
+            try:
+                got = placeholders(text)
+            except ValueError as error:
+                problems.append(f"{label(message)}: not a valid format string ({error})")
+                continue
+            allowed = [wanted]
+            if message.pluralizable and index in only_for_one:
+                # A form used for n = 1 alone may say "one" in words instead of {n}.
+                allowed.append(wanted - {"{n}"})
+            if got not in allowed:
+                problems.append(
+                    f"{label(message)}: form {index} has {sorted(got)}, wants {sorted(wanted)}"
+                )
+    assert not problems, f"{language}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_commands_stay_as_they_are_in_every_language(language: str) -> None:
+    changed = [
+        f"{label(message)}: {sorted(commands(text))}"
+        for message in entries(language)
+        for text in forms(message)
+        if commands(text) != commands(message.id[0] if message.pluralizable else message.id)
+    ]
+    assert not changed, f"{language}: /commands must not be translated:\n" + "\n".join(changed)
+
+
+# --- (d) plural forms as Babel knows them ------------------------------------------------
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_plural_forms_header_is_babels_for_the_language(language: str) -> None:
+    written = header(language)
+    assert written.get("Language") == language
+    assert "Plural-Forms" in written, "pybabel init writes it; do not delete it"
+    assert written["Plural-Forms"].replace(" ", "") == get_plural(language).plural_forms.replace(
+        " ", ""
+    )
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_plural_entry_has_as_many_forms_as_the_language(language: str) -> None:
+    wanted = list(range(get_plural(language).num_plurals))
+    wrong = [
+        f"{msgid}: msgstr{indices}, wants msgstr{wanted}"
+        for msgid, indices in plural_entries_as_written(language)
+        if sorted(indices) != wanted
+    ]
+    assert not wrong, f"{language}:\n" + "\n".join(wrong)
+    assert any(message.pluralizable for message in entries(language))
+
+
+# --- (e) the right form at run time --------------------------------------------------------
+@pytest.mark.parametrize(("n", "form"), [(1, 0), (2, 1), (0, 2), (11, 1), (21, 0)])
+def test_latvian_picks_the_right_plural_form(n: int, form: int) -> None:
+    message = catalog("lv").get(TOPICS_CHOSEN[0])
+    assert message is not None and message.pluralizable
+    expected = message.string[form].format(n=n, names="Vide")
+    assert translator("lv").ngettext(*TOPICS_CHOSEN, n, names="Vide") == expected
+
+
+def test_latvian_counts_topics_the_way_a_resident_says_it() -> None:
+    lv = translator("lv")
+    said = {n: lv.ngettext(*TOPICS_CHOSEN, n, names="Vide") for n in (1, 2, 0, 11, 21)}
+    nouns = {1: "tēma", 2: "tēmas", 0: "tēmu", 11: "tēmas", 21: "tēma"}
+    for n, noun in nouns.items():
+        assert re.search(rf"(?<!\d){n} {noun}\b", said[n]), said
+
+
+@pytest.mark.parametrize(
+    ("n", "form"), [(1, 0), (2, 1), (4, 1), (5, 2), (0, 2), (11, 2), (21, 0), (22, 1)]
+)
+def test_russian_picks_the_right_plural_form(n: int, form: int) -> None:
+    message = catalog("ru").get(TOPICS_CHOSEN[0])
+    assert message is not None and message.pluralizable
+    expected = message.string[form].format(n=n, names="Среда")
+    assert translator("ru").ngettext(*TOPICS_CHOSEN, n, names="Среда") == expected
+
+
+def test_the_language_switch_is_confirmed_in_the_new_language() -> None:
+    done = "Done: I will write to you in English."
+    assert translator("lv").gettext(done) == "Labi, turpmāk rakstīšu latviski."
+    assert translator("ru").gettext(done) == "Хорошо, теперь я буду писать по-русски."
+    assert translator("en").gettext(done) == done
