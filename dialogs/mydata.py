@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.i18n import LANGUAGE_NAMES
+from bot.i18n import LANGUAGE_NAMES, N_
 from bot.messages import Reply
 from dialogs import menu
 from dialogs.context import Ctx
 from dialogs.engine import Dialog, enter
-from dialogs.pickers import BACK, NO, YES, find, names_of
+from dialogs.pickers import BACK, NO, YES, neighbourhood_line, topics_line
 from storage import residents
 
 dialog = Dialog("data")
 
-CHANNEL_NAMES = {"telegram": "Telegram", "webchat": "Web chat", "messenger": "Messenger"}
+CHANNEL_NAMES = {"telegram": "Telegram", "webchat": N_("Web chat"), "messenger": "Messenger"}
 
 
 async def start(ctx: Ctx) -> None:
@@ -29,23 +29,19 @@ def _when(ctx: Ctx, moment: datetime | None) -> str:
 
 
 async def render_overview(ctx: Ctx) -> Reply:
-    m = ctx.config.municipality
     held = await residents.personal_data(ctx.resident)
-    hood = find(m.neighbourhoods, held.neighbourhood) if held.neighbourhood else None
     lines = [
         ctx._("This is everything we hold about you:"),
         "",
         ctx._("Language: {name}", name=LANGUAGE_NAMES.get(held.language, "—")),
-        ctx._(
-            "Neighbourhood: {name}", name=hood.name(ctx.language) if hood else ctx._("not chosen")
-        ),
-        ctx._("Topics: {names}", names=names_of(ctx, m.topics, held.topics) or ctx._("none")),
+        neighbourhood_line(ctx, held.neighbourhood),
+        topics_line(ctx, held.topics),
     ]
     for account in held.accounts:
         lines.append(
             ctx._(
                 "Account: {channel} {id}, since {since}",
-                channel=CHANNEL_NAMES.get(account.channel, account.channel),
+                channel=ctx._(CHANNEL_NAMES.get(account.channel, account.channel)),
                 id=account.external_id,
                 since=_when(ctx, account.since),
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from bot.config import Named
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_
 from bot.messages import Button
 from dialogs.context import Ctx
 from dialogs.engine import Step
@@ -76,3 +76,20 @@ def names_of(ctx: Ctx, items: Iterable[Named], keys: Iterable[str]) -> str:
 
 def find(items: Iterable[Named], key: str) -> Named | None:
     return next((item for item in items if item.id == key), None)
+
+
+# TRANSLATORS: confirms the switch to THIS catalog's language: name your own
+# language ("Labi, turpmāk rakstīšu latviski.").
+LANGUAGE_SWITCHED = N_("Done: I will write to you in English.")
+
+
+def neighbourhood_line(ctx: Ctx, key: str | None) -> str:
+    hood = find(ctx.config.municipality.neighbourhoods, key) if key else None
+    if hood is None:
+        return ctx._("Neighbourhood: not chosen")
+    return ctx._("Neighbourhood: {name}", name=hood.name(ctx.language))
+
+
+def topics_line(ctx: Ctx, keys: Iterable[str]) -> str:
+    names = names_of(ctx, ctx.config.municipality.topics, keys)
+    return ctx._("Topics: {names}", names=names) if names else ctx._("Topics: none chosen")

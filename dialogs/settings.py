@@ -10,15 +10,17 @@ from dialogs.engine import Dialog, enter
 from dialogs.pickers import (
     BACK,
     DONE,
+    LANGUAGE_SWITCHED,
     SKIP,
     find,
     language_buttons,
     match_language,
     match_named,
-    names_of,
     neighbourhood_buttons,
+    neighbourhood_line,
     toggle,
     topic_buttons,
+    topics_line,
 )
 from storage import residents
 
@@ -32,17 +34,13 @@ async def start(ctx: Ctx) -> None:
 # --- overview ---------------------------------------------------------------
 async def render_home(ctx: Ctx) -> Reply:
     m = ctx.config.municipality
-    hood_key = await residents.neighbourhood_key(ctx.resident)
-    hood = find(m.neighbourhoods, hood_key) if hood_key else None
-    topic_names = names_of(ctx, m.topics, await residents.topic_keys(ctx.resident))
     lines = [ctx._("Your settings:"), ctx._("Language: {name}", name=LANGUAGE_NAMES[ctx.language])]
     buttons = [[home.button(ctx._("Language"), "language")]]
     if m.neighbourhoods:
-        none = ctx._("not chosen")
-        lines.append(ctx._("Neighbourhood: {name}", name=hood.name(ctx.language) if hood else none))
+        lines.append(neighbourhood_line(ctx, await residents.neighbourhood_key(ctx.resident)))
         buttons[0].append(home.button(ctx._("Neighbourhood"), "neighbourhood"))
     if m.topics:
-        lines.append(ctx._("Topics: {names}", names=topic_names or ctx._("none")))
+        lines.append(topics_line(ctx, await residents.topic_keys(ctx.resident)))
         buttons.append([home.button(ctx._("Topics"), "topics")])
     buttons.append([home.button(ctx._("Back to the menu"), BACK)])
     return Reply("\n".join(lines), buttons)
@@ -73,7 +71,7 @@ async def choose_language(ctx: Ctx, code: str) -> None:
     if code in LANGUAGES:
         await residents.set_language(ctx.resident, code)
         ctx.use_language(code)
-        ctx.answer(ctx._("Done: I will write to you in English."))
+        ctx.answer(ctx._(LANGUAGE_SWITCHED))
     elif code != BACK:
         ctx.answer(ctx._("Please choose one of the buttons below."))
         ctx.answer(await render_language(ctx))
@@ -94,7 +92,10 @@ language = dialog.step(
 async def render_neighbourhood(ctx: Ctx) -> Reply:
     buttons = neighbourhood_buttons(ctx, neighbourhood)
     buttons.append(
-        [neighbourhood.button(ctx._("None"), SKIP), neighbourhood.button(ctx._("Back"), BACK)]
+        [
+            neighbourhood.button(ctx._("No neighbourhood"), SKIP),
+            neighbourhood.button(ctx._("Back"), BACK),
+        ]
     )
     return Reply(ctx._("Choose your neighbourhood, or type its name:"), buttons)
 

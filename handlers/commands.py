@@ -7,6 +7,7 @@ from bot.messages import Button, Reply
 from dialogs import menu, mydata, onboarding, settings
 from dialogs.context import Ctx
 from dialogs.engine import show_current
+from dialogs.pickers import LANGUAGE_SWITCHED
 from dialogs.registry import REGISTRY
 from handlers.router import Router
 from storage import residents
@@ -91,5 +92,5 @@ async def choose_language(ctx: Ctx) -> None:
     else:
         await residents.set_language(ctx.resident, code)
         ctx.use_language(code)
-        ctx.answer(ctx._("Done: I will write to you in English."))
+        ctx.answer(ctx._(LANGUAGE_SWITCHED))
     await resume_or_menu(ctx)
