@@ -67,14 +67,16 @@ class Reply:
 
     ``buttons`` is a list of rows. ``replace`` asks the channel to edit the
     message the resident pressed a button on, where the platform allows it;
-    elsewhere the reply is sent anew. ``request_location`` asks for a shared
-    location where the platform can.
+    elsewhere the reply is sent anew. ``request_location``, when not empty,
+    is the translated label of a button that asks for a shared location where
+    the platform can (the label travels with the reply because a channel does
+    not know the resident's language).
     """
 
     text: str
     buttons: list[list[Button]] = field(default_factory=list)
     image: str = ""  # a URL or a platform file id
-    request_location: bool = False
+    request_location: str = ""
     replace: bool = False
 
     def all_buttons(self) -> list[Button]:

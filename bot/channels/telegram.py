@@ -103,7 +103,7 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
     if reply.request_location and not reply.buttons:
         # Telegram can ask for a location only through a reply keyboard.
         return ReplyKeyboardMarkup(
-            [[KeyboardButton("📍", request_location=True)]],
+            [[KeyboardButton(f"📍 {reply.request_location}", request_location=True)]],
             resize_keyboard=True,
             one_time_keyboard=True,
         )

@@ -196,7 +196,7 @@ class WebChat:
                     if last
                     else [],
                     "image": reply.image if index == 0 else "",
-                    "request_location": reply.request_location and last,
+                    "request_location": bool(reply.request_location) and last,
                     "replace": pressed_on if reply.replace and index == 0 else None,
                 }
             )
