@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_
 from bot.messages import Button, Reply
 from dialogs import menu, mydata, onboarding, settings
 from dialogs.context import Ctx
@@ -13,6 +13,17 @@ from handlers.router import Router
 from storage import residents
 
 router = Router()
+
+# The commands a resident may pick from a platform's command menu, with what
+# each does; Telegram shows them when the resident types "/".
+MENU_COMMANDS = (
+    ("menu", N_("Main menu")),
+    ("settings", N_("Language, neighbourhood and topics")),
+    ("language", N_("Change the language")),
+    ("mydata", N_("See or delete your data")),
+    ("cancel", N_("Stop what we are doing")),
+    ("help", N_("Help")),
+)
 
 LANGUAGE_PREFIX = "lang"
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 from telegram import (
+    BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -27,7 +28,9 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import RateLimited, RecipientBlocked, fit_label, split_text, utf16_length
 from bot.config import TelegramConfig
+from bot.i18n import LANGUAGES, translator
 from bot.messages import ChannelLimits, Incoming, Kind, Location, Reply
+from handlers.commands import MENU_COMMANDS
 from handlers.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -156,6 +159,7 @@ class TelegramChannel:
         app = self.application
         await app.initialize()
         await app.start()
+        await self._publish_commands()
         if self.webhook:
             await app.bot.set_webhook(
                 self.config.webhook_url,
@@ -168,6 +172,14 @@ class TelegramChannel:
             await app.bot.delete_webhook()
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
             log.info("telegram: long polling as @%s", app.bot.username)
+
+    async def _publish_commands(self) -> None:
+        """The "/" menu in each language; the default one in the municipality's language."""
+        default = self.dispatcher.config.municipality.default_language
+        for language in ("", *LANGUAGES):
+            tr = translator(language or default)
+            commands = [BotCommand(name, tr.gettext(text)) for name, text in MENU_COMMANDS]
+            await self.application.bot.set_my_commands(commands, language_code=language or None)
 
     async def stop(self) -> None:
         """Stop taking updates, let in-flight ones finish, close the HTTP client."""

@@ -1128,7 +1128,9 @@ class BotApiStandIn:
         self.errors: list[ErrorResponse] = []
         self.answered_callbacks: list[AnsweredCallback] = []
         self.webhook_deliveries: list[WebhookDelivery] = []
-        self.commands: list[JSONDict] = []
+        self.commands: list[JSONDict] = []  # the default list (no language_code)
+        # The bot's command menu per language_code, "" for the default.
+        self.commands_by_language: dict[str, list[JSONDict]] = {}
 
         self._chats: dict[int, _Chat] = {}
         self._queue: deque[_Queued] = deque()
@@ -2256,18 +2258,31 @@ class BotApiStandIn:
             isinstance(c, dict) and "command" in c and "description" in c for c in commands
         ):
             raise _bad("can't parse BotCommand: expected an Object with command and description")
-        self.commands = commands
+        for command in commands:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(command["command"])):
+                raise _bad("BOT_COMMAND_INVALID")
+            if not 1 <= len(str(command["description"]).strip()) <= 256:
+                raise _bad("BOT_COMMAND_DESCRIPTION_INVALID")
+        language = args.get("language_code", "")
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            raise _bad("LANG_CODE_INVALID")
+        self.commands_by_language[language] = commands
+        if not language:
+            self.commands = commands
         return True
 
     async def _get_my_commands(
         self, args: dict[str, str], files: dict[str, UploadedFile]
     ) -> list[JSONDict]:
-        return self.commands
+        return self.commands_by_language.get(args.get("language_code", ""), [])
 
     async def _delete_my_commands(
         self, args: dict[str, str], files: dict[str, UploadedFile]
     ) -> bool:
-        self.commands = []
+        language = args.get("language_code", "")
+        self.commands_by_language.pop(language, None)
+        if not language:
+            self.commands = []
         return True
 
 

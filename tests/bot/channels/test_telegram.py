@@ -898,3 +898,17 @@ async def test_a_button_press_and_a_text_sent_right_after_are_handled_in_that_or
     await eventually(both_handled, what="both updates handled")
     resident = await must_be_stored(ANNA)
     assert (resident.state, resident.data) == ("onb:topics", {"neighbourhood": "centrs"})
+
+
+# --- the command menu -------------------------------------------------------
+@storage
+async def test_the_command_menu_is_published_in_every_language(
+    api: BotApiStandIn, bot: Runtime
+) -> None:
+    for language in ("", "lv", "en", "ru"):
+        names = [c["command"] for c in api.commands_by_language[language]]
+        assert names == ["menu", "settings", "language", "mydata", "cancel", "help"]
+    described = {c["command"]: c["description"] for c in api.commands_by_language["en"]}
+    assert described["mydata"] == "See or delete your data"
+    assert api.commands_by_language[""] == api.commands_by_language["lv"], "Latvian by default"
+    assert api.commands_by_language["ru"][0]["description"] != described["menu"]
