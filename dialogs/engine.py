@@ -89,6 +89,12 @@ async def enter(
     ctx.answer(reply)
 
 
+async def ask_again(ctx: Ctx, step: Step, notice: str = USE_BUTTONS) -> None:
+    """Say why the answer did not fit, then put the same question again."""
+    ctx.answer(ctx._(notice))
+    ctx.answer(await step.render(ctx))
+
+
 async def show_current(ctx: Ctx, registry: Registry) -> bool:
     """Show the current step's prompt again; False when no dialog is active."""
     step = registry.step(ctx.state) if ctx.state else None

@@ -8,7 +8,7 @@ from bot.i18n import LANGUAGE_NAMES, N_
 from bot.messages import Reply
 from dialogs import menu
 from dialogs.context import Ctx
-from dialogs.engine import Dialog, enter
+from dialogs.engine import Dialog, ask_again, enter
 from dialogs.pickers import BACK, NO, YES, neighbourhood_line, topics_line
 from storage import residents
 
@@ -63,8 +63,7 @@ async def overview_choice(ctx: Ctx, value: str) -> None:
     elif value == BACK:
         await menu.show(ctx)
     else:
-        ctx.answer(ctx._("Please choose one of the buttons below."))
-        ctx.answer(await render_overview(ctx))
+        await ask_again(ctx, overview)
 
 
 overview = dialog.step("overview", render_overview, on_button=overview_choice)
@@ -94,8 +93,7 @@ async def confirm_choice(ctx: Ctx, value: str) -> None:
         ctx.answer(ctx._("Nothing was deleted."))
         await menu.show(ctx)
     else:
-        ctx.answer(ctx._("Please choose one of the buttons below."))
-        ctx.answer(await render_confirm(ctx))
+        await ask_again(ctx, confirm)
 
 
 confirm = dialog.step("confirm", render_confirm, on_button=confirm_choice)

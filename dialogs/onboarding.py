@@ -10,11 +10,12 @@ from bot.i18n import LANGUAGES
 from bot.messages import Reply
 from dialogs import menu
 from dialogs.context import Ctx
-from dialogs.engine import Dialog, Step, enter
+from dialogs.engine import Dialog, Step, ask_again, enter
 from dialogs.pickers import (
     DONE,
     NO,
     SKIP,
+    UNKNOWN_NEIGHBOURHOOD,
     YES,
     find,
     language_buttons,
@@ -46,8 +47,7 @@ async def render_language(ctx: Ctx) -> Reply:
 
 async def choose_language(ctx: Ctx, code: str) -> None:
     if code not in LANGUAGES:
-        ctx.answer(ctx._("Please choose one of the buttons below."))
-        ctx.answer(await render_language(ctx))
+        await ask_again(ctx, language)
         return
     await residents.set_language(ctx.resident, code)
     ctx.use_language(code)
@@ -83,10 +83,7 @@ async def render_neighbourhood(ctx: Ctx) -> Reply:
 
 async def choose_neighbourhood(ctx: Ctx, key: str) -> None:
     if key != SKIP and find(ctx.config.municipality.neighbourhoods, key) is None:
-        ctx.answer(
-            ctx._("I do not know that neighbourhood. Please choose one of the buttons below.")
-        )
-        ctx.answer(await render_neighbourhood(ctx))
+        await ask_again(ctx, neighbourhood, UNKNOWN_NEIGHBOURHOOD)
         return
     ctx.data["neighbourhood"] = None if key == SKIP else key
     await enter(ctx, _after_neighbourhood(ctx), ctx.data)
@@ -133,8 +130,7 @@ async def choose_topic(ctx: Ctx, key: str) -> None:
         await enter(ctx, privacy, ctx.data)
         return
     if find(ctx.config.municipality.topics, key) is None:
-        ctx.answer(ctx._("Please choose one of the buttons below."))
-        ctx.answer(await render_topics(ctx))
+        await ask_again(ctx, topics)
         return
     ctx.data["topics"] = toggle(ctx.data.get("topics", []), key)
     await enter(ctx, topics, ctx.data, replace=True)
@@ -170,8 +166,7 @@ async def answer_privacy(ctx: Ctx, value: str) -> None:
         )
         return
     if value != YES:
-        ctx.answer(ctx._("Please choose one of the buttons below."))
-        ctx.answer(await render_privacy(ctx))
+        await ask_again(ctx, privacy)
         return
     resident = ctx.resident
     await residents.set_neighbourhood(resident, ctx.data.get("neighbourhood"))

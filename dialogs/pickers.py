@@ -78,6 +78,10 @@ def find(items: Iterable[Named], key: str) -> Named | None:
     return next((item for item in items if item.id == key), None)
 
 
+UNKNOWN_NEIGHBOURHOOD = N_(
+    "I do not know that neighbourhood. Please choose one of the buttons below."
+)
+
 # TRANSLATORS: confirms the switch to THIS catalog's language: name your own
 # language ("Labi, turpmāk rakstīšu latviski.").
 LANGUAGE_SWITCHED = N_("Done: I will write to you in English.")

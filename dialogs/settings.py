@@ -6,12 +6,13 @@ from bot.i18n import LANGUAGE_NAMES, LANGUAGES
 from bot.messages import Reply
 from dialogs import menu
 from dialogs.context import Ctx
-from dialogs.engine import Dialog, enter
+from dialogs.engine import Dialog, ask_again, enter
 from dialogs.pickers import (
     BACK,
     DONE,
     LANGUAGE_SWITCHED,
     SKIP,
+    UNKNOWN_NEIGHBOURHOOD,
     find,
     language_buttons,
     match_language,
@@ -51,8 +52,7 @@ async def open_setting(ctx: Ctx, value: str) -> None:
     if value == BACK:
         await menu.show(ctx)
     elif target is None:
-        ctx.answer(ctx._("Please choose one of the buttons below."))
-        ctx.answer(await render_home(ctx))
+        await ask_again(ctx, home)
     else:
         await enter(ctx, target, {})
 
@@ -73,8 +73,7 @@ async def choose_language(ctx: Ctx, code: str) -> None:
         ctx.use_language(code)
         ctx.answer(ctx._(LANGUAGE_SWITCHED))
     elif code != BACK:
-        ctx.answer(ctx._("Please choose one of the buttons below."))
-        ctx.answer(await render_language(ctx))
+        await ask_again(ctx, language)
         return
     await enter(ctx, home)
 
@@ -105,10 +104,7 @@ async def choose_neighbourhood(ctx: Ctx, key: str) -> None:
         await residents.set_neighbourhood(ctx.resident, None)
     elif key != BACK:
         if find(ctx.config.municipality.neighbourhoods, key) is None:
-            ctx.answer(
-                ctx._("I do not know that neighbourhood. Please choose one of the buttons below.")
-            )
-            ctx.answer(await render_neighbourhood(ctx))
+            await ask_again(ctx, neighbourhood, UNKNOWN_NEIGHBOURHOOD)
             return
         await residents.set_neighbourhood(ctx.resident, key)
     await enter(ctx, home)
@@ -140,8 +136,7 @@ async def choose_topic(ctx: Ctx, key: str) -> None:
         await enter(ctx, home)
         return
     if find(ctx.config.municipality.topics, key) is None:
-        ctx.answer(ctx._("Please choose one of the buttons below."))
-        ctx.answer(await render_topics(ctx))
+        await ask_again(ctx, topics)
         return
     selected = toggle(await residents.topic_keys(ctx.resident), key)
     await residents.set_topics(ctx.resident, selected)
