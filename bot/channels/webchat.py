@@ -81,6 +81,9 @@ class WebChat:
     name: str = NAME
     limits: ChannelLimits = LIMITS
     _sockets: dict[str, set[web.WebSocketResponse]] = field(default_factory=dict)
+    # The language of the last answer per connected resident, so that an
+    # unreadable frame is refused in their language without a database trip.
+    _languages: dict[str, str] = field(default_factory=dict)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.page)
@@ -128,7 +131,8 @@ class WebChat:
         await ws.prepare(request)
         self._sockets.setdefault(user_id, set()).add(ws)
         try:
-            await self._deliver(user_id, await self._feed(user_id, Kind.OPEN, {}), None)
+            # Only the tab that opened sees the question again, not the others.
+            await self._deliver(user_id, await self._feed(user_id, Kind.OPEN, {}), None, only=ws)
             async for message in ws:
                 if message.type is not WSMsgType.TEXT:
                     continue
@@ -138,14 +142,17 @@ class WebChat:
             sockets.discard(ws)
             if not sockets:
                 self._sockets.pop(user_id, None)
+                self._languages.pop(user_id, None)
         return ws
 
     async def _on_frame(self, user_id: str, ws: web.WebSocketResponse, raw: str) -> None:
         try:
             frame = json.loads(raw)
             kind, fields = _incoming_fields(frame)
-        except (ValueError, TypeError, KeyError):
-            language = self.dispatcher.config.municipality.default_language
+        except (ValueError, TypeError, KeyError, RecursionError):
+            language = self._languages.get(
+                user_id, self.dispatcher.config.municipality.default_language
+            )
             await ws.send_json({"type": "error", "text": translator(language).gettext(UNREADABLE)})
             return
         outcome = await self._feed(user_id, kind, fields)
@@ -159,14 +166,21 @@ class WebChat:
             Incoming(channel=NAME, user_id=user_id, event_id=event_id, kind=kind, **fields)
         )
 
-    async def _deliver(self, user_id: str, outcome: Outcome, pressed_on: str | None) -> None:
+    async def _deliver(
+        self,
+        user_id: str,
+        outcome: Outcome,
+        pressed_on: str | None,
+        only: web.WebSocketResponse | None = None,
+    ) -> None:
+        self._languages[user_id] = outcome.language
         tr = translator(outcome.language)
         municipality = self.dispatcher.config.municipality.name
         ui = {key: tr.gettext(text, municipality=municipality) for key, text in UI_STRINGS.items()}
         frames: list[dict[str, Any]] = [{"type": "ui", "lang": outcome.language, "strings": ui}]
         for reply in outcome.replies:
             frames.extend(self.render(reply, pressed_on))
-        for ws in list(self._sockets.get(user_id, ())):
+        for ws in [only] if only else list(self._sockets.get(user_id, ())):
             for frame in frames:
                 if ws.closed:
                     break

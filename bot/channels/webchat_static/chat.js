@@ -302,13 +302,14 @@
 
     if (target && target.isConnected) {
       var hadFocus = target.contains(document.activeElement);
+      var focusedPayload = hadFocus ? document.activeElement.getAttribute("data-payload") : null;
       clearBusy(target);
       for (var [key, value] of byId) {
         if (value === target) { byId.delete(key); }
       }
       buildBotContent(target, msg);
       setMessageId(target, id);
-      if (hadFocus) { restoreFocus(target); }
+      if (hadFocus) { restoreFocus(target, focusedPayload); }
       if (isLastMessage(target)) { scrollIntoLog(target); }
       return;
     }
@@ -331,9 +332,14 @@
   }
 
   // Focus was inside a message whose content was just replaced: keep the
-  // keyboard user in the same place rather than losing focus to <body>.
-  function restoreFocus(node) {
-    var first = node.querySelector("button");
+  // keyboard user on the same button (a topic they just toggled), else on
+  // the first one, rather than losing focus to <body>.
+  function restoreFocus(node, payload) {
+    var same = null;
+    node.querySelectorAll("button[data-payload]").forEach(function (button) {
+      if (!same && payload && button.getAttribute("data-payload") === payload) { same = button; }
+    });
+    var first = same || node.querySelector("button");
     if (first) {
       first.focus({ preventScroll: true });
     } else {

@@ -1,0 +1,531 @@
+"""The web chat end to end: the whole bot started as in production, a real Chromium.
+
+Each test starts the bot on an empty database (SQLite, then PostgreSQL, through
+``start_bot``), opens http://127.0.0.1:PORT/ in headless Chromium and talks to
+it as a resident does. The browser is launched per test: Playwright's objects
+belong to the event loop they were made in, and with pytest-asyncio's
+function-scoped loops that is the test's loop, which the bot runs in too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from bot.app import Runtime
+from bot.channels.webchat import COOKIE, UI_STRINGS, verify
+from bot.i18n import translator
+from storage import residents
+from storage.models import ChannelIdentity, DialogState, Resident
+from tests.bot.channels.browser import ChatPage, chromium, expect, require_chromium
+from tests.conftest import RuntimeFactory
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext
+
+pytestmark = [pytest.mark.browser, pytest.mark.storage]
+
+# What the bot says in English, the language of the catalogs' message ids.
+NEIGHBOURHOOD_QUESTION = "Which neighbourhood do you live in, or care about most?"
+TOPICS_QUESTION = "Which topics interest you?"
+PRIVACY_QUESTION = "Before we start, how we treat your data:"
+ALL_SET = "Thank you, you are all set!"
+MAIN_MENU = "Main menu — what would you like to do?"
+MENU_BUTTONS = ["Settings", "My data", "Help"]
+EXPIRED = "That button belongs to an earlier question and has expired."
+UNKNOWN_COMMAND = "Sorry, I do not know that command. /help lists what I can do."
+EMPTY = "Your message was empty. Please write something or use the buttons."
+TOO_LONG = "Your message is too long: I can read at most 2000 characters. Please shorten it."
+UNKNOWN_NEIGHBOURHOOD = "I do not know that neighbourhood. Please choose one of the buttons below."
+UNREADABLE = "I could not read that message. Please try again."
+HELP = "/menu – the main menu"
+
+# What a resident who has chosen no language sees: Latvian, from the catalog.
+LV = translator("lv")
+FIRST_QUESTION_LV = LV.gettext(
+    "Hello! I am the residents' assistant of {municipality}. Here you can follow what "
+    "happens in your neighbourhood and have your say.\n\nPlease choose your language:",
+    municipality="Demo novads",
+)
+PLACEHOLDER_LV = LV.gettext("Write a message…")
+UNREADABLE_LV = LV.gettext(UNREADABLE)
+
+PHONE = {"width": 360, "height": 740}
+
+
+# --- fixtures ---------------------------------------------------------------
+@pytest.fixture
+def chromium_present() -> None:
+    """Checked before the bot starts, so a missing browser skips at once."""
+    require_chromium()
+
+
+@pytest.fixture
+async def bot(start_bot: RuntimeFactory) -> Runtime:
+    return await start_bot()
+
+
+@pytest.fixture
+async def browser(chromium_present: None, bot: Runtime) -> AsyncIterator[Browser]:
+    # Depends on ``bot`` so the browser closes first and the bot stops after it.
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def url(bot: Runtime) -> str:
+    return f"http://127.0.0.1:{bot.config.http_port}/"
+
+
+async def quiet_context(browser: Browser, **options: Any) -> BrowserContext:
+    """A context that prefers reduced motion: no animation or smooth scrolling to wait out.
+
+    Test 1 keeps the defaults, so the animated path is driven too.
+    """
+    return await browser.new_context(reduced_motion="reduce", **options)
+
+
+async def open_chat(context: BrowserContext, url: str) -> ChatPage:
+    """A new page in ``context``, once the bot's first message is shown."""
+    return await ChatPage.open(await context.new_page(), url)
+
+
+async def choose_english_and_centre(chat: ChatPage) -> None:
+    await expect(chat.bot.last).to_contain_text(FIRST_QUESTION_LV)
+    await chat.press("English")
+    await expect(chat.bot.last).to_contain_text(NEIGHBOURHOOD_QUESTION)
+    await chat.press("Centre")
+    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+
+
+async def onboard(chat: ChatPage) -> None:
+    """Language, neighbourhood, two topics, privacy: to the main menu."""
+    await choose_english_and_centre(chat)
+    await chat.press("Roads and transport")
+    await expect(chat.button("✓ Roads and transport")).to_be_visible()
+    await chat.press("Education")
+    await expect(chat.button("✓ Education")).to_be_visible()
+    await chat.press("Done")
+    await expect(chat.bot.last).to_contain_text(PRIVACY_QUESTION)
+    await chat.press("I agree")
+    await expect(chat.bot.last).to_contain_text(MAIN_MENU)
+
+
+async def cookie_user(context: BrowserContext, runtime: Runtime) -> str:
+    """The resident's web-chat id, read from the signed cookie the page set."""
+    [cookie] = [c for c in await context.cookies() if c["name"] == COOKIE]
+    assert runtime.webchat is not None
+    user_id = verify(runtime.webchat.secret, cookie["value"])
+    assert user_id is not None
+    return user_id
+
+
+# --- 1. onboarding ------------------------------------------------------------
+async def test_a_resident_onboards_to_the_main_menu(
+    browser: Browser, bot: Runtime, url: str
+) -> None:
+    context = await browser.new_context()
+    chat = await open_chat(context, url)
+    await expect(chat.bot).to_have_count(1)
+    await expect(chat.bot.first).to_contain_text(FIRST_QUESTION_LV)
+    await expect(chat.button("English")).to_have_attribute("data-payload", "onb:language:en")
+    assert await chat.html_lang() == "lv"
+    await expect(chat.input).to_have_attribute("placeholder", PLACEHOLDER_LV)
+    assert PLACEHOLDER_LV != "Write a message…"
+
+    await chat.press("English")
+    await expect(chat.user.last).to_have_text("English")
+    await expect(chat.bot.last).to_contain_text(NEIGHBOURHOOD_QUESTION)
+    await expect(chat.page.locator("html")).to_have_attribute("lang", "en")
+    await expect(chat.input).to_have_attribute("placeholder", "Write a message…")
+    await expect(chat.send_button).to_have_text("Send")
+    title = translator("en").gettext(UI_STRINGS["title"], municipality="Demo novads")
+    await expect(chat.title).to_have_text(title)
+    await expect(chat.page).to_have_title(title)
+
+    await chat.press("Centre")
+    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+    await expect(chat.bot).to_have_count(3)
+    topics = chat.bot.nth(2)
+    first_id = await topics.get_attribute("data-message-id")
+
+    # A topic press edits the topics message in place: no new bot message.
+    await chat.press("Roads and transport")
+    await expect(chat.button("✓ Roads and transport", topics)).to_be_visible()
+    await expect(topics).to_contain_text("1 topic chosen: Roads and transport")
+    await chat.press("Education", topics)
+    await expect(chat.button("✓ Education", topics)).to_be_visible()
+    await expect(topics).to_contain_text("2 topics chosen: Roads and transport, Education")
+    await expect(chat.bot).to_have_count(3)
+    await expect(topics.get_by_role("button", name="✓")).to_have_count(2)
+    await expect(chat.button("Environment and parks", topics)).to_be_visible()
+    assert await topics.get_attribute("data-message-id") != first_id
+    await expect(chat.user).to_have_count(4)  # English, Centre and the two topics
+
+    await chat.press("Done", topics)
+    await expect(chat.bot.last).to_contain_text(PRIVACY_QUESTION)
+    await chat.press("I agree")
+    await expect(chat.bot.last).to_contain_text(MAIN_MENU)
+    await expect(chat.bot.nth(-2)).to_contain_text(ALL_SET)
+    await expect(chat.bot).to_have_count(6)
+    await expect(chat.bot.last.get_by_role("button")).to_have_text(MENU_BUTTONS)
+    await expect(chat.errors).to_have_count(0)
+
+    # The database holds what the resident chose, under the id in their cookie.
+    identity = await ChannelIdentity.get(channel="webchat")
+    assert identity.external_id == await cookie_user(context, bot)
+    resident = await Resident.get(id=identity.resident_id)  # type: ignore[attr-defined]
+    assert resident.language == "en"
+    assert await residents.neighbourhood_key(resident) == "centrs"
+    assert await residents.topic_keys(resident) == ["education", "transport"]
+    assert resident.privacy_accepted_at is not None
+    assert resident.onboarded_at is not None
+    dialog = await DialogState.get(resident_id=resident.id)
+    assert (dialog.state, dialog.data) == ("", {})
+    assert await Resident.all().count() == 1
+
+
+# --- 2. coming back -----------------------------------------------------------
+async def test_coming_back_resumes_and_a_new_browser_is_a_new_resident(
+    browser: Browser, bot: Runtime, url: str
+) -> None:
+    context = await quiet_context(browser)
+    chat = await open_chat(context, url)
+    await choose_english_and_centre(chat)
+    await chat.press("Education")
+    await expect(chat.button("✓ Education")).to_be_visible()
+    user_id = await cookie_user(context, bot)
+    await chat.page.close()
+
+    # Same browser, same cookie: the open question is asked again, choices kept.
+    again = await open_chat(context, url)
+    await expect(again.bot).to_have_count(1)
+    await expect(again.bot.last).to_contain_text(TOPICS_QUESTION)
+    await expect(again.bot.last).to_contain_text("1 topic chosen: Education")
+    await expect(again.page.locator("html")).to_have_attribute("lang", "en")
+    await expect(again.input).to_have_attribute("placeholder", "Write a message…")
+    assert await cookie_user(context, bot) == user_id
+    await again.press("Social care")
+    await expect(again.button("✓ Social care")).to_be_visible()
+    await expect(again.button("✓ Education")).to_be_visible()
+    await expect(again.bot).to_have_count(1)
+    await again.press("Done")
+    await expect(again.bot.last).to_contain_text(PRIVACY_QUESTION)
+    assert await Resident.all().count() == 1
+
+    # Another browser (no cookie) is somebody else, starting from the beginning.
+    stranger = await open_chat(await quiet_context(browser), url)
+    await expect(stranger.bot).to_have_count(1)
+    await expect(stranger.bot.last).to_contain_text(FIRST_QUESTION_LV)
+    assert await stranger.html_lang() == "lv"
+    assert await Resident.all().count() == 2
+    others = await ChannelIdentity.filter(channel="webchat").exclude(external_id=user_id)
+    assert len(others) == 1
+
+
+# --- 3. bad input ---------------------------------------------------------------
+async def test_bad_input_gets_an_answer_in_the_residents_language(
+    browser: Browser, url: str
+) -> None:
+    chat = await open_chat(await quiet_context(browser), url)
+    # Before a language is chosen, the answer is in Latvian.
+    await chat.say("/nope")
+    await expect(chat.bot.nth(-2)).to_have_text(LV.gettext(UNKNOWN_COMMAND))
+    assert LV.gettext(UNKNOWN_COMMAND) != UNKNOWN_COMMAND
+    await expect(chat.bot.last).to_contain_text(FIRST_QUESTION_LV)
+    await chat.press("English")
+    await expect(chat.bot.last).to_contain_text(NEIGHBOURHOOD_QUESTION)
+
+    # Emoji only, where a typed neighbourhood name is expected.
+    await chat.say("🙂🎉👍")
+    await expect(chat.user.last).to_have_text("🙂🎉👍")
+    await expect(chat.bot.nth(-2)).to_have_text(UNKNOWN_NEIGHBOURHOOD)
+    await expect(chat.bot.last).to_contain_text(NEIGHBOURHOOD_QUESTION)
+    await chat.press("Centre")
+    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+
+    # A button from a question already answered.
+    await chat.press("English", chat.bot.first)
+    await expect(chat.bot.nth(-2)).to_contain_text(EXPIRED)
+    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+
+    # A command nobody knows.
+    await chat.say("/nope")
+    await expect(chat.user.last).to_have_text("/nope")
+    await expect(chat.bot.nth(-2)).to_have_text(UNKNOWN_COMMAND)
+    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+
+    # 10,000 characters: the page sends them, the bot says how long it may be.
+    await chat.say("x" * 10_000)
+    await expect(chat.user.last).to_have_text("x" * 10_000)
+    await expect(chat.bot.nth(-2)).to_have_text(TOO_LONG)
+    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+    assert await chat.page.evaluate(
+        "document.scrollingElement.scrollWidth"
+    ) <= await chat.page.evaluate("window.innerWidth")
+
+    # Whitespace only: the page trims and sends nothing (the text stays in the box)…
+    users = await chat.user.count()
+    await chat.say("   \n ")
+    await chat.send_button.click()
+    await expect(chat.input).to_have_value("   \n ")
+    await expect(chat.user).to_have_count(users)
+    # …so send it over a WebSocket of our own; the answer reaches the page too.
+    await chat.open_probe_socket()
+    await chat.probe_send(json.dumps({"type": "text", "id": "blank-1", "text": "  \t\n "}))
+    await expect(chat.bot.filter(has_text=EMPTY)).to_have_count(1)
+    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+
+    # After all that the conversation goes on.
+    await chat.press("Culture and sport")
+    await expect(chat.button("✓ Culture and sport")).to_be_visible()
+    await expect(chat.errors).to_have_count(0)
+
+
+async def test_malformed_frames_get_an_error_frame_and_the_socket_stays_usable(
+    browser: Browser, url: str
+) -> None:
+    chat = await open_chat(await quiet_context(browser), url)
+    await chat.open_probe_socket()
+    await chat.wait_for_probe_frames("message", 1)  # the question, asked again on connect
+    malformed = [
+        "not json",
+        json.dumps({"type": "text"}),  # no id
+        json.dumps({"type": "text", "id": "t-1"}),  # no text
+        json.dumps({"type": "text", "id": "", "text": "hi"}),
+        json.dumps({"type": "text", "id": "i" * 65, "text": "hi"}),
+        json.dumps([1, 2, 3]),
+        json.dumps(None),
+        json.dumps({"type": "teleport", "id": "t-2"}),
+        json.dumps({"type": "button", "id": "t-3", "payload": ""}),
+        json.dumps({"type": "button", "id": "t-4", "payload": "p" * 65}),
+        json.dumps({"type": "location", "id": "t-5", "latitude": "north", "longitude": 0}),
+        json.dumps({"type": "location", "id": "t-6", "latitude": 91, "longitude": 0}),
+        json.dumps({"type": "location", "id": "t-7", "latitude": [], "longitude": 0}),
+    ]
+    for raw in malformed:
+        await chat.probe_send(raw)
+    errors = await chat.wait_for_probe_frames("error", len(malformed))
+    # No language chosen yet: the answer is in the municipality's, Latvian.
+    assert [e["text"] for e in errors] == [UNREADABLE_LV] * len(malformed)
+
+    # The same socket still works: a good frame after the bad ones is answered.
+    messages = len(await chat.probe_frames("message"))
+    await chat.probe_send(json.dumps({"type": "text", "id": "t-8", "text": "/help"}))
+    frames = await chat.wait_for_probe_frames("message", messages + 1)
+    assert any("/mydata" in frame["text"] for frame in frames[messages:])
+    assert await chat.page.evaluate("window.__probe.ws.readyState") == 1
+    # The page's own connection was not disturbed, and it shows no error.
+    await expect(chat.bot.filter(has_text="/mydata")).to_have_count(1)
+    await expect(chat.errors).to_have_count(0)
+    await expect(chat.status).to_have_text("")
+
+
+async def test_an_error_frame_speaks_the_residents_language(browser: Browser, url: str) -> None:
+    chat = await open_chat(await quiet_context(browser), url)
+    await chat.press("English")
+    await expect(chat.bot.last).to_contain_text(NEIGHBOURHOOD_QUESTION)
+    await chat.open_probe_socket()
+    await chat.probe_send("not json")
+    [error] = await chat.wait_for_probe_frames("error", 1)
+    assert error["text"] == UNREADABLE
+
+
+async def test_a_deeply_nested_frame_gets_an_error_frame_too(browser: Browser, url: str) -> None:
+    chat = await open_chat(await quiet_context(browser), url)
+    await chat.open_probe_socket()
+    await chat.probe_send("[" * 100_000)  # 100 KB: under the frame limit
+    # Whichever comes first: the answer, or the socket closing.
+    await chat.page.wait_for_function(
+        "() => window.__probe.closed !== null"
+        " || window.__probe.frames.some((f) => f.type === 'error')"
+    )
+    assert await chat.page.evaluate("window.__probe.closed") is None
+    assert [e["text"] for e in await chat.probe_frames("error")] == [UNREADABLE_LV]
+
+
+# --- 4. keyboard and screen reader ----------------------------------------------
+async def test_the_chat_works_by_keyboard_and_names_its_parts(browser: Browser, url: str) -> None:
+    chat = await open_chat(await quiet_context(browser), url)
+    page = chat.page
+    await expect(chat.log).to_have_attribute("role", "log")
+    await expect(chat.log).to_have_attribute("aria-live", "polite")
+    await expect(page.get_by_role("log")).to_have_count(1)
+    await expect(chat.input).to_have_accessible_name(
+        await page.locator("#input-label").text_content() or "?"
+    )
+    await expect(chat.status).to_have_attribute("role", "status")
+
+    # The first question by keyboard alone: Tab to "English", press Enter.
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
+    english = chat.button("English")
+    for _ in range(6):
+        await page.keyboard.press("Tab")
+        if await english.evaluate("(b) => b === document.activeElement"):
+            break
+    await expect(english).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(chat.bot.last).to_contain_text(NEIGHBOURHOOD_QUESTION)
+    await expect(page.get_by_role("log", name="Conversation")).to_be_visible()
+    await expect(page.get_by_label("Your message")).to_have_count(1)
+
+    # Onwards with Tab into the new question, and Space to press.
+    centre = chat.button("Centre")
+    for _ in range(6):
+        await page.keyboard.press("Tab")
+        if await centre.evaluate("(b) => b === document.activeElement"):
+            break
+    await expect(centre).to_be_focused()
+    await page.keyboard.press("Space")
+    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+    await expect(chat.user.last).to_have_text("Centre")
+
+    # Enter in the box sends; Shift+Enter starts a new line instead.
+    await chat.input.focus()
+    await page.keyboard.type("/he")
+    await page.keyboard.press("Shift+Enter")
+    await expect(chat.input).to_have_value("/he\n")
+    await page.keyboard.press("Backspace")
+    await page.keyboard.type("lp")
+    await page.keyboard.press("Enter")
+    await expect(chat.user.last).to_have_text("/help")
+    await expect(chat.input).to_have_value("")
+    await expect(chat.input).to_be_focused()
+    await expect(chat.bot.filter(has_text=HELP)).to_have_count(1)
+
+
+async def test_focus_stays_on_the_topic_pressed_by_keyboard(browser: Browser, url: str) -> None:
+    chat = await open_chat(await quiet_context(browser), url)
+    await choose_english_and_centre(chat)
+    education = chat.button("Education")
+    await education.focus()
+    await chat.page.keyboard.press("Enter")
+    await expect(chat.button("✓ Education")).to_be_visible()
+    # The focus moves (or not) when the message is rebuilt: nothing to wait for.
+    focused = await chat.page.evaluate("document.activeElement.textContent")
+    assert focused == "✓ Education"
+
+
+# --- 5 and 8. a phone screen ------------------------------------------------------
+async def test_the_chat_fits_a_phone_screen(browser: Browser, url: str, tmp_path: Path) -> None:
+    context = await quiet_context(browser, viewport=PHONE, is_mobile=True, has_touch=True)
+    chat = await open_chat(context, url)
+    page = chat.page
+    await onboard(chat)
+
+    assert await page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
+    await expect(chat.input).to_be_visible()
+    await expect(chat.input).to_be_in_viewport()
+    await expect(chat.send_button).to_be_in_viewport()
+    await expect(chat.bot.last.get_by_role("button")).to_have_text(MENU_BUTTONS)
+    for button in await chat.bot.last.get_by_role("button").all():
+        await expect(button).to_be_in_viewport()
+    heights = await page.eval_on_selector_all(
+        "[data-testid=log] button, [data-testid=send], [data-testid=input]",
+        "(nodes) => nodes.map((n) => n.getBoundingClientRect().height)",
+    )
+    assert heights, "no buttons on the page"
+    assert min(heights) >= 44, heights
+    await page.screenshot(path=tmp_path / "main-menu-360x740.png")
+
+    # A long unbroken word (a pasted link, say) wraps instead of widening the page.
+    await chat.say("https://example.lv/" + "a" * 300)
+    await expect(chat.bot.last).to_contain_text(MAIN_MENU)
+    await expect(chat.bot).to_have_count(8)
+    assert await page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
+    await expect(chat.input).to_be_in_viewport()
+
+
+# --- 6. nothing from elsewhere -----------------------------------------------------
+async def test_the_page_loads_nothing_from_outside_the_server(browser: Browser, url: str) -> None:
+    context = await quiet_context(browser)
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
+    page = await context.new_page()
+    page.on("websocket", lambda socket: requested.append(socket.url))
+    chat = await ChatPage.open(page, url)
+    await onboard(chat)
+
+    paths = {urlsplit(u).path for u in requested}
+    assert {"/", "/static/chat.js", "/static/chat.css", "/ws"} <= paths, requested
+    network = [u for u in requested if urlsplit(u).scheme != "data"]
+    assert all(urlsplit(u).hostname == "127.0.0.1" for u in network), requested
+
+
+# --- 7. security ------------------------------------------------------------------------
+async def test_the_websocket_needs_the_cookie_and_our_origin(bot: Runtime, url: str) -> None:
+    base = url.rstrip("/")
+    ws_url = base.replace("http://", "ws://") + "/ws"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as response:
+            assert response.status == 200
+            cookie = response.cookies[COOKIE].value
+
+        async def handshake(**headers: str) -> int:
+            try:
+                async with http.ws_connect(ws_url, headers=headers) as ws:
+                    frame = await ws.receive_json(timeout=5)
+                    assert frame["type"] == "ui"
+                    return 101
+            except aiohttp.WSServerHandshakeError as error:
+                return error.status
+
+        own = f"{COOKIE}={cookie}"
+        assert await handshake() == 403
+        assert await handshake(Origin=base) == 403
+        assert await handshake(Cookie=own, Origin="http://evil.example") == 403
+        assert await handshake(Cookie=own, Origin="http://127.0.0.1.evil.example") == 403
+        assert await handshake(Cookie=f"{COOKIE}=someone.{cookie.split('.', 1)[1]}") == 403
+        assert await handshake(Cookie=f"{COOKIE}={cookie}x", Origin=base) == 403
+        # The same cookie from our own page's origin is let in.
+        assert await handshake(Cookie=own, Origin=base) == 101
+
+
+async def test_the_cookie_is_httponly_and_invisible_to_scripts(
+    browser: Browser, bot: Runtime, url: str
+) -> None:
+    context = await quiet_context(browser)
+    chat = await open_chat(context, url)
+    [cookie] = [c for c in await context.cookies() if c["name"] == COOKIE]
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Lax"
+    assert cookie["path"] == "/"
+    assert COOKIE not in await chat.page.evaluate("document.cookie")
+    assert await cookie_user(context, bot)
+
+
+# --- /mydata --------------------------------------------------------------------------
+async def test_my_data_shows_what_is_held_and_deletes_it(
+    browser: Browser, bot: Runtime, url: str
+) -> None:
+    context = await quiet_context(browser)
+    chat = await open_chat(context, url)
+    await onboard(chat)
+    user_id = await cookie_user(context, bot)
+
+    await chat.press("My data")
+    overview = chat.bot.last
+    await expect(overview).to_contain_text("This is everything we hold about you:")
+    await expect(overview).to_contain_text("Language: English")
+    await expect(overview).to_contain_text("Neighbourhood: Centre")
+    await expect(overview).to_contain_text("Topics: Roads and transport, Education")
+    await expect(overview).to_contain_text(f"Account: Web chat {user_id}")
+    await chat.press("Delete my data")
+    await expect(chat.bot.last).to_contain_text("This cannot be undone.")
+    await chat.press("Yes, delete")
+    await expect(chat.bot.last).to_contain_text("Your data has been deleted.")
+    assert await Resident.all().count() == 0
+    assert await ChannelIdentity.all().count() == 0
+
+    # Coming back with the same cookie starts afresh, in the default language.
+    again = await open_chat(context, url)
+    await expect(again.bot.last).to_contain_text(FIRST_QUESTION_LV)
+    await expect(again.page.locator("html")).to_have_attribute("lang", "lv")
+    resident = await Resident.get()
+    assert (resident.language, resident.onboarded_at) == ("", None)
