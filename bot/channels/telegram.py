@@ -169,7 +169,6 @@ class TelegramChannel:
             log.info("telegram: webhook set, waiting at %s", WEBHOOK_PATH)
         else:
             assert app.updater is not None
-            await app.bot.delete_webhook()
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
             log.info("telegram: long polling as @%s", app.bot.username)
 
