@@ -10,8 +10,8 @@ Order, outermost first, and why:
    found or created and their row locked (across workers on PostgreSQL);
 4. language — needed by every answer below, including the throttle's;
 5. throttle — counts before any work is done for a flooding resident;
-6. staff role — loaded once, checked by each staff route on the server;
-7. input checks, then routing.
+6. input checks, then routing; a route that needs a staff role loads the
+   role of this account then and checks it on the server.
 """
 
 from __future__ import annotations
@@ -97,7 +97,6 @@ class Dispatcher:
         middlewares.apply_language(ctx)
         if middlewares.throttled(ctx):
             return
-        await middlewares.load_role(ctx)
         if middlewares.rejected_input(ctx):
             await resume_or_menu(ctx)
             return
@@ -110,7 +109,7 @@ class Dispatcher:
             return
         if incoming.kind is Kind.COMMAND:
             route = self.router.find_command(incoming.command)
-            if route is None or not route.allows(ctx.role):
+            if route is None or not await middlewares.allowed(ctx, route):
                 if route is not None:
                     log.warning(
                         "staff command /%s refused to %s:%s",
@@ -127,7 +126,7 @@ class Dispatcher:
             return
         if incoming.kind is Kind.BUTTON:
             route = self.router.find_button(incoming.payload)
-            if route is not None and not route.allows(ctx.role):
+            if route is not None and not await middlewares.allowed(ctx, route):
                 log.warning(
                     "staff button %r refused to %s:%s",
                     incoming.payload,

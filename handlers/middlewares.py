@@ -11,6 +11,7 @@ import logging
 from bot.i18n import LANGUAGES, translator
 from bot.messages import Incoming, Kind
 from dialogs.context import Ctx
+from handlers.router import Route
 from storage import residents, staff
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,12 @@ def apply_language(ctx: Ctx) -> None:
     )
 
 
-async def load_role(ctx: Ctx) -> None:
+async def allowed(ctx: Ctx, route: Route) -> bool:
+    """Whether this account may take the route; the role is looked up only for staff routes."""
+    if route.roles is None:
+        return True
     ctx.role = await staff.role_of(ctx.incoming.channel, ctx.incoming.user_id)
+    return route.allows(ctx.role)
 
 
 def throttled(ctx: Ctx) -> bool:

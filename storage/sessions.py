@@ -5,6 +5,9 @@ finds or creates the resident, takes the per-resident row lock (PostgreSQL's
 ``SELECT … FOR UPDATE``; SQLite runs one writer at a time anyway) and loads
 the dialog state. Everything the handlers write during the update commits or
 rolls back together when the block ends.
+
+It runs on every update, so it is kept to few statements: BEGIN, the event
+insert, the locked resident, the dialog row, one UPDATE, COMMIT.
 """
 
 from __future__ import annotations
@@ -16,17 +19,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from storage.errors import DuplicateEvent
 from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident
 
+# Written by the session itself; every other change saves its own fields.
+SESSION_FIELDS = ["last_seen_at", "throttle_window_start", "throttle_count", "throttle_warned"]
+
 
 @dataclass(slots=True)
 class Session:
     resident: Resident
-    identity: ChannelIdentity
     dialog: DialogState
     is_new: bool
     deleted: bool = False
@@ -41,44 +47,63 @@ class Session:
         return self.dialog.data
 
 
-async def _identity(channel: str, external_id: str) -> tuple[ChannelIdentity, bool]:
-    identity = await ChannelIdentity.get_or_none(channel=channel, external_id=external_id)
-    if identity is not None:
-        return identity, False
-    resident = await Resident.create()
-    identity = await ChannelIdentity.create(
-        resident=resident, channel=channel, external_id=external_id
+async def _record_event(channel: str, event_id: str) -> None:
+    """Insert the event id, or raise DuplicateEvent: one statement, no savepoint.
+
+    ``ON CONFLICT DO NOTHING`` leaves the transaction usable on PostgreSQL,
+    where a failed plain INSERT would abort it.
+    """
+    client = connections.get("default")
+    postgres = client.capabilities.dialect == "postgres"
+    marks = "$1, $2, $3" if postgres else "?, ?, ?"
+    stamp = ProcessedEvent._meta.fields_map["processed_at"].to_db_value(
+        datetime.now(UTC), ProcessedEvent
     )
-    return identity, True
+    rows = await client.execute_query_dict(
+        'INSERT INTO "processed_event" ("channel", "event_id", "processed_at") '
+        f'VALUES ({marks}) ON CONFLICT DO NOTHING RETURNING "id"',
+        [channel, event_id[:64], stamp],
+    )
+    if not rows:
+        raise DuplicateEvent(f"{channel}:{event_id}")
+
+
+async def _locked_resident(channel: str, external_id: str) -> tuple[Resident, bool]:
+    """The resident behind a platform account, row-locked; created on first contact."""
+    query = Resident.select_for_update().filter(
+        identities__channel=channel, identities__external_id=external_id
+    )
+    resident = await query.first()
+    if resident is not None:
+        return resident, False
+    try:
+        async with in_transaction():  # a savepoint: a lost race must not abort the update
+            resident = await Resident.create()
+            await ChannelIdentity.create(
+                resident=resident, channel=channel, external_id=external_id
+            )
+        return resident, True
+    except IntegrityError:
+        # Another worker created this resident a moment ago: wait for theirs.
+        return await query.get(), False
 
 
 @asynccontextmanager
 async def open_session(channel: str, external_id: str, event_id: str) -> AsyncIterator[Session]:
     async with in_transaction():
         if event_id:
-            try:
-                # A savepoint keeps PostgreSQL's transaction usable after the
-                # unique violation, so we can tell the caller cleanly.
-                async with in_transaction():
-                    await ProcessedEvent.create(channel=channel, event_id=event_id[:64])
-            except IntegrityError:
-                raise DuplicateEvent(f"{channel}:{event_id}") from None
-        try:
-            async with in_transaction():
-                identity, is_new = await _identity(channel, external_id)
-        except IntegrityError:
-            # Another worker created this resident a moment ago: use theirs.
-            identity = await ChannelIdentity.get(channel=channel, external_id=external_id)
-            is_new = False
-        resident = await Resident.select_for_update().get(id=identity.resident_id)  # type: ignore[attr-defined]
+            await _record_event(channel, event_id)
+        resident, is_new = await _locked_resident(channel, external_id)
         resident.last_seen_at = datetime.now(UTC)
-        dialog, _ = await DialogState.get_or_create(resident=resident)
-        session = Session(resident, identity, dialog, is_new)
+        dialog = None if is_new else await DialogState.get_or_none(resident_id=resident.id)
+        if dialog is None:
+            dialog = await DialogState.create(resident=resident)
+        session = Session(resident, dialog, is_new)
         session._saved_state = (dialog.state, _copy(dialog.data))
         yield session
         if session.deleted:
             return
-        await resident.save()
+        await resident.save(update_fields=SESSION_FIELDS)
         if (dialog.state, dialog.data) != session._saved_state:
             await dialog.save()
 
