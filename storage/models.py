@@ -156,3 +156,63 @@ class Setting(Model):
 
     class Meta:
         table = "setting"
+
+
+class Announcement(Model):
+    """A staff message to everyone, some neighbourhoods or some topics.
+
+    Texts are per language and fall back to Latvian; the audience is kept as
+    data ({"kind": "all"} or {"kind": "neighbourhood"|"topic", "keys": [...]})
+    so the recipients are resolved when it is released, not when it is written.
+    """
+
+    id = fields.IntField(primary_key=True)
+    author = fields.CharField(max_length=96)  # "telegram:123" or "cli"
+    texts: dict[str, str] = fields.JSONField(default=dict)
+    image = fields.CharField(max_length=512, default="")
+    audience: dict[str, Any] = fields.JSONField(default=dict)
+    urgent = fields.BooleanField(default=False)
+    send_at = fields.DatetimeField(db_index=True)
+    # scheduled → released (delivery rows written) → done, or cancelled
+    state = fields.CharField(max_length=16, default="scheduled", db_index=True)
+    recipients = fields.IntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    released_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "announcement"
+
+
+class Delivery(Model):
+    """One push to one resident on one channel: the durable outbox.
+
+    queued → sending → sent, or failed / blocked, or waiting (a channel
+    refused it by policy until the resident writes). A row is claimed by one
+    worker at a time; a row left "sending" by a dead worker is queued again.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    announcement: fields.ForeignKeyNullableRelation[Announcement] = fields.ForeignKeyField(
+        "models.Announcement", related_name="deliveries", null=True, on_delete=fields.CASCADE
+    )
+    # Pending pushes go with the resident when they ask to be forgotten.
+    resident: fields.ForeignKeyRelation[Resident] = fields.ForeignKeyField(
+        "models.Resident", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    channel = fields.CharField(max_length=16)
+    external_id = fields.CharField(max_length=64)
+    text = fields.TextField()
+    image = fields.CharField(max_length=512, default="")
+    urgent = fields.BooleanField(default=False)
+    state = fields.CharField(max_length=16, default="queued")
+    not_before = fields.DatetimeField()
+    attempts = fields.IntField(default=0)
+    claimed_by = fields.CharField(max_length=64, default="")
+    claimed_at = fields.DatetimeField(null=True)
+    sent_at = fields.DatetimeField(null=True)
+    error = fields.CharField(max_length=256, default="")
+
+    class Meta:
+        table = "delivery"
+        unique_together = (("announcement", "resident", "channel"),)
+        indexes = (("state", "channel", "not_before"),)

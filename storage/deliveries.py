@@ -1,0 +1,197 @@
+"""The durable outbox: every push is a row here before it is sent.
+
+Rows are claimed in batches so that two workers never send the same row:
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer, and one
+dispatcher runs on it. A crash loses nothing: a row left "sending" past its
+lease is queued again by ``requeue_abandoned``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise import connections
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from storage.models import Announcement, ChannelIdentity, Delivery, Resident
+
+STATES = ("queued", "sending", "sent", "failed", "blocked", "waiting")
+BATCH = 1000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _db_time(moment: datetime) -> Any:
+    """A datetime as Tortoise stores it, for hand-written SQL."""
+    return Delivery._meta.fields_map["not_before"].to_db_value(moment, Delivery)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery a worker now owns until it reports back."""
+
+    id: int
+    resident_id: int
+    channel: str
+    external_id: str
+    text: str
+    image: str
+    attempts: int
+
+
+async def recipients(audience: dict[str, Any]) -> list[tuple[int, str, str, str]]:
+    """(resident id, language, channel, external id) of everyone the audience names.
+
+    Only onboarded residents on a reachable account; a neighbourhood or topic
+    audience with no keys names nobody.
+    """
+    query = Resident.filter(onboarded_at__not_isnull=True)
+    kind, keys = audience.get("kind", "all"), list(audience.get("keys", []))
+    if kind == "neighbourhood":
+        query = query.filter(neighbourhood__key__in=keys)
+    elif kind == "topic":
+        query = query.filter(subscriptions__topic__key__in=keys)
+    elif kind != "all":
+        raise ValueError(f"unknown audience kind {kind!r}")
+    residents = dict(await query.distinct().values_list("id", "language"))
+    identities = await ChannelIdentity.filter(
+        resident_id__in=list(residents), unreachable_since__isnull=True
+    ).values_list("resident_id", "channel", "external_id")
+    return [(rid, residents[rid] or "lv", channel, ext) for rid, channel, ext in identities]
+
+
+async def release(announcement: Announcement, not_before: datetime) -> int:
+    """Write one delivery row per recipient, in the announcement's transaction.
+
+    Idempotent: a second release of the same announcement writes nothing.
+    """
+    async with in_transaction():
+        fresh = await Announcement.select_for_update().get(id=announcement.id)
+        if fresh.state != "scheduled":
+            return fresh.recipients
+        targets = await recipients(fresh.audience)
+        texts = fresh.texts
+        rows = [
+            Delivery(
+                announcement_id=fresh.id,
+                resident_id=resident_id,
+                channel=channel,
+                external_id=external_id,
+                text=texts.get(language) or texts.get("lv", ""),
+                image=fresh.image,
+                urgent=fresh.urgent,
+                not_before=not_before,
+            )
+            for resident_id, language, channel, external_id in targets
+        ]
+        await Delivery.bulk_create(rows, batch_size=BATCH)
+        fresh.state, fresh.recipients, fresh.released_at = "released", len(rows), _now()
+        await fresh.save(update_fields=["state", "recipients", "released_at"])
+        announcement.state, announcement.recipients = fresh.state, fresh.recipients
+        return len(rows)
+
+
+async def claim(
+    worker: str, channel: str, limit: int, now: datetime | None = None
+) -> list[Claimed]:
+    """Take up to ``limit`` due rows of a channel for this worker, urgent first."""
+    client = connections.get("default")
+    postgres = client.capabilities.dialect == "postgres"
+    moment = _db_time(now or _now())
+    if postgres:
+        sql = (
+            'UPDATE "delivery" SET "state" = \'sending\', "claimed_by" = $1, "claimed_at" = $2, '
+            '"attempts" = "attempts" + 1 WHERE "id" IN (SELECT "id" FROM "delivery" '
+            'WHERE "state" = \'queued\' AND "channel" = $3 AND "not_before" <= $2 '
+            'ORDER BY "urgent" DESC, "id" LIMIT $4 FOR UPDATE SKIP LOCKED) '
+            'RETURNING "id", "resident_id", "channel", "external_id", "text", "image", "attempts"'
+        )
+        params: list[Any] = [worker, moment, channel, limit]
+    else:
+        sql = (
+            'UPDATE "delivery" SET "state" = \'sending\', "claimed_by" = ?, "claimed_at" = ?, '
+            '"attempts" = "attempts" + 1 WHERE "id" IN (SELECT "id" FROM "delivery" '
+            'WHERE "state" = \'queued\' AND "channel" = ? AND "not_before" <= ? '
+            'ORDER BY "urgent" DESC, "id" LIMIT ?) '
+            'RETURNING "id", "resident_id", "channel", "external_id", "text", "image", "attempts"'
+        )
+        params = [worker, moment, channel, moment, limit]
+    rows = await client.execute_query_dict(sql, params)
+    claimed = [Claimed(**row) for row in rows]
+    return sorted(claimed, key=lambda row: row.id)
+
+
+async def mark_sent(ids: Sequence[int]) -> None:
+    if ids:
+        await Delivery.filter(id__in=list(ids)).update(state="sent", sent_at=_now(), error="")
+
+
+async def retry_later(delivery_id: int, at: datetime, error: str) -> None:
+    """Back to the queue, due again at ``at`` (a 429's retry_after, a backoff)."""
+    await Delivery.filter(id=delivery_id).update(state="queued", not_before=at, error=error[:256])
+
+
+async def mark_failed(delivery_id: int, error: str) -> None:
+    await Delivery.filter(id=delivery_id).update(state="failed", error=error[:256])
+
+
+async def mark_waiting(delivery_id: int, reason: str) -> None:
+    """A channel refused the push by policy; it waits for the resident to write."""
+    await Delivery.filter(id=delivery_id).update(state="waiting", error=reason[:256])
+
+
+async def mark_blocked(channel: str, external_id: str, reason: str) -> int:
+    """The resident blocked the bot: mark the account and stop every push to it."""
+    async with in_transaction():
+        await ChannelIdentity.filter(
+            channel=channel, external_id=external_id, unreachable_since__isnull=True
+        ).update(unreachable_since=_now())
+        return await Delivery.filter(
+            channel=channel, external_id=external_id, state__in=["queued", "sending", "waiting"]
+        ).update(state="blocked", error=reason[:256])
+
+
+async def requeue_abandoned(lease: timedelta, now: datetime | None = None) -> int:
+    """Queue again what a dead worker claimed and never reported on."""
+    cutoff = (now or _now()) - lease
+    return await Delivery.filter(state="sending", claimed_at__lt=cutoff).update(
+        state="queued", claimed_by=""
+    )
+
+
+async def counts(announcement_id: int) -> dict[str, int]:
+    """How many deliveries of an announcement are in each state."""
+    rows = (
+        await Delivery.filter(announcement_id=announcement_id)
+        .annotate(n=Count("id"))
+        .group_by("state")
+        .values_list("state", "n")
+    )
+    result = dict.fromkeys(STATES, 0)
+    for state, n in rows:
+        result[str(state)] = int(n)
+    return result
+
+
+async def due_announcements(now: datetime | None = None) -> list[Announcement]:
+    return await Announcement.filter(state="scheduled", send_at__lte=now or _now()).order_by("id")
+
+
+async def create_announcement(
+    *,
+    author: str,
+    texts: dict[str, str],
+    audience: dict[str, Any],
+    send_at: datetime,
+    urgent: bool = False,
+    image: str = "",
+) -> Announcement:
+    return await Announcement.create(
+        author=author, texts=texts, audience=audience, send_at=send_at, urgent=urgent, image=image
+    )
