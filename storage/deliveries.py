@@ -32,6 +32,21 @@ def _db_time(moment: datetime) -> Any:
     return Delivery._meta.fields_map["not_before"].to_db_value(moment, Delivery)
 
 
+CLAIMED_COLUMNS = (
+    "id",
+    "resident_id",
+    "channel",
+    "external_id",
+    "text",
+    "image",
+    "urgent",
+    "attempts",
+)
+
+
+RETURNING = ", ".join(f'"{column}"' for column in CLAIMED_COLUMNS)
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """A delivery a worker now owns until it reports back."""
@@ -42,6 +57,7 @@ class Claimed:
     external_id: str
     text: str
     image: str
+    urgent: bool
     attempts: int
 
 
@@ -102,28 +118,24 @@ async def claim(
 ) -> list[Claimed]:
     """Take up to ``limit`` due rows of a channel for this worker, urgent first."""
     client = connections.get("default")
-    postgres = client.capabilities.dialect == "postgres"
     moment = _db_time(now or _now())
-    if postgres:
-        sql = (
-            'UPDATE "delivery" SET "state" = \'sending\', "claimed_by" = $1, "claimed_at" = $2, '
-            '"attempts" = "attempts" + 1 WHERE "id" IN (SELECT "id" FROM "delivery" '
-            'WHERE "state" = \'queued\' AND "channel" = $3 AND "not_before" <= $2 '
-            'ORDER BY "urgent" DESC, "id" LIMIT $4 FOR UPDATE SKIP LOCKED) '
-            'RETURNING "id", "resident_id", "channel", "external_id", "text", "image", "attempts"'
-        )
-        params: list[Any] = [worker, moment, channel, limit]
+    if client.capabilities.dialect == "postgres":
+        marks, params = ("$1", "$2", "$3", "$2", "$4"), [worker, moment, channel, limit]
+        lock = " FOR UPDATE SKIP LOCKED"
     else:
-        sql = (
-            'UPDATE "delivery" SET "state" = \'sending\', "claimed_by" = ?, "claimed_at" = ?, '
-            '"attempts" = "attempts" + 1 WHERE "id" IN (SELECT "id" FROM "delivery" '
-            'WHERE "state" = \'queued\' AND "channel" = ? AND "not_before" <= ? '
-            'ORDER BY "urgent" DESC, "id" LIMIT ?) '
-            'RETURNING "id", "resident_id", "channel", "external_id", "text", "image", "attempts"'
-        )
-        params = [worker, moment, channel, moment, limit]
+        marks, params = ("?",) * 5, [worker, moment, channel, moment, limit]
+        lock = ""  # SQLite has one writer; one dispatcher runs on it
+    sql = (
+        f'UPDATE "delivery" SET "state" = \'sending\', "claimed_by" = {marks[0]}, '
+        f'"claimed_at" = {marks[1]}, "attempts" = "attempts" + 1 '
+        f'WHERE "id" IN (SELECT "id" FROM "delivery" WHERE "state" = \'queued\' '
+        f'AND "channel" = {marks[2]} AND "not_before" <= {marks[3]} '
+        f'ORDER BY "urgent" DESC, "id" LIMIT {marks[4]}{lock}) '
+        f"RETURNING {RETURNING}"
+    )
     rows = await client.execute_query_dict(sql, params)
-    claimed = [Claimed(**row) for row in rows]
+    # SQLite hands booleans back as 0 and 1.
+    claimed = [Claimed(**{**row, "urgent": bool(row["urgent"])}) for row in rows]
     return sorted(claimed, key=lambda row: row.id)
 
 
