@@ -20,6 +20,11 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+class PushRefused(Exception):
+    """The channel will not deliver this push now by policy (Messenger's 24-hour
+    window, a web chat with no open tab); it waits for the resident to write."""
+
+
 class Channel(Protocol):
     name: str
     limits: ChannelLimits
