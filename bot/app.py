@@ -1,24 +1,32 @@
 """Assembly: one lifespan that starts the parts and stops them in reverse.
 
 Start: database (migrated first on the SQLite default) → catalog and staff
-from the configuration → dispatcher → channels → HTTP server → Telegram.
-Stop (SIGTERM, SIGINT): Telegram stops taking updates and finishes those in
-flight → web chat sockets close → HTTP server → database.
+from the configuration → dispatcher → channels → HTTP server → Telegram →
+the scheduler and the delivery worker.
+Stop (SIGTERM, SIGINT): the scheduler stops and the delivery worker finishes
+its batch → Telegram stops taking updates and finishes those in flight →
+web chat sockets close → HTTP server → database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChat
 from bot.config import Config
+from bot.delivery import DeliveryWorker, Send
 from bot.http import build_app
+from bot.pacing import Pacer
+from bot.scheduler import build_scheduler
 from handlers.dispatcher import Dispatcher
 from storage import catalog, db, events, settings, staff
 from storage.catalog import Entry
@@ -37,8 +45,11 @@ class Runtime:
     webchat: WebChat | None = None
     telegram: TelegramChannel | None = None
     http: web.Application = field(init=False)
+    scheduler: AsyncIOScheduler | None = None
     _runner: web.AppRunner | None = None
     _stopped: bool = False
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _delivering: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -55,9 +66,7 @@ class Runtime:
             [Entry(t.id, t.names) for t in m.topics],
         )
         await staff.sync_from_config((g.channel, g.user_id, g.role) for g in config.staff)
-        # The scheduler of the delivery engine will run this daily; until
-        # then each start keeps the table small.
-        await events.prune()
+        await events.prune()  # the scheduler repeats it daily
         self.dispatcher = Dispatcher(config)
         self.http = build_app()
         if config.webchat.enabled:
@@ -86,12 +95,43 @@ class Runtime:
             await self.telegram.start()
         else:
             log.info("no Telegram token configured: serving the web chat only")
+        self._start_delivery()
+
+    def _start_delivery(self) -> None:
+        """The scheduler releases what is due; the worker sends it."""
+        config = self.config
+        senders: dict[str, Send] = {}
+        pacers: dict[str, Pacer] = {}
+        if self.telegram is not None:
+            senders["telegram"] = self.telegram.send
+            pacers["telegram"] = Pacer(
+                config.delivery.telegram_per_second, config.delivery.telegram_per_chat_per_second
+            )
+        if self.webchat is not None:
+            senders["webchat"] = self.webchat.send
+            pacers["webchat"] = Pacer(self.webchat.limits.messages_per_second, 20.0)
+        self.scheduler = build_scheduler(config)
+        self.scheduler.start()
+        worker = DeliveryWorker(
+            senders,
+            pacers,
+            zone=config.municipality.zone,
+            worker_id=f"{socket.gethostname()}:{os.getpid()}",
+            quiet_start=config.delivery.quiet_start,
+            quiet_end=config.delivery.quiet_end,
+        )
+        self._delivering = asyncio.create_task(worker.run(self._stopping), name="delivery")
 
     async def stop(self) -> None:
         """Stop in reverse order; safe to call twice (a test and its fixture may both)."""
         if self._stopped:
             return
         self._stopped = True
+        self._stopping.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._delivering is not None:
+            await self._delivering  # the batch in hand is finished and reported
         if self.telegram is not None:
             await self.telegram.stop()
         if self.webchat is not None:

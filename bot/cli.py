@@ -11,11 +11,16 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot import logs
 from bot.config import ROLES, Config, ConfigError, load, parse_role, parse_user_ref
 
 log = logging.getLogger("iesaiste")
+
+ANNOUNCEMENT_LENGTH = 4096  # Telegram's limit for one message
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +44,23 @@ def _parser() -> argparse.ArgumentParser:
     remove = staff.add_parser("remove", help="take an account's role away")
     remove.add_argument("user", help="CHANNEL:USER_ID")
     staff.add_parser("list", help="list staff accounts")
+    announce = commands.add_parser(
+        "announce", help="queue an announcement for the running bot to deliver"
+    )
+    announce.add_argument("--text", required=True, help="the text in Latvian (the fallback)")
+    announce.add_argument("--text-en", default="", help="the text in English")
+    announce.add_argument("--text-ru", default="", help="the text in Russian")
+    announce.add_argument(
+        "--audience",
+        default="all",
+        help="all, neighbourhood:ID[,ID…] or topic:ID[,ID…] (default: all)",
+    )
+    announce.add_argument(
+        "--at", default="", help="local time to send, e.g. 2026-12-01T10:00 (default: now)"
+    )
+    announce.add_argument(
+        "--urgent", action="store_true", help="send during quiet hours too (21:00–09:00)"
+    )
     return parser
 
 
@@ -58,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(serve(config))
         elif command == "migrate":
             asyncio.run(_migrate(config))
+        elif command == "announce":
+            request = announcement_request(config, args)
+            return asyncio.run(_with_database(config, lambda: _announce(request)))
         else:
             return asyncio.run(_with_database(config, lambda: _staff(args)))
     except ConfigError as error:
@@ -136,3 +161,71 @@ async def _staff(args: argparse.Namespace) -> int:
         return 0
     print(f"iesaiste: {channel}:{user_id} is not a staff account", file=sys.stderr)
     return 1
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncementRequest:
+    texts: dict[str, str]
+    audience: dict[str, Any]
+    send_at: datetime
+    urgent: bool
+
+
+def announcement_request(config: Config, args: argparse.Namespace) -> AnnouncementRequest:
+    """Check an ``announce`` command line against the configuration; ConfigError names the flag."""
+    texts = {"lv": args.text.strip(), "en": args.text_en.strip(), "ru": args.text_ru.strip()}
+    for language, text in texts.items():
+        flag = "--text" if language == "lv" else f"--text-{language}"
+        if language == "lv" and not text:
+            raise ConfigError(flag, args.text, "the announcement's text in Latvian")
+        if len(text) > ANNOUNCEMENT_LENGTH:
+            raise ConfigError(flag, text[:20] + "…", f"at most {ANNOUNCEMENT_LENGTH} characters")
+    kind, _, listed = args.audience.partition(":")
+    keys = sorted({key.strip() for key in listed.split(",") if key.strip()})
+    known = {
+        "neighbourhood": {n.id for n in config.municipality.neighbourhoods},
+        "topic": {t.id for t in config.municipality.topics},
+    }
+    if kind == "all" and not listed:
+        audience: dict[str, Any] = {"kind": "all"}
+    elif kind in known and keys and set(keys) <= known[kind]:
+        audience = {"kind": kind, "keys": keys}
+    else:
+        choices = "; ".join(
+            f"{k}: {', '.join(sorted(ids)) or '(none configured)'}" for k, ids in known.items()
+        )
+        raise ConfigError(
+            "--audience",
+            args.audience,
+            f"all, neighbourhood:ID[,ID…] or topic:ID[,ID…] ({choices})",
+        )
+    send_at = datetime.now(UTC)
+    if args.at:
+        try:
+            moment = datetime.fromisoformat(args.at)
+        except ValueError:
+            raise ConfigError("--at", args.at, "a local time such as 2026-12-01T10:00") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=config.municipality.zone)
+        if moment < send_at - timedelta(minutes=1):
+            raise ConfigError("--at", args.at, "a time that has not passed yet")
+        send_at = moment.astimezone(UTC)
+    return AnnouncementRequest(
+        {k: v for k, v in texts.items() if v}, audience, send_at, args.urgent
+    )
+
+
+async def _announce(request: AnnouncementRequest) -> int:
+    from storage import deliveries, staff
+
+    announcement = await deliveries.create_announcement(
+        author="cli",
+        texts=request.texts,
+        audience=request.audience,
+        send_at=request.send_at,
+        urgent=request.urgent,
+    )
+    await staff.record("cli", "announcement.queue", {"announcement": announcement.id})
+    count = len(await deliveries.recipients(request.audience))
+    print(f"announcement {announcement.id} queued for {count} recipients")
+    return 0

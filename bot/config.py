@@ -11,10 +11,13 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.quiet_hours import DEFAULT_END, DEFAULT_START
 
 LANGUAGES = ("lv", "en", "ru")
 ROLES = ("admin", "moderator", "communications")
@@ -88,6 +91,18 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """How fast pushes go out, and when they may not."""
+
+    # Telegram allows about 30 messages a second overall (up to 1000 with paid
+    # broadcasts) and about 1 a second in one chat.
+    telegram_per_second: float = 30.0
+    telegram_per_chat_per_second: float = 1.0
+    quiet_start: time = DEFAULT_START
+    quiet_end: time = DEFAULT_END
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     municipality: Municipality = field(default_factory=Municipality)
     staff: tuple[StaffGrant, ...] = ()
@@ -97,6 +112,7 @@ class Config:
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     webchat: WebchatConfig = field(default_factory=WebchatConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     log_level: str = "INFO"
 
 
@@ -186,6 +202,18 @@ def _bool(key: str, raw: object) -> bool:
     return raw
 
 
+def _rate(key: str, raw: object, high: float) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= high:
+        raise ConfigError(key, raw, f"a number of messages a second above 0, at most {high:g}")
+    return float(raw)
+
+
+def _clock(key: str, raw: object) -> time:
+    if isinstance(raw, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", raw):
+        return time(int(raw[:2]), int(raw[3:]))
+    raise ConfigError(key, raw, "a time of day as HH:MM, e.g. 21:00")
+
+
 def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     section = data.get(key, {})
     if not isinstance(section, dict):
@@ -207,7 +235,17 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
     _check_unknown(
         "",
         data,
-        {"municipality", "staff", "database", "http", "telegram", "webchat", "limits", "log"},
+        {
+            "municipality",
+            "staff",
+            "database",
+            "http",
+            "telegram",
+            "webchat",
+            "limits",
+            "delivery",
+            "log",
+        },
     )
     defaults = Config()
     m = _section(data, "municipality")
@@ -231,6 +269,12 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
     _check_unknown("webchat", wc, {"enabled", "cookie_secret"})
     lim = _section(data, "limits")
     _check_unknown("limits", lim, {"max_text_length", "throttle_messages", "throttle_seconds"})
+    dl = _section(data, "delivery")
+    _check_unknown(
+        "delivery",
+        dl,
+        {"telegram_per_second", "telegram_per_chat_per_second", "quiet_start", "quiet_end"},
+    )
     log = _section(data, "log")
     _check_unknown("log", log, {"level"})
     return Config(
@@ -260,6 +304,18 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             throttle_seconds=_int(
                 "limits.throttle_seconds", lim.get("throttle_seconds", 60), 1, 3600
             ),
+        ),
+        delivery=DeliveryConfig(
+            telegram_per_second=_rate(
+                "delivery.telegram_per_second", dl.get("telegram_per_second", 30), 1000
+            ),
+            telegram_per_chat_per_second=_rate(
+                "delivery.telegram_per_chat_per_second",
+                dl.get("telegram_per_chat_per_second", 1),
+                30,
+            ),
+            quiet_start=_clock("delivery.quiet_start", dl.get("quiet_start", "21:00")),
+            quiet_end=_clock("delivery.quiet_end", dl.get("quiet_end", "09:00")),
         ),
         log_level=_str("log.level", log.get("level", "INFO")).upper(),
     )

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from bot.channels.base import fit_label, split_text
+from bot.channels.base import PushRefused, fit_label, split_text
 from bot.i18n import N_, translator
 from bot.messages import ChannelLimits, Incoming, Kind, Location, Outcome, Reply
 from handlers.dispatcher import Dispatcher
@@ -216,13 +216,18 @@ class WebChat:
             )
         return frames
 
-    async def send(self, recipient: str, reply: Reply) -> bool:
-        """Push to every open tab of the resident; False when none is open."""
+    async def send(self, recipient: str, reply: Reply) -> None:
+        """Push to every open tab of the resident.
+
+        With no tab open there is nobody to show it to: the push waits until
+        the resident opens the chat again.
+        """
         sockets = [ws for ws in self._sockets.get(recipient, ()) if not ws.closed]
+        if not sockets:
+            raise PushRefused("the resident has no chat open")
         for ws in sockets:
             for frame in self.render(reply):
                 await ws.send_json(frame)
-        return bool(sockets)
 
     async def close(self) -> None:
         for sockets in list(self._sockets.values()):

@@ -38,6 +38,7 @@ def test_the_example_file_is_valid_and_documents_every_section() -> None:
         "[telegram]",
         "[webchat]",
         "[limits]",
+        "[delivery]",
         "[log]",
     ):
         assert section in text
@@ -134,6 +135,9 @@ role = "moderator"
             "Latvian",
         ),
         ("[htttp]\nport = 1\n", {}, "htttp", "known key"),
+        ("[delivery]\ntelegram_per_second = 0\n", {}, "delivery.telegram_per_second", "above 0"),
+        ("[delivery]\ntelegram_per_second = 5000\n", {}, "delivery.telegram_per_second", "1000"),
+        ('[delivery]\nquiet_start = "9pm"\n', {}, "delivery.quiet_start", "HH:MM"),
         ("[http\n", {}, "--config", "valid TOML"),
     ],
 )

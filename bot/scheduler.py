@@ -1,0 +1,57 @@
+"""Clock-driven work through APScheduler, with the database as the source of truth.
+
+Nothing is kept in the scheduler itself: each firing asks the database what
+is due and claims it row by row (a released announcement is released once,
+whatever the number of workers), so a restart loses nothing and rebuilds
+nothing by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.config import Config
+from bot.quiet_hours import next_allowed
+from storage import deliveries, events
+
+log = logging.getLogger(__name__)
+
+RELEASE_EVERY_SECONDS = 5
+
+
+async def release_due(config: Config) -> int:
+    """Turn every announcement whose time has come into delivery rows."""
+    now = datetime.now(UTC)
+    released = 0
+    quiet = config.delivery
+    for announcement in await deliveries.due_announcements(now):
+        not_before = (
+            now
+            if announcement.urgent
+            else next_allowed(now, config.municipality.zone, quiet.quiet_start, quiet.quiet_end)
+        )
+        count = await deliveries.release(announcement, not_before)
+        log.info("announcement %d released to %d recipients", announcement.id, count)
+        released += 1
+    return released
+
+
+def build_scheduler(config: Config) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=config.municipality.zone)
+    scheduler.add_job(
+        release_due,
+        "interval",
+        seconds=RELEASE_EVERY_SECONDS,
+        args=[config],
+        id="release-due-announcements",
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        events.prune, "cron", hour=4, id="prune-event-ids", max_instances=1, coalesce=True
+    )
+    return scheduler
