@@ -103,7 +103,7 @@ class DeliveryWorker:
                 row.id, at, f"rate limited: retry after {error.retry_after}s"
             )
         except PushRefused as error:
-            await deliveries.mark_waiting(row.id, str(error))
+            await deliveries.mark_waiting(row, str(error))
         except Exception as error:  # a network fault or a 5xx: try again later, then give up
             reason = f"{type(error).__name__}: {error}"
             if row.attempts >= self.max_attempts:

@@ -6,17 +6,23 @@ from bot.messages import Button, Reply
 from dialogs.context import Ctx
 
 SETTINGS = "menu:settings"
+MUTE = "menu:mute"
+UNMUTE = "menu:unmute"
 MY_DATA = "menu:data"
 HELP = "menu:help"
 MENU = "menu:main"
 
 
 def main_menu(ctx: Ctx) -> Reply:
+    if ctx.resident.announcements_muted:
+        announcements = Button(ctx._("Resume announcements"), UNMUTE)
+    else:
+        announcements = Button(ctx._("Stop announcements"), MUTE)
     return Reply(
         ctx._("Main menu — what would you like to do?"),
         [
             [Button(ctx._("Settings"), SETTINGS), Button(ctx._("My data"), MY_DATA)],
-            [Button(ctx._("Help"), HELP)],
+            [announcements, Button(ctx._("Help"), HELP)],
         ],
     )
 
@@ -30,6 +36,7 @@ def help_text(ctx: Ctx) -> str:
     return ctx._(
         "I am the residents' assistant of {municipality}.\n\n"
         "/menu – the main menu\n"
+        "/stop – no more announcements; /start brings them back\n"
         "/settings – language, neighbourhood and topics\n"
         "/language – change the language\n"
         "/mydata – see or delete what we hold about you\n"

@@ -21,6 +21,7 @@ MENU_COMMANDS = (
     ("settings", N_("Language, neighbourhood and topics")),
     ("language", N_("Change the language")),
     ("mydata", N_("See or delete your data")),
+    ("stop", N_("Stop announcements")),
     ("cancel", N_("Stop what we are doing")),
     ("help", N_("Help")),
 )
@@ -41,6 +42,8 @@ async def resume_or_menu(ctx: Ctx) -> None:
 @router.command("start", anytime=True)
 async def start(ctx: Ctx) -> None:
     if ctx.onboarded:
+        if await residents.mute_announcements(ctx.resident, False):
+            ctx.answer(ctx._("Welcome back: you will get announcements again."))
         await menu.show(ctx)
     elif ctx.state.startswith("onb:"):
         await show_current(ctx, REGISTRY)
@@ -68,6 +71,28 @@ async def cancel(ctx: Ctx) -> None:
         ctx.answer(ctx._("Stopped. Send /start whenever you want to begin."))
         return
     ctx.answer(ctx._("Cancelled.") if was_busy else ctx._("There was nothing to cancel."))
+    await menu.show(ctx)
+
+
+@router.command("stop")
+@router.button(menu.MUTE)
+async def stop_announcements(ctx: Ctx) -> None:
+    if await residents.mute_announcements(ctx.resident, True):
+        ctx.answer(
+            ctx._(
+                "Done: you will get no more announcements. You can still write to me "
+                "any time; /start turns announcements on again."
+            )
+        )
+    else:
+        ctx.answer(ctx._("Announcements are already off. /start turns them on again."))
+    await menu.show(ctx)
+
+
+@router.button(menu.UNMUTE)
+async def resume_announcements(ctx: Ctx) -> None:
+    await residents.mute_announcements(ctx.resident, False)
+    ctx.answer(ctx._("Welcome back: you will get announcements again."))
     await menu.show(ctx)
 
 

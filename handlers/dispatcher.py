@@ -95,6 +95,7 @@ class Dispatcher:
 
     async def _handle(self, ctx: Ctx) -> None:
         middlewares.apply_language(ctx)
+        await middlewares.catch_up(ctx)
         if middlewares.throttled(ctx):
             return
         if middlewares.rejected_input(ctx):

@@ -12,7 +12,7 @@ from bot.i18n import LANGUAGES, translator
 from bot.messages import Incoming, Kind
 from dialogs.context import Ctx
 from handlers.router import Route
-from storage import residents, staff
+from storage import deliveries, residents, staff
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,12 @@ async def allowed(ctx: Ctx, route: Route) -> bool:
         return True
     ctx.role = await staff.role_of(ctx.incoming.channel, ctx.incoming.user_id)
     return route.allows(ctx.role)
+
+
+async def catch_up(ctx: Ctx) -> None:
+    """The resident is here: pushes held for them go now, as a short catch-up."""
+    if ctx.resident.pushes_held:
+        await deliveries.resident_returned(ctx.resident, ctx.incoming.channel, ctx.incoming.user_id)
 
 
 def throttled(ctx: Ctx) -> bool:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise import connections
+from tortoise.expressions import Subquery
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
@@ -64,10 +65,10 @@ class Claimed:
 async def recipients(audience: dict[str, Any]) -> list[tuple[int, str, str, str]]:
     """(resident id, language, channel, external id) of everyone the audience names.
 
-    Only onboarded residents on a reachable account; a neighbourhood or topic
-    audience with no keys names nobody.
+    Only onboarded residents who have not muted announcements, on a reachable
+    account; a neighbourhood or topic audience with no keys names nobody.
     """
-    query = Resident.filter(onboarded_at__not_isnull=True)
+    query = Resident.filter(onboarded_at__not_isnull=True, announcements_muted=False)
     kind, keys = audience.get("kind", "all"), list(audience.get("keys", []))
     if kind == "neighbourhood":
         query = query.filter(neighbourhood__key__in=keys)
@@ -153,9 +154,24 @@ async def mark_failed(delivery_id: int, error: str) -> None:
     await Delivery.filter(id=delivery_id).update(state="failed", error=error[:256])
 
 
-async def mark_waiting(delivery_id: int, reason: str) -> None:
+async def mark_waiting(delivery: Claimed, reason: str) -> None:
     """A channel refused the push by policy; it waits for the resident to write."""
-    await Delivery.filter(id=delivery_id).update(state="waiting", error=reason[:256])
+    async with in_transaction():
+        await Delivery.filter(id=delivery.id).update(state="waiting", error=reason[:256])
+        await Resident.filter(id=delivery.resident_id).update(pushes_held=True)
+
+
+async def resident_returned(resident: Resident, channel: str, external_id: str) -> int:
+    """The resident wrote on this account: it is reachable again, and what waited
+    for it is due now (the catch-up). The caller's session saves the flag."""
+    await ChannelIdentity.filter(channel=channel, external_id=external_id).update(
+        unreachable_since=None
+    )
+    released = await Delivery.filter(
+        channel=channel, external_id=external_id, state="waiting"
+    ).update(state="queued", not_before=_now(), error="")
+    resident.pushes_held = False
+    return released
 
 
 async def mark_blocked(channel: str, external_id: str, reason: str) -> int:
@@ -164,6 +180,10 @@ async def mark_blocked(channel: str, external_id: str, reason: str) -> int:
         await ChannelIdentity.filter(
             channel=channel, external_id=external_id, unreachable_since__isnull=True
         ).update(unreachable_since=_now())
+        owners = ChannelIdentity.filter(channel=channel, external_id=external_id)
+        await Resident.filter(id__in=Subquery(owners.values("resident_id"))).update(
+            pushes_held=True
+        )
         return await Delivery.filter(
             channel=channel, external_id=external_id, state__in=["queued", "sending", "waiting"]
         ).update(state="blocked", error=reason[:256])

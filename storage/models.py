@@ -18,6 +18,11 @@ class Resident(Model):
     )
     privacy_accepted_at = fields.DatetimeField(null=True)
     onboarded_at = fields.DatetimeField(null=True)
+    # /stop: no announcements until /start (answers to their own messages still come).
+    announcements_muted = fields.BooleanField(default=False)
+    # Set when a push waits for this resident or an account was found blocked,
+    # so the next message they send releases them, at no cost otherwise.
+    pushes_held = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     last_seen_at = fields.DatetimeField(null=True)
     # A fixed window counter for the per-resident throttle; kept on the row

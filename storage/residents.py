@@ -60,6 +60,15 @@ async def accept_privacy(resident: Resident) -> None:
     await resident.save(update_fields=["privacy_accepted_at"])
 
 
+async def mute_announcements(resident: Resident, muted: bool) -> bool:
+    """Stop or resume announcements; True if that changed anything."""
+    if resident.announcements_muted == muted:
+        return False
+    resident.announcements_muted = muted
+    await resident.save(update_fields=["announcements_muted"])
+    return True
+
+
 async def mark_onboarded(resident: Resident) -> None:
     resident.onboarded_at = _now()
     await resident.save(update_fields=["onboarded_at"])

@@ -27,7 +27,13 @@ from storage.errors import DuplicateEvent
 from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident
 
 # Written by the session itself; every other change saves its own fields.
-SESSION_FIELDS = ["last_seen_at", "throttle_window_start", "throttle_count", "throttle_warned"]
+SESSION_FIELDS = [
+    "last_seen_at",
+    "throttle_window_start",
+    "throttle_count",
+    "throttle_warned",
+    "pushes_held",
+]
 
 
 @dataclass(slots=True)

@@ -42,7 +42,8 @@ async def test_a_resident_walks_through_onboarding_to_the_main_menu(config: Conf
     assert chat.said("how we treat your data")
     await chat.press("I agree")
     assert chat.texts()[-1].startswith("Main menu")
-    assert [b.label for b in chat.last[-1].all_buttons()] == ["Settings", "My data", "Help"]
+    labels = [b.label for b in chat.last[-1].all_buttons()]
+    assert labels == ["Settings", "My data", "Stop announcements", "Help"]
 
     resident = await stored()
     assert resident is not None

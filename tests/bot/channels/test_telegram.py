@@ -72,7 +72,7 @@ TOPICS_EN = [
     "Social care",
     "Done",
 ]
-MENU_BUTTONS = [["Settings", "My data"], ["Help"]]
+MENU_BUTTONS = [["Settings", "My data"], ["Stop announcements", "Help"]]
 
 storage = pytest.mark.storage
 
@@ -907,7 +907,7 @@ async def test_the_command_menu_is_published_in_every_language(
 ) -> None:
     for language in ("", "lv", "en", "ru"):
         names = [c["command"] for c in api.commands_by_language[language]]
-        assert names == ["menu", "settings", "language", "mydata", "cancel", "help"]
+        assert names == ["menu", "settings", "language", "mydata", "stop", "cancel", "help"]
     described = {c["command"]: c["description"] for c in api.commands_by_language["en"]}
     assert described["mydata"] == "See or delete your data"
     assert api.commands_by_language[""] == api.commands_by_language["lv"], "Latvian by default"
