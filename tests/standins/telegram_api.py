@@ -21,6 +21,12 @@ the real server it says so in a comment.
 
 The test side plays the residents (``send_text``, ``press_button``, ...) and inspects what the
 bot did (``messages``, ``requests``, ``errors``, ``answered_callbacks``).
+
+For delivery (pushes to many residents) it can also behave like Telegram under load, all off
+by default: flood control (``limit_rate``: 429 with ``retry_after``), residents who blocked
+the bot (``block``: 403), Telegram's own trouble (``fail_next``, ``fail_randomly``: 5xx) and
+slow answers (``delay``); and it counts what was delivered (``delivered``,
+``delivery_counts``, ``duplicates``, ``send_times``, ``achieved_rate``).
 """
 
 from __future__ import annotations
@@ -29,11 +35,13 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
+import random
 import re
 import time
-from bisect import bisect_left
-from collections import deque
-from collections.abc import Awaitable, Callable
+from bisect import bisect_left, bisect_right
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NamedTuple, Self
@@ -62,6 +70,30 @@ WEBHOOK_CONFLICT = (
 POLL_CONFLICT = (
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance is "
     "running"
+)
+BLOCKED_BY_USER = "Forbidden: bot was blocked by the user"
+# What Telegram says for an error code when nothing more specific applies.
+_ERROR_DESCRIPTIONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: BLOCKED_BY_USER,
+    404: "Not Found",
+    409: "Conflict",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+# Methods under flood control (``limit_rate``), lower-cased as ``_call`` sees them.
+_RATE_LIMITED = frozenset(
+    {
+        "sendmessage",
+        "sendphoto",
+        "copymessage",
+        "editmessagetext",
+        "editmessagecaption",
+        "editmessagereplymarkup",
+    }
 )
 
 _CHAT_ACTIONS = frozenset(
@@ -127,6 +159,36 @@ class ErrorResponse(NamedTuple):
 
     method: str
     description: str
+
+
+class RateLimited(NamedTuple):
+    """A call answered 429 "Too Many Requests: retry after N".
+
+    ``scope`` says why: ``"overall"`` (the bot's overall rate), ``"chat"`` (the per-chat rate)
+    or ``"injected"`` (``fail_next``/``fail_randomly`` with 429). ``time`` is on the stand-in's
+    clock (``time.monotonic()`` unless ``clock`` was given).
+    """
+
+    method: str
+    chat_id: int | str | None
+    retry_after: int
+    time: float
+    scope: str
+
+
+class IgnoredRetryAfter(NamedTuple):
+    """A rate-limited call that came before the ``retry_after`` the bot was told had passed.
+
+    ``told_at`` is when that 429 was answered, ``allowed_at`` = ``told_at + retry_after``. A
+    client with several requests in flight may have sent one before it read the 429; a test
+    can allow for that with ``time - told_at``.
+    """
+
+    method: str
+    chat_id: int | str | None
+    time: float
+    told_at: float
+    allowed_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -1076,6 +1138,84 @@ class _Failure:
 
 
 @dataclass(slots=True)
+class _RandomFailure:
+    probability: float
+    error_code: int
+    description: str
+    retry_after: int | None
+    chat_id: str | None
+    rng: random.Random
+
+
+@dataclass(slots=True)
+class _Delay:
+    seconds: float
+    chat_id: str | None
+    remaining: int | None  # None: until cleared
+    before_effect: bool
+
+
+class _RateLimits:
+    """Flood control as a GCRA (the exact, O(1) form of a token bucket), overall and per chat.
+
+    Each limit has an emission interval ``T = 1 / rate`` and a tolerance ``(burst - 1) * T``
+    and keeps a "theoretical arrival time" (TAT). A call at ``now`` conforms iff
+    ``now >= TAT - tolerance``; a conforming call moves TAT to ``max(TAT, now) + T``. That
+    admits at most ``burst + rate * (t - s)`` calls in any interval [s, t]: exactly a token
+    bucket of ``burst`` tokens refilled at ``rate``, with no further slack. A refused call
+    consumes nothing, and ``TAT - tolerance - now`` is exactly when it would have conformed.
+    """
+
+    __slots__ = (
+        "chat_interval",
+        "chat_tat",
+        "chat_tolerance",
+        "overall_interval",
+        "overall_tat",
+        "overall_tolerance",
+    )
+
+    def __init__(
+        self,
+        overall: float | None,
+        per_chat: float | None,
+        burst: int | None,
+        chat_burst: int | None,
+    ) -> None:
+        self.overall_interval = self.overall_tolerance = 0.0
+        self.chat_interval = self.chat_tolerance = 0.0
+        if overall is not None:
+            self.overall_interval = 1.0 / overall
+            capacity = burst if burst is not None else max(1, round(overall))
+            self.overall_tolerance = (capacity - 1) * self.overall_interval
+        if per_chat is not None:
+            self.chat_interval = 1.0 / per_chat
+            capacity = chat_burst or burst or max(1, round(per_chat))
+            self.chat_tolerance = (capacity - 1) * self.chat_interval
+        self.overall_tat = -math.inf
+        self.chat_tat: dict[int | str, float] = {}
+
+    def admit(self, chat: int | str | None, now: float) -> tuple[float, str] | None:
+        """Counts the call if it conforms; else returns (seconds until it would, scope)."""
+        overall_wait = chat_wait = 0.0
+        if self.overall_interval:
+            overall_wait = self.overall_tat - self.overall_tolerance - now
+        chat_tat = -math.inf
+        if self.chat_interval and chat is not None:
+            chat_tat = self.chat_tat.get(chat, -math.inf)
+            chat_wait = chat_tat - self.chat_tolerance - now
+        if overall_wait > 0 or chat_wait > 0:
+            if overall_wait >= chat_wait:
+                return overall_wait, "overall"
+            return chat_wait, "chat"
+        if self.overall_interval:
+            self.overall_tat = max(self.overall_tat, now) + self.overall_interval
+        if self.chat_interval and chat is not None:
+            self.chat_tat[chat] = max(chat_tat, now) + self.chat_interval
+        return None
+
+
+@dataclass(slots=True)
 class _Webhook:
     url: str
     secret_token: str
@@ -1109,6 +1249,7 @@ class BotApiStandIn:
         webhook_retry_delay: float = 0.05,
         webhook_max_attempts: int | None = None,
         webhook_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot_id = bot_id
         self.bot_username = bot_username
@@ -1123,6 +1264,8 @@ class BotApiStandIn:
         self.webhook_retry_delay = webhook_retry_delay
         self.webhook_max_attempts = webhook_max_attempts
         self.webhook_timeout = webhook_timeout
+        # Seconds for rate limits and delivery times; a test may swap in a fake clock.
+        self.clock = clock
 
         self.requests: list[ApiRequest] = []
         self.errors: list[ErrorResponse] = []
@@ -1131,6 +1274,9 @@ class BotApiStandIn:
         self.commands: list[JSONDict] = []  # the default list (no language_code)
         # The bot's command menu per language_code, "" for the default.
         self.commands_by_language: dict[str, list[JSONDict]] = {}
+        # Flood control (``limit_rate``) and clients that did not wait as told.
+        self.rate_limited: list[RateLimited] = []
+        self.ignored_retry_after: list[IgnoredRetryAfter] = []
 
         self._chats: dict[int, _Chat] = {}
         self._queue: deque[_Queued] = deque()
@@ -1144,6 +1290,19 @@ class BotApiStandIn:
         self._answers: dict[str, AnsweredCallback] = {}
         self._call_counts: dict[str, int] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        self._random_failures: dict[str, _RandomFailure] = {}
+        self._delays: dict[str, list[_Delay]] = {}
+        self._held = 0
+        self._release = asyncio.Event()
+        self._limits: _RateLimits | None = None
+        # retry_after told, as (told_at, allowed_at): to everyone, and per chat.
+        self._told_overall: tuple[float, float] | None = None
+        self._told_chat: dict[int | str, tuple[float, float]] = {}
+        self._blocked: set[int] = set()
+        # Successful sends, kept incrementally: per chat, and all send times in order.
+        self._sent: dict[int, list[BotMessage]] = {}
+        self._sent_times: dict[int, list[float]] = {}
+        self._all_sent_times: list[float] = []
         self._allowed_updates: frozenset[str] | None = None
         self._poller: asyncio.Future[str] | None = None
         self._changed: asyncio.Event | None = None
@@ -1200,6 +1359,7 @@ class BotApiStandIn:
         """Releases long polls, stops webhook delivery and closes the server."""
         self._stopping = True
         self._wake_poller("stop")
+        self.release_delayed()
         await self._stop_webhook_workers()
         if self._session is not None:
             await self._session.close()
@@ -1255,6 +1415,40 @@ class BotApiStandIn:
         chat_instance = str(-(5_000_000_000_000_000_000 + user_id))
         self._chats[user_id] = _Chat(user_id, user, chat, chat_instance)
         return user
+
+    def add_users(
+        self,
+        user_ids: Iterable[int],
+        language_code: str | None = "lv",
+        first_name: str = "Resident",
+    ) -> int:
+        """Creates many residents at once, as ``add_user`` would; returns how many.
+
+        Fast enough for a broadcast benchmark: 100,000 residents take a fraction of a second.
+        """
+        ids = list(user_ids)
+        chats = self._chats
+        taken = chats.keys() & ids
+        if taken or len(set(ids)) != len(ids):
+            raise AssertionError(f"users already exist or repeat: {sorted(taken)[:10]}")
+        for user_id in ids:
+            user: JSONDict = {"id": user_id, "is_bot": False, "first_name": first_name}
+            if language_code is not None:
+                user["language_code"] = language_code
+            chat = {"id": user_id, "first_name": first_name, "type": "private"}
+            chat_instance = str(-(5_000_000_000_000_000_000 + user_id))
+            chats[user_id] = _Chat(user_id, user, chat, chat_instance)
+        return len(ids)
+
+    def block(self, *user_ids: int) -> None:
+        """The residents block the bot: sends to them get 403 and have no effect."""
+        for user_id in user_ids:
+            self._chat_of(user_id)
+        self._blocked.update(user_ids)
+
+    def unblock(self, *user_ids: int) -> None:
+        """The residents unblock the bot (e.g. they press Start again)."""
+        self._blocked.difference_update(user_ids)
 
     def send_text(self, user_id: int, text: str) -> JSONDict:
         """The resident sends a text; ``/commands`` get ``bot_command`` entities as at Telegram."""
@@ -1376,6 +1570,65 @@ class BotApiStandIn:
         """The reply keyboard the resident currently sees, if any."""
         return self._chat_of(user_id).keyboard
 
+    def delivered(self, user_id: int) -> list[BotMessage]:
+        """Every message the bot successfully sent to the chat, oldest first.
+
+        Unlike ``messages`` it keeps messages deleted since: the resident was notified.
+        Edits are not deliveries; the messages show their current (possibly edited) state.
+        """
+        self._chat_of(user_id)
+        return list(self._sent.get(user_id, ()))
+
+    def delivery_counts(self) -> Counter[int]:
+        """Successful sends (sendMessage, sendPhoto) per chat; chats with none are absent."""
+        return Counter({chat_id: len(sent) for chat_id, sent in self._sent.items()})
+
+    @property
+    def sent_count(self) -> int:
+        """All successful sends so far; O(1), for ``wait_until`` in benchmarks."""
+        return len(self._all_sent_times)
+
+    def duplicates(
+        self, key: Callable[[BotMessage], Hashable] = lambda m: m.body
+    ) -> dict[int, int]:
+        """Chats that got the same content more than once -> how many extra messages.
+
+        Content is ``key(message)``, by default the text (a photo's caption). Linear in the
+        number of sends: only chats with two or more deliveries are looked at.
+        """
+        extra: dict[int, int] = {}
+        for chat_id, sent in self._sent.items():
+            if len(sent) > 1:
+                repeats = len(sent) - len({key(message) for message in sent})
+                if repeats:
+                    extra[chat_id] = repeats
+        return extra
+
+    def send_times(self, user_id: int) -> list[float]:
+        """When each successful send to the chat happened, on ``clock`` (monotonic seconds)."""
+        self._chat_of(user_id)
+        return list(self._sent_times.get(user_id, ()))
+
+    def achieved_rate(self, since: float | None = None, until: float | None = None) -> float:
+        """Successful sends per second in the interval (since, until] of ``clock``.
+
+        By default from the first send to the last, i.e. (sends - 1) / (last - first): the
+        rate a paced client actually achieved. 0.0 for an empty or zero-length interval.
+        """
+        times = self._all_sent_times
+        if not times:
+            return 0.0
+        start = times[0] if since is None else since
+        end = times[-1] if until is None else until
+        if end <= start:
+            return 0.0
+        return (bisect_right(times, end) - bisect_right(times, start)) / (end - start)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls whose answer (or effect) is being held back by ``delay``."""
+        return self._held
+
     def requests_of(self, method: str) -> list[JSONDict]:
         """The parameters of every call of ``method`` (case-insensitive), oldest first."""
         wanted = method.lower()
@@ -1486,22 +1739,114 @@ class BotApiStandIn:
 
         A 429 with ``retry_after`` answers like Telegram's flood control: ``parameters:
         {"retry_after": N}`` plus a ``Retry-After`` header. The call has no other effect.
+        Without a description, Telegram's words for the code are used (500 "Internal Server
+        Error", 502 "Bad Gateway", 504 "Gateway Timeout", 403 "Forbidden: bot was blocked by
+        the user", ...). An injected 429 is recorded in ``rate_limited`` (scope "injected").
         """
-        if description is None:
-            description = {
-                400: "Bad Request",
-                403: "Forbidden: bot was blocked by the user",
-                409: "Conflict",
-                429: f"Too Many Requests: retry after {retry_after or 1}",
-                500: "Internal Server Error",
-                502: "Bad Gateway",
-            }.get(error_code, "Error")
-        if error_code == 429 and retry_after is None:
-            retry_after = _to_int(description.rsplit(" ", 1)[-1]) or 1
+        description, retry_after = _describe(error_code, description, retry_after)
         rule = _Failure(
             error_code, description, retry_after, None if chat_id is None else str(chat_id), times
         )
         self._failures.setdefault(method.lower(), []).append(rule)
+
+    def fail_randomly(
+        self,
+        method: str,
+        probability: float,
+        error_code: int = 500,
+        description: str | None = None,
+        *,
+        seed: int | str = 0,
+        retry_after: int | None = None,
+        chat_id: int | str | None = None,
+    ) -> None:
+        """Fails each call of ``method`` (for ``chat_id``, if given) with ``probability``.
+
+        For soak tests. Deterministic: the same ``seed`` and the same sequence of calls give
+        the same failures. Replaces the method's earlier setting; probability 0 ends it.
+        Checked after ``fail_next``; a failed call has no other effect.
+        """
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must be within [0, 1], not {probability}")
+        key = method.lower()
+        if probability == 0.0:
+            self._random_failures.pop(key, None)
+            return
+        description, retry_after = _describe(error_code, description, retry_after)
+        self._random_failures[key] = _RandomFailure(
+            probability,
+            error_code,
+            description,
+            retry_after,
+            None if chat_id is None else str(chat_id),
+            random.Random(seed),
+        )
+
+    def delay(
+        self,
+        method: str,
+        seconds: float,
+        *,
+        chat_id: int | str | None = None,
+        times: int | None = None,
+        before_effect: bool = False,
+    ) -> None:
+        """Makes calls of ``method`` (for ``chat_id``, if given) slow; ``seconds <= 0`` ends it.
+
+        By default the call takes effect at once and only the answer comes ``seconds`` later:
+        the message is delivered even if the client times out or is killed meanwhile, as on a
+        slow network. With ``before_effect`` the call waits first and then takes effect (even
+        if the client has gone). ``times`` limits it to the next N calls; ``in_flight`` counts
+        calls being held; ``release_delayed()`` (and ``stop()``) let them all go at once.
+        """
+        key = method.lower()
+        if seconds <= 0:
+            self._delays.pop(key, None)
+            return
+        rule = _Delay(seconds, None if chat_id is None else str(chat_id), times, before_effect)
+        self._delays.setdefault(key, []).append(rule)
+
+    def release_delayed(self) -> None:
+        """Ends the wait of every call currently held by ``delay``."""
+        self._release.set()
+        self._release = asyncio.Event()
+
+    def limit_rate(
+        self,
+        overall_per_second: float | None,
+        per_chat_per_second: float | None = None,
+        burst: int | None = None,
+        *,
+        chat_burst: int | None = None,
+    ) -> None:
+        """Enforces Telegram's flood control on sending methods; ``limit_rate(None)`` ends it.
+
+        Telegram allows a bot about 30 messages a second overall (up to 1000 with paid
+        broadcasts) and about 1 a second per chat. sendMessage, sendPhoto, copyMessage and the
+        edit methods over a limit are answered 429 "Too Many Requests: retry after N" with
+        ``parameters.retry_after`` N (whole seconds, at least 1, rounded up from when the call
+        would have been allowed) and have no effect; they are recorded in ``rate_limited``.
+        Calls that come before the told N seconds have passed -- for that chat after a
+        per-chat refusal, for any chat after an overall one -- are recorded in
+        ``ignored_retry_after``.
+
+        Accounting is a token bucket (see ``_RateLimits``) with ``burst`` tokens, by default
+        one second's worth of the rate (at least 1); ``chat_burst`` overrides it per chat.
+        Every call that gets past the limit counts, whatever its outcome (a 403 or 400 too).
+        Starts afresh on every call.
+        """
+        for rate in (overall_per_second, per_chat_per_second):
+            if rate is not None and not rate > 0:
+                raise ValueError(f"a rate must be positive, not {rate}")
+        for capacity in (burst, chat_burst):
+            if capacity is not None and capacity < 1:
+                raise ValueError(f"a burst must be at least 1, not {capacity}")
+        self._told_overall = None
+        self._told_chat.clear()
+        if overall_per_second is None and per_chat_per_second is None:
+            self._limits = None
+            return
+        self._limits = _RateLimits(overall_per_second, per_chat_per_second, burst, chat_burst)
 
     def _take_failure(self, method: str, args: dict[str, str]) -> _Failure | None:
         rules = self._failures.get(method)
@@ -1514,6 +1859,68 @@ class BotApiStandIn:
                     rules.remove(rule)
                 return rule
         return None
+
+    def _take_random_failure(self, method: str, args: dict[str, str]) -> _RandomFailure | None:
+        rule = self._random_failures.get(method)
+        if rule is None:
+            return None
+        if rule.chat_id is not None and rule.chat_id != args.get("chat_id", "").strip():
+            return None
+        return rule if rule.rng.random() < rule.probability else None
+
+    def _take_delay(self, method: str, args: dict[str, str]) -> _Delay | None:
+        rules = self._delays.get(method)
+        if not rules:
+            return None
+        for rule in rules:
+            if rule.chat_id is None or rule.chat_id == args.get("chat_id", "").strip():
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                    if rule.remaining <= 0:
+                        rules.remove(rule)
+                return rule
+        return None
+
+    async def _hold(self, seconds: float) -> None:
+        self._held += 1
+        self._notify()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._release.wait()
+        finally:
+            self._held -= 1
+
+    def _check_told(self, name: str, chat: int | str | None, now: float) -> None:
+        """Records a call that came before the retry_after it was told had passed."""
+        told = self._told_overall
+        if told is not None and now >= told[1]:
+            told = self._told_overall = None
+        if told is None and chat is not None:
+            told = self._told_chat.get(chat)
+            if told is not None and now >= told[1]:
+                del self._told_chat[chat]
+                told = None
+        if told is not None:
+            self.ignored_retry_after.append(IgnoredRetryAfter(name, chat, now, *told))
+
+    def _too_many(
+        self, name: str, chat: int | str | None, wait: float, scope: str, now: float
+    ) -> web.Response:
+        retry_after = max(1, math.ceil(wait))
+        self._tell(chat, retry_after, scope, now)
+        self.rate_limited.append(RateLimited(name, chat, retry_after, now, scope))
+        return self._error_response(
+            name, 429, f"Too Many Requests: retry after {retry_after}", retry_after
+        )
+
+    def _tell(self, chat: int | str | None, retry_after: int, scope: str, now: float) -> None:
+        told = (now, now + retry_after)
+        if scope == "chat" and chat is not None:
+            if told[1] > self._told_chat.get(chat, (0.0, -math.inf))[1]:
+                self._told_chat[chat] = told
+        elif self._told_overall is None or told[1] > self._told_overall[1]:
+            self._told_overall = told
 
     # ---------------------------------------------------------------- HTTP
 
@@ -1591,20 +1998,56 @@ class BotApiStandIn:
                 # api.telegram.org says "Not Found"; a self-hosted telegram-bot-api adds
                 # ": method not found".
                 return self._error_response(name, 404, "Not Found")
-            failure = self._take_failure(key, args) if self._failures else None
+            limited = key in _RATE_LIMITED
+            chat: int | str | None = None
+            now = 0.0
+            if limited:
+                now = self.clock()
+                chat = _chat_id_of(args)
+                if self._told_overall is not None or self._told_chat:
+                    self._check_told(name, chat, now)
+            failure: _Failure | _RandomFailure | None = None
+            if self._failures:
+                failure = self._take_failure(key, args)
+            if failure is None and self._random_failures:
+                failure = self._take_random_failure(key, args)
             if failure is not None:
+                if failure.error_code == 429 and failure.retry_after is not None:
+                    now = self.clock()
+                    if limited:
+                        scope = "overall" if failure.chat_id is None else "chat"
+                        self._tell(chat, failure.retry_after, scope, now)
+                    self.rate_limited.append(
+                        RateLimited(name, chat, failure.retry_after, now, "injected")
+                    )
                 return self._error_response(
                     name, failure.error_code, failure.description, failure.retry_after
                 )
+            if limited and self._limits is not None:
+                refused = self._limits.admit(chat, now)
+                if refused is not None:
+                    return self._too_many(name, chat, refused[0], refused[1], now)
+            delay = self._take_delay(key, args) if self._delays else None
+            if delay is not None and delay.before_effect:
+                await self._hold(delay.seconds)
             try:
                 result = await entry[1](args, files)
             except _TelegramError as exc:
-                return self._error_response(name, exc.code, exc.description, exc.retry_after)
-            if isinstance(result, _Described):
-                payload = {"ok": True, "result": result.result, "description": result.description}
+                response = self._error_response(name, exc.code, exc.description, exc.retry_after)
             else:
-                payload = {"ok": True, "result": result}
-            return web.Response(body=_dumps(payload), content_type="application/json")
+                if isinstance(result, _Described):
+                    payload = {
+                        "ok": True,
+                        "result": result.result,
+                        "description": result.description,
+                    }
+                else:
+                    payload = {"ok": True, "result": result}
+                response = web.Response(body=_dumps(payload), content_type="application/json")
+            if delay is not None and not delay.before_effect:
+                self._notify()  # the effect is visible while the answer is held back
+                await self._hold(delay.seconds)
+            return response
         finally:
             self._notify()
 
@@ -1859,8 +2302,22 @@ class BotApiStandIn:
             wire["reply_markup"] = inline
         return wire
 
+    def _check_not_blocked(self, chat: _Chat) -> None:
+        # Last, as at Telegram: TDLib validates the request before the server refuses it.
+        if chat.id in self._blocked:
+            raise _TelegramError(403, BLOCKED_BY_USER)
+
     def _store(self, chat: _Chat, message: BotMessage) -> JSONDict:
         chat.bot_messages[message.message_id] = message
+        now = self.clock()
+        sent = self._sent.get(chat.id)
+        if sent is None:
+            self._sent[chat.id] = [message]
+            self._sent_times[chat.id] = [now]
+        else:
+            sent.append(message)
+            self._sent_times[chat.id].append(now)
+        self._all_sent_times.append(now)
         markup = message.reply_markup
         if markup is not None and "keyboard" in markup:
             chat.keyboard = markup
@@ -2046,6 +2503,7 @@ class BotApiStandIn:
             allow_empty=False,
         )
         _check_button_data(markup)
+        self._check_not_blocked(chat)
         message = BotMessage(
             message_id=next(self._message_ids),
             chat_id=chat.id,
@@ -2101,6 +2559,7 @@ class BotApiStandIn:
             allow_empty=True,
         )
         _check_button_data(markup)
+        self._check_not_blocked(chat)
         message = BotMessage(
             message_id=next(self._message_ids),
             chat_id=chat.id,
@@ -2229,7 +2688,7 @@ class BotApiStandIn:
     async def _send_chat_action(self, args: dict[str, str], files: dict[str, UploadedFile]) -> bool:
         if args.get("action", "").lower() not in _CHAT_ACTIONS:
             raise _bad("wrong parameter action in request")
-        self._resolve_chat(args)
+        self._check_not_blocked(self._resolve_chat(args))
         return True
 
     async def _get_file(self, args: dict[str, str], files: dict[str, UploadedFile]) -> JSONDict:
@@ -2284,6 +2743,28 @@ class BotApiStandIn:
         if not language:
             self.commands = []
         return True
+
+
+def _describe(
+    error_code: int, description: str | None, retry_after: int | None
+) -> tuple[str, int | None]:
+    """An injected error's description and, for a 429, its retry_after."""
+    if description is None:
+        if error_code == 429:
+            description = f"Too Many Requests: retry after {retry_after or 1}"
+        else:
+            description = _ERROR_DESCRIPTIONS.get(error_code, "Error")
+    if error_code == 429 and retry_after is None:
+        retry_after = _to_int(description.rsplit(" ", 1)[-1]) or 1
+    return description, retry_after
+
+
+def _chat_id_of(args: dict[str, str]) -> int | str | None:
+    """The chat a call is for, as flood control counts it; None for inline messages."""
+    raw = args.get("chat_id", "").strip()
+    if not raw:
+        return None
+    return raw if raw[0] == "@" else _to_int(raw)
 
 
 def _resolve(future: asyncio.Future[str], reason: str) -> None:

@@ -7,8 +7,11 @@ descriptions before raising (drops "Bad Request: ", then ``str.capitalize()``).
 from __future__ import annotations
 
 import asyncio
+import datetime as dtm
 import json
+import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -24,7 +27,17 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.error import BadRequest, Conflict, EndPointNotFound, InvalidToken, RetryAfter
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    EndPointNotFound,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -36,7 +49,7 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
-from .telegram_api import BotApiStandIn
+from .telegram_api import BLOCKED_BY_USER, BotApiStandIn, IgnoredRetryAfter, RateLimited
 
 ANNA = 1001
 JANIS = 1002
@@ -720,6 +733,401 @@ async def test_fail_next_can_target_one_chat_and_several_calls(
         with pytest.raises(Exception, match="Internal Server Error"):
             await bot.answer_callback_query("1")
     assert [m.body for m in api.messages(JANIS)] == ["but later does"]
+
+
+# ------------------------------------------------------------------------------- flood control
+
+
+class FakeClock:
+    """The stand-in's clock under the test's control: time moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def at(self, offset: float) -> float:
+        """Sets the clock to ``offset`` seconds after the start; returns the reading."""
+        self.now = 1000.0 + offset
+        return self.now
+
+
+@pytest.fixture
+def clock(api: BotApiStandIn) -> FakeClock:
+    fake = FakeClock()
+    api.clock = fake
+    return fake
+
+
+async def post_send(
+    http: aiohttp.ClientSession, api: BotApiStandIn, chat_id: int, text: str = "Paziņojums"
+) -> tuple[int, dict[str, object]]:
+    """sendMessage over plain HTTP: quicker than PTB where only the status matters."""
+    async with http.post(
+        f"{api.base_url}{api.token}/sendMessage", data={"chat_id": chat_id, "text": text}
+    ) as response:
+        return response.status, await response.json()
+
+
+def seconds(error: RetryAfter) -> float:
+    value = error.retry_after  # an int, or a timedelta once PTB drops the int
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else value
+
+
+RESIDENTS = range(5000, 5100)
+
+
+@pytest.mark.asyncio
+async def test_sends_are_not_throttled_by_default(bot: Bot, api: BotApiStandIn) -> None:
+    await asyncio.gather(*(bot.send_message(ANNA, f"{n}") for n in range(40)))
+    assert len(api.messages(ANNA)) == 40 and api.rate_limited == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # PTB's RetryAfter
+async def test_over_the_overall_rate_a_send_gets_429_retry_after_and_has_no_effect(
+    bot: Bot, api: BotApiStandIn, clock: FakeClock, http: aiohttp.ClientSession
+) -> None:
+    api.limit_rate(20, burst=3)  # 3 at once, then one per 50 ms
+    start = clock.at(0)
+    for chat_id in (ANNA, JANIS, ANNA):
+        await bot.send_message(chat_id, "Ūdens atslēgšana rīt 9:00")
+    with pytest.raises(RetryAfter) as refused:
+        await bot.send_message(JANIS, "Ūdens atslēgšana rīt 9:00")
+    assert seconds(refused.value) == 1  # 50 ms away, but Telegram counts whole seconds
+    assert api.rate_limited == [RateLimited("sendMessage", JANIS, 1, start, "overall")]
+    assert len(api.messages(JANIS)) == 1  # the refused call had no effect
+    assert api.errors[-1] == ("sendMessage", "Too Many Requests: retry after 1")
+    status, body = await post_send(http, api, ANNA)
+    assert (status, body) == (
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 1",
+            "parameters": {"retry_after": 1},
+        },
+    )
+    clock.at(0.05)  # exactly when the bucket holds a token again
+    await bot.send_message(JANIS, "Ūdens atslēgšana rīt 9:00")
+    assert api.delivery_counts() == Counter({ANNA: 2, JANIS: 2})
+
+
+@pytest.mark.asyncio
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+async def test_retry_after_is_rounded_up_from_when_the_chat_may_get_the_next_message(
+    bot: Bot, api: BotApiStandIn, clock: FakeClock
+) -> None:
+    api.limit_rate(None, per_chat_per_second=0.25)  # one message per 4 s in each chat
+    clock.at(0)
+    sent = await bot.send_message(ANNA, "1")
+    told = []
+    for offset in (0.5, 3.1, 3.99):
+        clock.at(offset)
+        with pytest.raises(RetryAfter) as refused:
+            await bot.send_message(ANNA, "2")
+        told.append(seconds(refused.value))
+    assert told == [4, 1, 1]  # 3.5 s, 0.9 s and 0.01 s to go
+    await bot.send_message(JANIS, "other chats are not held up")
+    clock.at(4.0)
+    await bot.send_message(ANNA, "2")
+    clock.at(4.5)  # edits count against the chat too
+    with pytest.raises(RetryAfter):
+        await bot.edit_message_text("1!", chat_id=ANNA, message_id=sent.message_id)
+    assert [r.scope for r in api.rate_limited] == ["chat"] * 4
+    assert [r.method for r in api.rate_limited][-1] == "editMessageText"
+    assert [m.text for m in api.messages(ANNA)] == ["1", "2"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("pace", "refused"), [(0.95, False), (1.2, True)])
+async def test_a_client_paced_below_the_rate_is_never_refused_and_one_above_it_is(
+    api: BotApiStandIn, clock: FakeClock, http: aiohttp.ClientSession, pace: float, refused: bool
+) -> None:
+    api.add_users(RESIDENTS)
+    api.limit_rate(20, per_chat_per_second=1, burst=2)
+    jitter = random.Random(7)  # arrivals up to 20 ms early or late
+    statuses = []
+    for n in range(80):  # 4 s at 20/s, 100 chats round robin
+        clock.at(n / (20 * pace) + jitter.uniform(-0.02, 0.02))
+        statuses.append((await post_send(http, api, RESIDENTS[n % 100]))[0])
+    if refused:
+        assert 429 in statuses and {r.scope for r in api.rate_limited} == {"overall"}
+        assert statuses[:6] == [200] * 6  # the burst covers the first few
+    else:
+        assert set(statuses) == {200} and api.rate_limited == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("pace", "refused"), [(0.95, False), (1.2, True)])
+async def test_per_chat_pacing_below_the_rate_passes_and_above_it_is_refused(
+    api: BotApiStandIn, clock: FakeClock, http: aiohttp.ClientSession, pace: float, refused: bool
+) -> None:
+    api.limit_rate(30, per_chat_per_second=1, burst=2)
+    jitter = random.Random(11)
+    statuses = []
+    for n in range(30):
+        clock.at(n / pace + jitter.uniform(-0.4, 0.4))  # 1 s apart, give or take 0.4 s
+        statuses.append((await post_send(http, api, ANNA))[0])
+    assert (429 in statuses) is refused
+    assert {r.scope for r in api.rate_limited} == ({"chat"} if refused else set())
+
+
+@pytest.mark.asyncio
+async def test_flood_control_works_on_the_real_clock(
+    bot: Bot, api: BotApiStandIn, http: aiohttp.ClientSession
+) -> None:
+    api.add_users(RESIDENTS)
+    api.limit_rate(20, burst=2)
+    for n in range(12):  # at most 0.95 x 20/s, however slow the machine: never refused
+        await bot.send_message(RESIDENTS[n], "Paziņojums")
+        await asyncio.sleep(1 / 19)
+    assert api.rate_limited == []
+    assert 0 < api.achieved_rate() <= 19
+    results = await asyncio.gather(*(post_send(http, api, r) for r in RESIDENTS[20:30]))
+    assert [status for status, _ in results].count(429) >= 5  # 10 at once, 2 tokens
+
+
+@pytest.mark.asyncio
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+async def test_calls_before_the_told_retry_after_has_passed_are_counted(
+    bot: Bot, api: BotApiStandIn, clock: FakeClock
+) -> None:
+    api.limit_rate(None, per_chat_per_second=1, burst=1)
+    clock.at(0)
+    await bot.send_message(ANNA, "1")
+    told_at = clock.at(0.2)
+    with pytest.raises(RetryAfter):  # told: not before 1.2
+        await bot.send_message(ANNA, "2")
+    clock.at(0.5)
+    await bot.send_message(JANIS, "another chat is fine after a per-chat 429")
+    early = clock.at(1.1)  # the bucket allows it (1 s after "1"), but 1 s had not passed
+    await bot.send_message(ANNA, "2")
+    clock.at(2.2)
+    await bot.send_message(ANNA, "3")  # waited as told
+    await bot.send_message(JANIS, "3")
+    assert api.ignored_retry_after == [
+        IgnoredRetryAfter("sendMessage", ANNA, early, told_at, told_at + 1)
+    ]
+
+    api.limit_rate(2, burst=1)  # now an overall refusal: all chats must wait
+    clock.at(10)
+    await bot.send_message(ANNA, "4")
+    told_at = clock.at(10.1)
+    with pytest.raises(RetryAfter):
+        await bot.send_message(JANIS, "5")
+    early = clock.at(10.6)
+    await bot.send_message(ANNA, "5")
+    assert api.ignored_retry_after[1:] == [
+        IgnoredRetryAfter("sendMessage", ANNA, early, told_at, told_at + 1)
+    ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+async def test_an_injected_429_is_recorded_and_waiting_for_it_is_checked(
+    bot: Bot, api: BotApiStandIn, clock: FakeClock
+) -> None:
+    api.fail_next("sendMessage", 429, retry_after=3, chat_id=ANNA)
+    told_at = clock.at(0)
+    with pytest.raises(RetryAfter) as refused:
+        await bot.send_message(ANNA, "1")
+    assert seconds(refused.value) == 3
+    clock.at(1)
+    await bot.send_message(JANIS, "1")
+    early = clock.at(2.5)
+    await bot.send_message(ANNA, "1")
+    clock.at(3.0)
+    await bot.send_message(ANNA, "2")
+    assert api.rate_limited == [RateLimited("sendMessage", ANNA, 3, told_at, "injected")]
+    assert api.ignored_retry_after == [
+        IgnoredRetryAfter("sendMessage", ANNA, early, told_at, told_at + 3)
+    ]
+
+
+@pytest.mark.asyncio
+async def test_limit_rate_none_ends_flood_control(bot: Bot, api: BotApiStandIn) -> None:
+    api.limit_rate(1, per_chat_per_second=1, burst=1)
+    api.limit_rate(None)
+    await asyncio.gather(*(bot.send_message(ANNA, f"{n}") for n in range(5)))
+    assert api.rate_limited == [] and len(api.delivered(ANNA)) == 5
+
+
+# ------------------------------------------------------------------------------- blocked
+
+
+@pytest.mark.asyncio
+async def test_a_resident_who_blocked_the_bot_gets_nothing_and_the_bot_gets_403(
+    bot: Bot, api: BotApiStandIn, http: aiohttp.ClientSession
+) -> None:
+    api.block(JANIS)
+    with pytest.raises(Forbidden, match="bot was blocked by the user"):
+        await bot.send_message(JANIS, "Paziņojums")
+    with pytest.raises(Forbidden):
+        await bot.send_photo(JANIS, b"\xff\xd8\xff\xe0fake-jpeg")
+    with pytest.raises(Forbidden):
+        await bot.send_chat_action(JANIS, "typing")
+    assert await post_send(http, api, JANIS) == (
+        403,
+        {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
+    )
+    assert {e.description for e in api.errors} == {BLOCKED_BY_USER}
+    await bot.send_message(ANNA, "Paziņojums")
+    # As at Telegram, a request that is wrong anyway is refused for that first.
+    with pytest.raises(BadRequest):
+        await bot.send_message(JANIS, "<b>", parse_mode="HTML")
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.send_message(999_999, "Paziņojums")
+    assert api.delivered(JANIS) == [] and api.delivery_counts() == Counter({ANNA: 1})
+    api.unblock(JANIS)
+    await bot.send_message(JANIS, "Laipni lūdzam atpakaļ")
+    assert api.delivery_counts() == Counter({ANNA: 1, JANIS: 1})
+
+
+# ------------------------------------------------------------------------------- faults
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(500, "Internal Server Error"), (502, "Bad Gateway"), (504, "Gateway Timeout")],
+)
+async def test_fail_next_answers_telegrams_5xx_for_one_chat_only(
+    bot: Bot, api: BotApiStandIn, http: aiohttp.ClientSession, code: int, words: str
+) -> None:
+    api.fail_next("sendMessage", code, chat_id=JANIS, times=2)
+    await bot.send_message(ANNA, "Anna gets it")
+    with pytest.raises(NetworkError, match=words) as failed:  # PTB: 5xx are network errors
+        await bot.send_message(JANIS, "Paziņojums")
+    assert isinstance(failed.value, TelegramError) and not isinstance(failed.value, BadRequest)
+    assert await post_send(http, api, JANIS) == (
+        code,
+        {"ok": False, "error_code": code, "description": words},
+    )
+    await bot.send_message(JANIS, "third time lucky")
+    assert [m.text for m in api.delivered(JANIS)] == ["third time lucky"]
+    assert api.errors == [("sendMessage", words)] * 2
+
+
+async def failure_pattern(seed: int, probability: float = 0.3) -> list[bool]:
+    async with BotApiStandIn() as stand_in:
+        stand_in.add_user(ANNA)
+        stand_in.add_user(JANIS)
+        stand_in.fail_randomly("sendMessage", probability, 502, seed=seed, chat_id=ANNA)
+        async with Bot(stand_in.token, base_url=stand_in.base_url) as client:
+            pattern = []
+            for n in range(40):
+                try:
+                    await client.send_message(ANNA, f"{n}")
+                    pattern.append(False)
+                except NetworkError as error:
+                    assert "Bad Gateway" in error.message
+                    pattern.append(True)
+            await client.send_message(JANIS, "never fails: not the chat")
+            assert len(stand_in.delivered(ANNA)) == pattern.count(False)
+            stand_in.fail_randomly("sendMessage", 0)
+            await client.send_message(ANNA, "after it ends")
+        return pattern
+
+
+@pytest.mark.asyncio
+async def test_fail_randomly_repeats_its_failures_for_the_same_seed() -> None:
+    first, again, other = await asyncio.gather(
+        failure_pattern(seed=42), failure_pattern(seed=42), failure_pattern(seed=43)
+    )
+    assert first == again and first != other
+    assert 5 <= first.count(True) <= 20  # 30 % of 40
+    assert (await failure_pattern(seed=1, probability=1.0)) == [True] * 40
+
+
+@pytest.mark.asyncio
+async def test_a_delayed_answer_times_out_but_the_message_was_delivered(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    api.delay("sendMessage", 30)
+    started = time.monotonic()
+    with pytest.raises(TimedOut):
+        await bot.send_message(ANNA, "Paziņojums", read_timeout=0.2)
+    assert [m.text for m in api.delivered(ANNA)] == ["Paziņojums"]  # the hard case: a duplicate
+    assert api.in_flight == 1
+    api.release_delayed()
+    await api.wait_until(lambda: api.in_flight == 0)
+    api.delay("sendMessage", 0)
+    await bot.send_message(ANNA, "no longer slow", read_timeout=1)
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.asyncio
+async def test_a_delay_before_the_effect_delivers_only_when_it_ends(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    api.delay("sendMessage", 30, before_effect=True, times=1, chat_id=ANNA)
+    held = asyncio.create_task(bot.send_message(ANNA, "lēni"))
+    await api.wait_until(lambda: api.in_flight == 1)
+    await bot.send_message(JANIS, "not delayed: another chat")
+    assert api.delivered(ANNA) == []
+    api.release_delayed()
+    assert (await held).text == "lēni"
+    await asyncio.wait_for(bot.send_message(ANNA, "only once"), 2)
+    assert [m.text for m in api.delivered(ANNA)] == ["lēni", "only once"]
+
+
+@pytest.mark.asyncio
+async def test_delay_answers_only_after_its_seconds(bot: Bot, api: BotApiStandIn) -> None:
+    api.delay("sendMessage", 0.3, times=1)
+    started = time.monotonic()
+    await bot.send_message(ANNA, "slow")
+    assert 0.29 < time.monotonic() - started < 2
+
+
+# ------------------------------------------------------------------------------- delivery
+
+
+@pytest.mark.asyncio
+async def test_deliveries_are_counted_with_duplicates_times_and_rate(
+    bot: Bot, api: BotApiStandIn, clock: FakeClock
+) -> None:
+    for offset, chat_id, text in (
+        (0, ANNA, "a"),
+        (1, ANNA, "b"),
+        (2.5, ANNA, "a"),
+        (3, JANIS, "a"),
+    ):
+        clock.at(offset)
+        await bot.send_message(chat_id, text)
+    api.fail_next("sendMessage", 500)
+    with pytest.raises(NetworkError):
+        await bot.send_message(JANIS, "a")  # failed sends are not deliveries
+    photo = await bot.send_photo(ANNA, b"\xff\xd8\xff\xe0fake-jpeg", caption="b")
+    await bot.delete_message(ANNA, photo.message_id)
+    assert [m.body for m in api.messages(ANNA)] == ["a", "b", "a"]
+    assert [m.body for m in api.delivered(ANNA)] == ["a", "b", "a", "b"]  # deleted ones too
+    assert api.delivery_counts() == Counter({ANNA: 4, JANIS: 1}) and api.sent_count == 5
+    assert api.duplicates() == {ANNA: 2}
+    assert api.duplicates(key=lambda m: (m.text, m.caption)) == {ANNA: 1}
+    assert api.duplicates(key=lambda m: m.message_id) == {}
+    assert api.send_times(ANNA) == [clock.at(t) for t in (0, 1, 2.5, 3)]
+    assert api.send_times(JANIS) == [clock.at(3)]
+    assert api.achieved_rate() == 4 / 3  # 5 sends, the first at 0, the last at 3
+    assert api.achieved_rate(since=clock.at(0.5), until=clock.at(2.5)) == 1.0
+    assert api.achieved_rate(since=clock.at(5)) == 0.0
+
+
+@pytest.mark.asyncio
+async def test_100000_residents_are_added_at_once(bot: Bot, api: BotApiStandIn) -> None:
+    started = time.perf_counter()
+    assert api.add_users(range(10_000, 110_000), language_code="lv") == 100_000
+    assert time.perf_counter() - started < 2
+    with pytest.raises(AssertionError, match="already exist"):
+        api.add_users([ANNA])
+    update = api.send_text(109_999, "Sveiki")
+    assert update["message"]["from"]["language_code"] == "lv"
+    assert update["message"]["chat"] == {"id": 109_999, "first_name": "Resident", "type": "private"}
+    await bot.send_message(55_555, "Paziņojums")
+    started = time.perf_counter()
+    assert api.duplicates() == {} and len(api.delivery_counts()) == 1
+    assert time.perf_counter() - started < 0.5
 
 
 # ------------------------------------------------------------------------------- waiting
