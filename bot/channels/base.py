@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from bot.messages import ChannelLimits, Reply
@@ -31,6 +32,31 @@ class Channel(Protocol):
 
     async def send(self, recipient: str, reply: Reply) -> None:
         """Deliver a push; raises RecipientBlocked or RateLimited as the platform says."""
+
+
+def coalesce(replies: list[Reply], limit: int, length: Callable[[str], int] = len) -> list[Reply]:
+    """Join a bare notice to the reply after it: one message instead of two.
+
+    "That button has expired." followed by the question reads better as one
+    message, notifies the resident once and spends half the platform's rate.
+    A notice is text alone (no buttons, image or location request); nothing is
+    joined into a reply that edits a message in place, or past ``limit``.
+    """
+    joined: list[Reply] = []
+    for reply in replies:
+        previous = joined[-1] if joined else None
+        if (
+            previous is not None
+            and not (previous.buttons or previous.image or previous.request_location)
+            and not previous.replace
+            and not reply.replace
+            and not reply.image
+            and length(previous.text) + 2 + length(reply.text) <= limit
+        ):
+            joined[-1] = replace(reply, text=f"{previous.text}\n\n{reply.text}")
+        else:
+            joined.append(reply)
+    return joined
 
 
 def utf16_length(text: str) -> int:

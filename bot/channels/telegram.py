@@ -26,7 +26,14 @@ from telegram.error import BadRequest, Forbidden, RetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import RateLimited, RecipientBlocked, fit_label, split_text, utf16_length
+from bot.channels.base import (
+    RateLimited,
+    RecipientBlocked,
+    coalesce,
+    fit_label,
+    split_text,
+    utf16_length,
+)
 from bot.config import TelegramConfig
 from bot.i18n import LANGUAGES, translator
 from bot.messages import ChannelLimits, Incoming, Kind, Location, Reply
@@ -228,7 +235,7 @@ class TelegramChannel:
             except BadRequest:
                 pass
         chat_id = int(incoming.user_id)
-        for reply in outcome.replies:
+        for reply in coalesce(outcome.replies, LIMITS.text_length, utf16_length):
             try:
                 await self._send(chat_id, reply, incoming.message_id)
             except RecipientBlocked:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from bot.channels.base import PushRefused, fit_label, split_text
+from bot.channels.base import PushRefused, coalesce, fit_label, split_text
 from bot.i18n import N_, translator
 from bot.messages import ChannelLimits, Incoming, Kind, Location, Outcome, Reply
 from handlers.dispatcher import Dispatcher
@@ -178,7 +178,7 @@ class WebChat:
         municipality = self.dispatcher.config.municipality.name
         ui = {key: tr.gettext(text, municipality=municipality) for key, text in UI_STRINGS.items()}
         frames: list[dict[str, Any]] = [{"type": "ui", "lang": outcome.language, "strings": ui}]
-        for reply in outcome.replies:
+        for reply in coalesce(outcome.replies, self.limits.text_length):
             frames.extend(self.render(reply, pressed_on))
         for ws in [only] if only else list(self._sockets.get(user_id, ())):
             for frame in frames:

@@ -79,6 +79,45 @@ class ChatPage:
         await expect(chat.bot.first).to_contain_text(first_words)
         return chat
 
+    @staticmethod
+    def text(message: Locator) -> Locator:
+        """The text of a bot message, without its buttons."""
+        return message.locator(".bubble > .text")
+
+    async def expect_text(self, message: Locator, text: str) -> None:
+        """Wait until ``message`` says ``text``, then check it exactly, line breaks and all.
+
+        Playwright compares strings with whitespace collapsed, so a notice joined to a
+        question by a blank line would pass as joined by a space: hence the second check.
+        """
+        assert expect is not None
+        paragraph = self.text(message)
+        await expect(paragraph).to_have_text(text)
+        assert await paragraph.text_content() == text
+
+    @staticmethod
+    async def buttons(message: Locator) -> list[tuple[str, str]]:
+        """The (label, payload) of every button on a bot message, in order."""
+        pairs = await message.locator("button.choice").evaluate_all(
+            "(buttons) => buttons.map((b) => [b.textContent, b.dataset.payload])"
+        )
+        return [(label, payload) for label, payload in pairs]
+
+    async def expect_asks_again(
+        self, repeated: Locator, original: Locator, notice: str = ""
+    ) -> None:
+        """``repeated`` is ``original`` asked again, as a new message with the same buttons.
+
+        With a ``notice`` (why the answer did not fit), the notice and the question come as
+        one message: the notice, a blank line, then the question.
+        """
+        question = await self.text(original).text_content() or ""
+        await self.expect_text(repeated, f"{notice}\n\n{question}" if notice else question)
+        assert await repeated.get_attribute("data-message-id") != await original.get_attribute(
+            "data-message-id"
+        )
+        assert await self.buttons(repeated) == await self.buttons(original)
+
     def button(self, label: str, message: Locator | None = None) -> Locator:
         """The button labelled exactly ``label`` on a message, the latest one by default."""
         return (message or self.bot.last).get_by_role("button", name=label, exact=True)

@@ -63,6 +63,21 @@ DELETE_CONFIRMATION = (
     "This cannot be undone."
 )
 HELP_FIRST_LINE = "I am the residents' assistant of {municipality}."
+HELP = (
+    "I am the residents' assistant of {municipality}.\n\n"
+    "/menu – the main menu\n"
+    "/stop – no more announcements; /start brings them back\n"
+    "/settings – language, neighbourhood and topics\n"
+    "/language – change the language\n"
+    "/mydata – see or delete what we hold about you\n"
+    "/cancel – stop what we are doing now\n"
+    "/help – this help"
+)
+
+
+def joined(notice: str, text: str) -> str:
+    """A notice and the reply after it, as the bot sends them: one message, a blank line between."""
+    return f"{notice}\n\n{text}"
 
 
 def tr(language: str, message: str, /, **values: object) -> str:
@@ -195,8 +210,10 @@ class Chat:
         for topic in topics:
             await self.press_to_edit(question, topic)
         (question,) = await self.press(question, "Done")
-        thanks, menu = await self.press(question, "I agree", replies=2)
-        assert (thanks.text, menu.text) == (ALL_SET, MAIN_MENU)
+        # The thanks and the main menu come as one message, with the menu's buttons.
+        (menu,) = await self.press(question, "I agree")
+        assert menu.text == joined(ALL_SET, MAIN_MENU)
+        assert menu.callback_data() == ["menu:settings", "menu:data", "menu:mute", "menu:help"]
 
 
 _update_ids = itertools.count(900_000_001)

@@ -12,16 +12,18 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
+from telegram import Update
 
 from bot import logs
 from bot.app import Runtime
-from bot.channels.base import RateLimited, RecipientBlocked, split_text
+from bot.channels.base import RateLimited, RecipientBlocked, split_text, utf16_length
 from bot.channels.telegram import LIMITS, SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from bot.config import Config, TelegramConfig
-from bot.messages import Button, Reply
+from bot.messages import Button, Incoming, Outcome, Reply
 from dialogs.engine import CANNOT_READ, EXPIRED, USE_BUTTONS
 from handlers.dispatcher import UNKNOWN_COMMAND, Dispatcher
 from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident, Subscription
@@ -32,6 +34,7 @@ from tests.bot.channels.telegram_helpers import (
     DATA_DELETED,
     DELETE_CONFIRMATION,
     EMPTY,
+    HELP,
     HELP_FIRST_LINE,
     LANGUAGE_QUESTION,
     LANGUAGE_SWITCHED,
@@ -47,6 +50,7 @@ from tests.bot.channels.telegram_helpers import (
     Chat,
     assert_no_failure,
     eventually,
+    joined,
     labels,
     must_be_stored,
     stored,
@@ -56,7 +60,7 @@ from tests.bot.channels.telegram_helpers import (
     tr,
 )
 from tests.conftest import RuntimeFactory, free_port
-from tests.standins.telegram_api import BotApiStandIn, BotMessage
+from tests.standins.telegram_api import BotApiStandIn, BotMessage, JSONDict
 
 ANNA = 1001  # her Telegram app is in English
 JANIS = 1002  # his is in Latvian
@@ -108,10 +112,15 @@ def language_question(language: str) -> str:
     return tr(language, LANGUAGE_QUESTION, municipality=MUNICIPALITY)
 
 
-def assert_asks_again(repeated: BotMessage, original: BotMessage) -> None:
-    """The same question with the same buttons, sent anew at the bottom of the chat."""
+def assert_asks_again(repeated: BotMessage, original: BotMessage, notice: str = "") -> None:
+    """The same question with the same buttons, sent anew at the bottom of the chat.
+
+    With a ``notice`` (why the answer did not fit), the notice and the question come as
+    one message: the notice, a blank line, then the question, with the question's buttons.
+    """
     assert repeated.message_id != original.message_id
-    assert repeated.text == original.text
+    assert repeated.text == (joined(notice, original.text or "") if notice else original.text)
+    assert repeated.button_texts() == original.button_texts()
     assert repeated.callback_data() == original.callback_data()
 
 
@@ -149,9 +158,8 @@ async def test_a_resident_is_onboarded_by_commands_and_buttons(
     assert question.text == PRIVACY_QUESTION
     assert question.button_texts() == [["I agree", "No, thanks"]]
 
-    thanks, menu = await anna.press(question, "I agree", replies=2)
-    assert thanks.text == ALL_SET
-    assert menu.text == MAIN_MENU
+    (menu,) = await anna.press(question, "I agree")
+    assert menu.text == joined(ALL_SET, MAIN_MENU)
     assert menu.button_texts() == MENU_BUTTONS
 
     resident = await must_be_stored(ANNA)
@@ -196,9 +204,8 @@ async def test_the_language_chosen_wins_over_the_language_of_the_app(janis: Chat
     (question,) = await janis.send("/start")
     (question,) = await janis.press(question, "English")
     assert question.text == NEIGHBOURHOOD_QUESTION
-    answer, again = await janis.send("🙂", replies=2)
-    assert answer.text == UNKNOWN_NEIGHBOURHOOD
-    assert_asks_again(again, question)
+    (again,) = await janis.send("🙂")
+    assert_asks_again(again, question, notice=UNKNOWN_NEIGHBOURHOOD)
     assert (await must_be_stored(JANIS)).language == "en"
 
 
@@ -230,8 +237,8 @@ async def test_a_restart_in_the_middle_of_onboarding_resumes_it(
     assert topics.text.endswith("2 topics chosen: Culture and sport, Social care")
     (question,) = await anna.press(topics, "Done")
     assert question.text == PRIVACY_QUESTION
-    _, menu = await anna.press(question, "I agree", replies=2)
-    assert menu.text == MAIN_MENU
+    (menu,) = await anna.press(question, "I agree")
+    assert menu.text == joined(ALL_SET, MAIN_MENU)
 
     resident = await must_be_stored(ANNA)
     assert (resident.language, resident.neighbourhood) == ("en", "jaunciems")
@@ -269,29 +276,23 @@ async def test_bad_input_before_choosing_a_language_is_answered_in_the_apps_lang
         return tr(app_language, message, **values)
 
     # Telegram itself never delivers an empty text; whitespace only is the nearest case.
-    answer, again = await chat.send(" \n ", replies=2)
-    assert answer.text == said(EMPTY)
-    assert_asks_again(again, question)
+    (again,) = await chat.send(" \n ")
+    assert_asks_again(again, question, notice=said(EMPTY))
 
-    answer, again = await chat.send("a" * 10_000, replies=2)
-    assert answer.text == too_long(app_language)
-    assert_asks_again(again, question)
+    (again,) = await chat.send("a" * 10_000)
+    assert_asks_again(again, question, notice=too_long(app_language))
 
-    answer, again = await chat.send("🙂👍🏽", replies=2)
-    assert answer.text == said(PLEASE_USE_BUTTONS)
-    assert_asks_again(again, question)
+    (again,) = await chat.send("🙂👍🏽")
+    assert_asks_again(again, question, notice=said(PLEASE_USE_BUTTONS))
 
-    answer, again = await chat.send_sticker(replies=2)
-    assert answer.text == said(CANNOT_READ)
-    assert_asks_again(again, question)
+    (again,) = await chat.send_sticker()
+    assert_asks_again(again, question, notice=said(CANNOT_READ))
 
-    answer, again = await chat.send_photo(replies=2)
-    assert answer.text == said(CANNOT_READ)
-    assert_asks_again(again, question)
+    (again,) = await chat.send_photo()
+    assert_asks_again(again, question, notice=said(CANNOT_READ))
 
-    answer, again = await chat.send("/frobnicate now", replies=2)
-    assert answer.text == said(UNKNOWN_COMMAND)
-    assert_asks_again(again, question)
+    (again,) = await chat.send("/frobnicate now")
+    assert_asks_again(again, question, notice=said(UNKNOWN_COMMAND))
 
     resident = await must_be_stored(2002)
     assert (resident.language, resident.state) == ("", "onb:language")
@@ -329,16 +330,15 @@ async def test_bad_input_at_each_later_step_gets_an_answer_and_the_question_agai
     assert before.state == f"onb:{step}"
 
     for send, expected in [
-        (lambda: anna.send("\u00a0 \t", replies=2), EMPTY),
-        (lambda: anna.send("x" * 10_000, replies=2), too_long("en")),
-        (lambda: anna.send("🎉🎉🎉", replies=2), typed_answer),
-        (lambda: anna.send_sticker(replies=2), CANNOT_READ),
-        (lambda: anna.send_photo(replies=2), CANNOT_READ),
-        (lambda: anna.send("/nosuchcommand", replies=2), UNKNOWN_COMMAND),
+        (lambda: anna.send("\u00a0 \t"), EMPTY),
+        (lambda: anna.send("x" * 10_000), too_long("en")),
+        (lambda: anna.send("🎉🎉🎉"), typed_answer),
+        (lambda: anna.send_sticker(), CANNOT_READ),
+        (lambda: anna.send_photo(), CANNOT_READ),
+        (lambda: anna.send("/nosuchcommand"), UNKNOWN_COMMAND),
     ]:
-        answer, again = await send()
-        assert answer.text == expected
-        assert_asks_again(again, question)
+        (again,) = await send()
+        assert_asks_again(again, question, notice=expected)
 
     after = await must_be_stored(ANNA)
     assert (after.state, after.data, after.language) == (before.state, before.data, "en")
@@ -353,18 +353,16 @@ async def test_a_stale_language_button_says_it_has_expired_and_changes_nothing(
     (languages,) = await anna.send("/start")
     (question,) = await anna.press(languages, "English")
 
-    answer, again = await anna.press(languages, "Русский", replies=2)
-    assert answer.text == EXPIRED
-    assert_asks_again(again, question)
+    (again,) = await anna.press(languages, "Русский")
+    assert_asks_again(again, question, notice=EXPIRED)
     resident = await must_be_stored(ANNA)
     assert (resident.language, resident.state) == ("en", "onb:neighbourhood")
 
     # Later on, a topic button of a question already answered has expired just as well.
     (topics,) = await anna.press(again, "Centre")
     (privacy,) = await anna.press(topics, "Done")
-    answer, again = await anna.press(topics, "Education", replies=2)
-    assert answer.text == EXPIRED
-    assert_asks_again(again, privacy)
+    (again,) = await anna.press(topics, "Education")
+    assert_asks_again(again, privacy, notice=EXPIRED)
     resident = await must_be_stored(ANNA)
     assert resident.state == "onb:privacy"
     assert resident.data == {"neighbourhood": "centrs"}  # no topic slipped in
@@ -379,9 +377,9 @@ async def test_an_old_i_agree_button_after_onboarding_has_expired_and_shows_the_
     privacy = next(m for m in anna.messages if m.text == PRIVACY_QUESTION)
     onboarded_at = (await Resident.get(id=(await must_be_stored(ANNA)).resident_id)).onboarded_at
 
-    answer, menu = await anna.press(privacy, "I agree", replies=2)
-    assert answer.text == EXPIRED
-    assert menu.text == MAIN_MENU
+    (menu,) = await anna.press(privacy, "I agree")
+    assert menu.text == joined(EXPIRED, MAIN_MENU)
+    assert menu.button_texts() == MENU_BUTTONS
     resident = await Resident.get(id=(await must_be_stored(ANNA)).resident_id)
     assert resident.onboarded_at == onboarded_at
 
@@ -439,10 +437,11 @@ async def test_a_redelivered_command_is_answered_once(
 async def test_help_in_the_middle_of_onboarding_answers_and_keeps_the_place(
     anna: Chat,
 ) -> None:
-    await _walk_to(anna, "topics")
+    question = await _walk_to(anna, "topics")
     (help_,) = await anna.send("/help")
     assert help_.text.startswith(HELP_FIRST_LINE.format(municipality=MUNICIPALITY))
     assert "/mydata" in help_.text and "/language" in help_.text
+    assert help_.callback_data() == question.callback_data()  # the place is kept on screen too
     assert (await must_be_stored(ANNA)).state == "onb:topics"
 
 
@@ -455,12 +454,12 @@ async def test_help_in_the_middle_of_onboarding_asks_the_current_question_again(
     anna.api.send_text(ANNA, "/help")
     # A sticker right after: its answer comes once everything /help had to say is said.
     anna.api.send_sticker(ANNA)
-    await anna.api.wait_until(
-        lambda: [m.text for m in anna.messages[-2:]] == [CANNOT_READ, question.text]
-    )
-    help_, again = anna.messages[before:-2]
+    # One message each: the help with the question under it, then the sticker's answer with it.
+    help_, sticker_answer = (await anna.api.wait_for_messages(ANNA, before + 2))[before:]
     assert help_.text.startswith(HELP_FIRST_LINE.format(municipality=MUNICIPALITY))
-    assert_asks_again(again, question)
+    assert_asks_again(help_, question, notice=HELP.format(municipality=MUNICIPALITY))
+    assert_asks_again(sticker_answer, question, notice=CANNOT_READ)
+    assert len(anna.messages) == before + 2
 
 
 @storage
@@ -472,9 +471,8 @@ async def test_language_in_the_middle_of_onboarding_switches_and_asks_the_questi
     assert choice.text == CHOOSE_LANGUAGE
     assert choice.button_texts() == LANGUAGE_BUTTONS
 
-    done, question = await anna.press(choice, "Русский", replies=2)
-    assert done.text == tr("ru", LANGUAGE_SWITCHED)
-    assert question.text == tr("ru", NEIGHBOURHOOD_QUESTION)
+    (question,) = await anna.press(choice, "Русский")
+    assert question.text == joined(tr("ru", LANGUAGE_SWITCHED), tr("ru", NEIGHBOURHOOD_QUESTION))
     assert labels(question)[:4] == HOODS_RU  # names from the configuration, in Russian
     resident = await must_be_stored(ANNA)
     assert (resident.language, resident.state) == ("ru", "onb:neighbourhood")
@@ -493,9 +491,9 @@ async def test_language_in_settings_switches_and_shows_the_settings_again(anna: 
     assert "Language: English" in home.text
 
     (choice,) = await anna.send("/language")
-    done, again = await anna.press(choice, "Latviešu", replies=2)
-    assert done.text == tr("lv", LANGUAGE_SWITCHED)
-    assert again.text.startswith(tr("lv", SETTINGS_HEADER))
+    (again,) = await anna.press(choice, "Latviešu")
+    assert again.text.startswith(joined(tr("lv", LANGUAGE_SWITCHED), tr("lv", SETTINGS_HEADER)))
+    assert again.callback_data() == home.callback_data()
     assert tr("lv", "Language: {name}", name="Latviešu") in again.text
     assert tr("lv", "Neighbourhood: {name}", name="Centrs") in again.text
     resident = await must_be_stored(ANNA)
@@ -527,9 +525,9 @@ async def test_cancel_in_settings_returns_to_the_menu(anna: Chat) -> None:
     assert topics.text == "Tap a topic to choose it or remove it, then press Done."
     assert (await must_be_stored(ANNA)).state == "set:topics"
 
-    answer, menu = await anna.send("/cancel", replies=2)
-    assert answer.text == CANCELLED
-    assert menu.text == MAIN_MENU
+    (menu,) = await anna.send("/cancel")
+    assert menu.text == joined(CANCELLED, MAIN_MENU)
+    assert menu.button_texts() == MENU_BUTTONS
     assert (await must_be_stored(ANNA)).state == ""
 
 
@@ -606,9 +604,9 @@ async def test_keeping_the_data_changes_nothing(anna: Chat) -> None:
     before = await must_be_stored(ANNA)
     (overview,) = await anna.send("/mydata")
     (confirm,) = await anna.press(overview, "Delete my data")
-    answer, menu = await anna.press(confirm, "No, keep it", replies=2)
-    assert answer.text == "Nothing was deleted."
-    assert menu.text == MAIN_MENU
+    (menu,) = await anna.press(confirm, "No, keep it")
+    assert menu.text == joined("Nothing was deleted.", MAIN_MENU)
+    assert menu.button_texts() == MENU_BUTTONS
     after = await must_be_stored(ANNA)
     assert (after.resident_id, after.topics, after.state) == (before.resident_id, before.topics, "")
 
@@ -880,6 +878,69 @@ async def test_a_blocked_resident_and_flood_control_are_reported_as_such(
     with pytest.raises(RateLimited) as limited:
         await channel.send(str(ANNA), Reply("Announcement"))
     assert limited.value.retry_after == 7
+
+
+# --- a notice and the reply after it: one message ---------------------------------
+@dataclass
+class Scripted:
+    """Stands in for the dispatcher: answers each update with the next replies of a script."""
+
+    script: list[list[Reply]]
+    config: Config = field(default_factory=Config)
+
+    async def feed(self, incoming: Incoming) -> Outcome:
+        return Outcome(self.script.pop(0), "en")
+
+
+async def handle(channel: TelegramChannel, update: JSONDict) -> None:
+    """The channel handles ``update`` as if it had polled it, and sends what it answers."""
+    await channel.application.process_update(Update.de_json(update, channel.application.bot))
+
+
+async def test_a_notice_is_joined_to_the_question_after_it_but_never_to_an_edit(
+    api: BotApiStandIn, channel: TelegramChannel
+) -> None:
+    asked = "Which topics interest you?"
+    toggled = f"{asked}\n\n1 topic chosen: Education"
+    buttons = [[Button("Education", "onb:topics:education"), Button("Done", "onb:topics:_done")]]
+    ticked = [[Button("✓ Education", "onb:topics:education"), Button("Done", "onb:topics:_done")]]
+    long_question = "🙂" * 2010  # 2010 characters, but 4020 UTF-16 code units as Telegram counts
+    channel.dispatcher = Scripted(  # type: ignore[assignment]
+        [
+            [Reply(CANNOT_READ), Reply(asked, buttons)],
+            [Reply(EXPIRED), Reply(toggled, ticked, replace=True)],
+            [Reply(CANNOT_READ), Reply(long_question, buttons)],
+        ]
+    )
+
+    # A notice and a question: one message, the question's buttons under both.
+    await handle(channel, api.send_sticker(ANNA))
+    (question,) = api.messages(ANNA)
+    assert question.text == joined(CANNOT_READ, asked)
+    assert question.button_texts() == [["Education", "Done"]]
+    assert question.callback_data() == ["onb:topics:education", "onb:topics:_done"]
+
+    # A notice and an edit in place (a toggle): the notice is a message of its own, and
+    # the pressed message is edited to the toggled question alone, without the notice.
+    await handle(channel, api.press_button(ANNA, question.message_id, "onb:topics:education"))
+    same, notice = api.messages(ANNA)
+    assert same is question and question.edits == 1
+    assert question.text == toggled
+    assert question.button_texts() == [["✓ Education", "Done"]]
+    assert notice.text == EXPIRED and notice.reply_markup is None
+    assert len(api.requests_of("sendMessage")) == 2
+    assert len(api.requests_of("editMessageText")) == 1
+
+    # Joined, the text would be over Telegram's 4096 UTF-16 code units (though not over 4096
+    # characters): the notice and the question stay two messages, each whole.
+    assert len(CANNOT_READ) + 2 + len(long_question) <= LIMITS.text_length
+    assert utf16_length(CANNOT_READ) + 2 + utf16_length(long_question) > LIMITS.text_length
+    await handle(channel, api.send_sticker(ANNA))
+    alone, again = api.messages(ANNA)[2:]
+    assert alone.text == CANNOT_READ and alone.reply_markup is None
+    assert again.text == long_question
+    assert again.callback_data() == question.callback_data()
+    assert api.errors == []
 
 
 # --- order -------------------------------------------------------------------------

@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.app import Runtime
-from bot.channels.webchat import COOKIE, UI_STRINGS, verify
+from bot.channels.webchat import COOKIE, UI_STRINGS, WebChat, verify
+from bot.config import Config
+from bot.http import build_app
 from bot.i18n import translator
+from bot.messages import Button, Incoming, Outcome, Reply
 from storage import residents
 from storage.models import ChannelIdentity, DialogState, Resident
 from tests.bot.channels.browser import ChatPage, chromium, expect, require_chromium
-from tests.conftest import RuntimeFactory
+from tests.conftest import RuntimeFactory, free_port
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext
@@ -35,10 +41,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.storage]
 NEIGHBOURHOOD_QUESTION = "Which neighbourhood do you live in, or care about most?"
 TOPICS_QUESTION = "Which topics interest you?"
 PRIVACY_QUESTION = "Before we start, how we treat your data:"
-ALL_SET = "Thank you, you are all set!"
+ALL_SET = "Thank you, you are all set! You can change these choices any time in Settings."
 MAIN_MENU = "Main menu — what would you like to do?"
 MENU_BUTTONS = ["Settings", "My data", "Stop announcements", "Help"]
-EXPIRED = "That button belongs to an earlier question and has expired."
+EXPIRED = "That button belongs to an earlier question and has expired. Here is where we are now:"
+DID_NOT_UNDERSTAND = "Sorry, I did not understand that. Please use the menu below."
 UNKNOWN_COMMAND = "Sorry, I do not know that command. /help lists what I can do."
 EMPTY = "Your message was empty. Please write something or use the buttons."
 TOO_LONG = "Your message is too long: I can read at most 2000 characters. Please shorten it."
@@ -114,7 +121,9 @@ async def onboard(chat: ChatPage) -> None:
     await chat.press("Done")
     await expect(chat.bot.last).to_contain_text(PRIVACY_QUESTION)
     await chat.press("I agree")
-    await expect(chat.bot.last).to_contain_text(MAIN_MENU)
+    # The thanks and the main menu: one message, with the menu's buttons.
+    await chat.expect_text(chat.bot.last, f"{ALL_SET}\n\n{MAIN_MENU}")
+    await expect(chat.bot.last.get_by_role("button")).to_have_text(MENU_BUTTONS)
 
 
 async def cookie_user(context: BrowserContext, runtime: Runtime) -> str:
@@ -171,9 +180,9 @@ async def test_a_resident_onboards_to_the_main_menu(
     await chat.press("Done", topics)
     await expect(chat.bot.last).to_contain_text(PRIVACY_QUESTION)
     await chat.press("I agree")
-    await expect(chat.bot.last).to_contain_text(MAIN_MENU)
-    await expect(chat.bot.nth(-2)).to_contain_text(ALL_SET)
-    await expect(chat.bot).to_have_count(6)
+    # The thanks and the main menu come as one message: a notice is joined to what follows.
+    await chat.expect_text(chat.bot.last, f"{ALL_SET}\n\n{MAIN_MENU}")
+    await expect(chat.bot).to_have_count(5)
     await expect(chat.bot.last.get_by_role("button")).to_have_text(MENU_BUTTONS)
     await expect(chat.errors).to_have_count(0)
 
@@ -234,38 +243,44 @@ async def test_bad_input_gets_an_answer_in_the_residents_language(
     browser: Browser, url: str
 ) -> None:
     chat = await open_chat(await quiet_context(browser), url)
-    # Before a language is chosen, the answer is in Latvian.
+    # Each answer is one message: the notice, a blank line, then the question again with
+    # its buttons. Before a language is chosen, the answer is in Latvian.
+    first = chat.bot.first
     await chat.say("/nope")
-    await expect(chat.bot.nth(-2)).to_have_text(LV.gettext(UNKNOWN_COMMAND))
+    await expect(chat.bot).to_have_count(2)
+    await chat.expect_asks_again(chat.bot.last, first, notice=LV.gettext(UNKNOWN_COMMAND))
     assert LV.gettext(UNKNOWN_COMMAND) != UNKNOWN_COMMAND
-    await expect(chat.bot.last).to_contain_text(FIRST_QUESTION_LV)
     await chat.press("English")
     await expect(chat.bot.last).to_contain_text(NEIGHBOURHOOD_QUESTION)
+    await expect(chat.bot).to_have_count(3)
+    neighbourhood = chat.bot.nth(2)
 
     # Emoji only, where a typed neighbourhood name is expected.
     await chat.say("🙂🎉👍")
     await expect(chat.user.last).to_have_text("🙂🎉👍")
-    await expect(chat.bot.nth(-2)).to_have_text(UNKNOWN_NEIGHBOURHOOD)
-    await expect(chat.bot.last).to_contain_text(NEIGHBOURHOOD_QUESTION)
+    await expect(chat.bot).to_have_count(4)
+    await chat.expect_asks_again(chat.bot.last, neighbourhood, notice=UNKNOWN_NEIGHBOURHOOD)
     await chat.press("Centre")
     await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+    await expect(chat.bot).to_have_count(5)
+    topics = chat.bot.nth(4)
 
     # A button from a question already answered.
-    await chat.press("English", chat.bot.first)
-    await expect(chat.bot.nth(-2)).to_contain_text(EXPIRED)
-    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+    await chat.press("English", first)
+    await expect(chat.bot).to_have_count(6)
+    await chat.expect_asks_again(chat.bot.last, topics, notice=EXPIRED)
 
     # A command nobody knows.
     await chat.say("/nope")
     await expect(chat.user.last).to_have_text("/nope")
-    await expect(chat.bot.nth(-2)).to_have_text(UNKNOWN_COMMAND)
-    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+    await expect(chat.bot).to_have_count(7)
+    await chat.expect_asks_again(chat.bot.last, topics, notice=UNKNOWN_COMMAND)
 
     # 10,000 characters: the page sends them, the bot says how long it may be.
     await chat.say("x" * 10_000)
     await expect(chat.user.last).to_have_text("x" * 10_000)
-    await expect(chat.bot.nth(-2)).to_have_text(TOO_LONG)
-    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+    await expect(chat.bot).to_have_count(8)
+    await chat.expect_asks_again(chat.bot.last, topics, notice=TOO_LONG)
     assert await chat.page.evaluate(
         "document.scrollingElement.scrollWidth"
     ) <= await chat.page.evaluate("window.innerWidth")
@@ -279,8 +294,8 @@ async def test_bad_input_gets_an_answer_in_the_residents_language(
     # …so send it over a WebSocket of our own; the answer reaches the page too.
     await chat.open_probe_socket()
     await chat.probe_send(json.dumps({"type": "text", "id": "blank-1", "text": "  \t\n "}))
-    await expect(chat.bot.filter(has_text=EMPTY)).to_have_count(1)
-    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+    await expect(chat.bot).to_have_count(9)
+    await chat.expect_asks_again(chat.bot.last, topics, notice=EMPTY)
 
     # After all that the conversation goes on.
     await chat.press("Culture and sport")
@@ -319,7 +334,15 @@ async def test_malformed_frames_get_an_error_frame_and_the_socket_stays_usable(
     messages = len(await chat.probe_frames("message"))
     await chat.probe_send(json.dumps({"type": "text", "id": "t-8", "text": "/help"}))
     frames = await chat.wait_for_probe_frames("message", messages + 1)
-    assert any("/mydata" in frame["text"] for frame in frames[messages:])
+    # The help and the open question again, as one message with the question's buttons.
+    answer = frames[messages]
+    assert "/mydata" in answer["text"]
+    assert answer["text"].endswith(f"\n\n{FIRST_QUESTION_LV}")
+    assert [b["payload"] for row in answer["buttons"] for b in row] == [
+        "onb:language:lv",
+        "onb:language:en",
+        "onb:language:ru",
+    ]
     assert await chat.page.evaluate("window.__probe.ws.readyState") == 1
     # The page's own connection was not disturbed, and it shows no error.
     await expect(chat.bot.filter(has_text="/mydata")).to_have_count(1)
@@ -398,6 +421,11 @@ async def test_the_chat_works_by_keyboard_and_names_its_parts(browser: Browser, 
     await expect(chat.input).to_have_value("")
     await expect(chat.input).to_be_focused()
     await expect(chat.bot.filter(has_text=HELP)).to_have_count(1)
+    # The help comes with the open question under it, in one message with its buttons.
+    await expect(chat.bot).to_have_count(4)
+    await expect(chat.bot.last).to_contain_text(HELP)
+    await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
+    await expect(chat.button("Done")).to_be_visible()
 
 
 async def test_focus_stays_on_the_topic_pressed_by_keyboard(browser: Browser, url: str) -> None:
@@ -436,8 +464,8 @@ async def test_the_chat_fits_a_phone_screen(browser: Browser, url: str, tmp_path
 
     # A long unbroken word (a pasted link, say) wraps instead of widening the page.
     await chat.say("https://example.lv/" + "a" * 300)
-    await expect(chat.bot.last).to_contain_text(MAIN_MENU)
-    await expect(chat.bot).to_have_count(8)
+    await expect(chat.bot).to_have_count(6)
+    await chat.expect_text(chat.bot.last, f"{DID_NOT_UNDERSTAND}\n\n{MAIN_MENU}")
     assert await page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
     await expect(chat.input).to_be_in_viewport()
 
@@ -529,3 +557,72 @@ async def test_my_data_shows_what_is_held_and_deletes_it(
     await expect(again.page.locator("html")).to_have_attribute("lang", "lv")
     resident = await Resident.get()
     assert (resident.language, resident.onboarded_at) == ("", None)
+
+
+# --- a notice and the reply after it: one message ---------------------------------------
+@dataclass
+class Scripted:
+    """Stands in for the dispatcher: answers each update with the next replies of a script."""
+
+    script: list[list[Reply]]
+    config: Config = field(default_factory=Config)
+
+    async def feed(self, incoming: Incoming) -> Outcome:
+        return Outcome(self.script.pop(0), "en")
+
+
+@asynccontextmanager
+async def serve(webchat: WebChat) -> AsyncIterator[str]:
+    """The web chat alone on a free port, as the bot's HTTP server serves it; yields its URL."""
+    app = build_app()
+    webchat.add_routes(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await webchat.close()
+        await runner.cleanup()
+
+
+async def test_a_notice_is_joined_to_the_question_after_it_but_never_to_an_edit(
+    chromium_present: None,
+) -> None:
+    asked = "Which topics interest you?"
+    toggled = f"{asked}\n\n1 topic chosen: Education"
+    buttons = [[Button("Education", "onb:topics:education"), Button("Done", "onb:topics:_done")]]
+    ticked = [[Button("✓ Education", "onb:topics:education"), Button("Done", "onb:topics:_done")]]
+    scripted = Scripted(
+        [
+            [Reply(EXPIRED), Reply(asked, buttons)],  # on opening the page
+            [Reply("Noted."), Reply(toggled, ticked, replace=True)],  # on pressing Education
+        ]
+    )
+    webchat = WebChat(scripted, "cookie-secret")  # type: ignore[arg-type]
+    async with serve(webchat) as url, chromium() as browser:
+        chat = await open_chat(await quiet_context(browser), url)
+
+        # A notice and a question: one message, the question's buttons under both.
+        question = chat.bot.first
+        await chat.expect_text(question, f"{EXPIRED}\n\n{asked}")
+        await expect(chat.bot).to_have_count(1)
+        assert await chat.buttons(question) == [
+            ("Education", "onb:topics:education"),
+            ("Done", "onb:topics:_done"),
+        ]
+
+        # A notice and an edit in place (a toggle): the pressed message becomes the toggled
+        # question alone, without any notice, and the notice is a message of its own after it.
+        await chat.press("Education", question)
+        await expect(chat.bot).to_have_count(2)
+        await chat.expect_text(question, toggled)
+        assert await chat.buttons(question) == [
+            ("✓ Education", "onb:topics:education"),
+            ("Done", "onb:topics:_done"),
+        ]
+        await chat.expect_text(chat.bot.last, "Noted.")
+        assert await chat.buttons(chat.bot.last) == []
+        await expect(chat.errors).to_have_count(0)
+    assert scripted.script == []
