@@ -78,6 +78,9 @@ class Reply:
     image: str = ""  # a URL or a platform file id
     request_location: str = ""
     replace: bool = False
+    # This message will be edited in place later (its buttons toggle), so no
+    # notice may be joined into it: the edit would wipe the notice out.
+    keep_apart: bool = False
 
     def all_buttons(self) -> list[Button]:
         return [button for row in self.buttons for button in row]

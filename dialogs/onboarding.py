@@ -122,7 +122,7 @@ async def render_topics(ctx: Ctx) -> Reply:
         )
     buttons = topic_buttons(ctx, topics, selected)
     buttons.append([topics.button(ctx._("Done"), DONE)])
-    return Reply(text, buttons)
+    return Reply(text, buttons, keep_apart=True)
 
 
 async def choose_topic(ctx: Ctx, key: str) -> None:

@@ -128,7 +128,8 @@ async def render_topics(ctx: Ctx) -> Reply:
     selected = await residents.topic_keys(ctx.resident)
     buttons = topic_buttons(ctx, topics, selected)
     buttons.append([topics.button(ctx._("Done"), DONE)])
-    return Reply(ctx._("Tap a topic to choose it or remove it, then press Done."), buttons)
+    text = ctx._("Tap a topic to choose it or remove it, then press Done.")
+    return Reply(text, buttons, keep_apart=True)
 
 
 async def choose_topic(ctx: Ctx, key: str) -> None:

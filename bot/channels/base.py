@@ -40,7 +40,8 @@ def coalesce(replies: list[Reply], limit: int, length: Callable[[str], int] = le
     "That button has expired." followed by the question reads better as one
     message, notifies the resident once and spends half the platform's rate.
     A notice is text alone (no buttons, image or location request); nothing is
-    joined into a reply that edits a message in place, or past ``limit``.
+    joined into a reply that edits a message in place or will be edited later
+    (``keep_apart``), or past ``limit``.
     """
     joined: list[Reply] = []
     for reply in replies:
@@ -50,6 +51,7 @@ def coalesce(replies: list[Reply], limit: int, length: Callable[[str], int] = le
             and not (previous.buttons or previous.image or previous.request_location)
             and not previous.replace
             and not reply.replace
+            and not reply.keep_apart
             and not reply.image
             and length(previous.text) + 2 + length(reply.text) <= limit
         ):

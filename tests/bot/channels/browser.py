@@ -118,6 +118,13 @@ class ChatPage:
         )
         assert await self.buttons(repeated) == await self.buttons(original)
 
+    async def expect_notice_then_question(self, original: Locator, notice: str) -> None:
+        """The notice alone, then ``original`` asked again: how a question that is edited
+        in place (the topics) is asked again, so that a toggle cannot wipe the notice out."""
+        await self.expect_text(self.bot.nth(-2), notice)
+        assert await self.buttons(self.bot.nth(-2)) == []
+        await self.expect_asks_again(self.bot.last, original)
+
     def button(self, label: str, message: Locator | None = None) -> Locator:
         """The button labelled exactly ``label`` on a message, the latest one by default."""
         return (message or self.bot.last).get_by_role("button", name=label, exact=True)

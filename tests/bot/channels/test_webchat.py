@@ -265,22 +265,24 @@ async def test_bad_input_gets_an_answer_in_the_residents_language(
     await expect(chat.bot).to_have_count(5)
     topics = chat.bot.nth(4)
 
+    # The topics question is edited in place as topics are toggled: from here on a
+    # notice comes as a message of its own, then the question again.
     # A button from a question already answered.
     await chat.press("English", first)
-    await expect(chat.bot).to_have_count(6)
-    await chat.expect_asks_again(chat.bot.last, topics, notice=EXPIRED)
+    await expect(chat.bot).to_have_count(7)
+    await chat.expect_notice_then_question(topics, EXPIRED)
 
     # A command nobody knows.
     await chat.say("/nope")
     await expect(chat.user.last).to_have_text("/nope")
-    await expect(chat.bot).to_have_count(7)
-    await chat.expect_asks_again(chat.bot.last, topics, notice=UNKNOWN_COMMAND)
+    await expect(chat.bot).to_have_count(9)
+    await chat.expect_notice_then_question(topics, UNKNOWN_COMMAND)
 
     # 10,000 characters: the page sends them, the bot says how long it may be.
     await chat.say("x" * 10_000)
     await expect(chat.user.last).to_have_text("x" * 10_000)
-    await expect(chat.bot).to_have_count(8)
-    await chat.expect_asks_again(chat.bot.last, topics, notice=TOO_LONG)
+    await expect(chat.bot).to_have_count(11)
+    await chat.expect_notice_then_question(topics, TOO_LONG)
     assert await chat.page.evaluate(
         "document.scrollingElement.scrollWidth"
     ) <= await chat.page.evaluate("window.innerWidth")
@@ -294,8 +296,8 @@ async def test_bad_input_gets_an_answer_in_the_residents_language(
     # …so send it over a WebSocket of our own; the answer reaches the page too.
     await chat.open_probe_socket()
     await chat.probe_send(json.dumps({"type": "text", "id": "blank-1", "text": "  \t\n "}))
-    await expect(chat.bot).to_have_count(9)
-    await chat.expect_asks_again(chat.bot.last, topics, notice=EMPTY)
+    await expect(chat.bot).to_have_count(13)
+    await chat.expect_notice_then_question(topics, EMPTY)
 
     # After all that the conversation goes on.
     await chat.press("Culture and sport")
@@ -421,9 +423,10 @@ async def test_the_chat_works_by_keyboard_and_names_its_parts(browser: Browser, 
     await expect(chat.input).to_have_value("")
     await expect(chat.input).to_be_focused()
     await expect(chat.bot.filter(has_text=HELP)).to_have_count(1)
-    # The help comes with the open question under it, in one message with its buttons.
-    await expect(chat.bot).to_have_count(4)
-    await expect(chat.bot.last).to_contain_text(HELP)
+    # The help, then the open question again (the topics question is edited in place
+    # by toggles, so the help stays a message of its own above it).
+    await expect(chat.bot).to_have_count(5)
+    await expect(chat.bot.nth(-2)).to_contain_text(HELP)
     await expect(chat.bot.last).to_contain_text(TOPICS_QUESTION)
     await expect(chat.button("Done")).to_be_visible()
 
