@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 from dataclasses import dataclass, field
@@ -116,7 +115,7 @@ class Runtime:
             senders,
             pacers,
             zone=config.municipality.zone,
-            worker_id=f"{socket.gethostname()}:{os.getpid()}",
+            worker_id=f"{socket.gethostname()}:{config.http_port}",
             quiet_start=config.delivery.quiet_start,
             quiet_end=config.delivery.quiet_end,
         )

@@ -39,6 +39,8 @@ class DeliveryWorker:
     senders: Mapping[str, Send]  # channel name → its send(recipient, reply)
     pacers: Mapping[str, Pacer]
     zone: ZoneInfo
+    # Stable across restarts of the same worker (host and port), so a worker
+    # that comes back takes its unreported rows back at once.
     worker_id: str
     batch: int = 200
     in_flight: int = 50
@@ -50,13 +52,18 @@ class DeliveryWorker:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Drain until asked to stop; a batch in hand is finished first."""
-        requeued = await deliveries.requeue_abandoned(self.lease)
+        requeued = await deliveries.requeue_mine(self.worker_id)
         if requeued:
             log.warning(
                 "delivery: %d pushes a stopped worker had claimed are queued again", requeued
             )
         while not stopping.is_set():
             try:
+                abandoned = await deliveries.requeue_abandoned(self.lease)
+                if abandoned:
+                    log.warning(
+                        "delivery: %d pushes of a worker gone for good are queued again", abandoned
+                    )
                 busy = await self.drain_once()
             except Exception:  # the database went away: say so, wait, try again
                 log.exception("delivery: a round failed")

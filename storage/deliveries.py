@@ -3,7 +3,8 @@
 Rows are claimed in batches so that two workers never send the same row:
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer, and one
 dispatcher runs on it. A crash loses nothing: a row left "sending" past its
-lease is queued again by ``requeue_abandoned``.
+lease is queued again by ``requeue_abandoned``, and a worker that restarts
+under the same id takes its own rows back at once (``requeue_mine``).
 """
 
 from __future__ import annotations
@@ -190,9 +191,17 @@ async def mark_blocked(channel: str, external_id: str, reason: str) -> int:
 
 
 async def requeue_abandoned(lease: timedelta, now: datetime | None = None) -> int:
-    """Queue again what a dead worker claimed and never reported on."""
+    """Queue again what a worker claimed and has not reported on for ``lease``:
+    that worker died and did not come back."""
     cutoff = (now or _now()) - lease
     return await Delivery.filter(state="sending", claimed_at__lt=cutoff).update(
+        state="queued", claimed_by=""
+    )
+
+
+async def requeue_mine(worker: str) -> int:
+    """A worker starting again takes back at once what it had claimed before it stopped."""
+    return await Delivery.filter(state="sending", claimed_by=worker).update(
         state="queued", claimed_by=""
     )
 

@@ -137,3 +137,15 @@ async def test_a_forgotten_resident_takes_their_pending_pushes_along(database: s
         await residents.forget(session.resident)
         session.deleted = True
     assert await Delivery.all().count() == 0
+
+
+async def test_a_worker_that_restarts_takes_its_own_rows_back_at_once(database: str) -> None:
+    await resident("1")
+    await resident("2")
+    await deliveries.release(await announce({"kind": "all"}), NOW)
+    await deliveries.claim("host:8080", "telegram", 1, now=NOW)
+    await deliveries.claim("host:8081", "telegram", 1, now=NOW)
+    assert await deliveries.requeue_mine("host:8080") == 1
+    assert await Delivery.filter(state="sending").values_list("claimed_by", flat=True) == [
+        "host:8081"
+    ]
