@@ -108,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_database_unreachable(error: Exception) -> bool:
-    from tortoise.exceptions import DBConnectionError
+    from storage.db import is_connection_error
 
-    return isinstance(error, DBConnectionError | ConnectionError | OSError)
+    return is_connection_error(error)
 
 
 def _safe_url(url: str) -> str:

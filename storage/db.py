@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tortoise import Tortoise, connections
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.migrations.executor import PlanStep
 
@@ -63,6 +64,11 @@ async def close_database() -> None:
     await Tortoise.close_connections()
     # Forget the models' binding too, so the next open may use another backend.
     await Tortoise._reset_apps()
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """Whether an error means the database could not be reached (for operators' messages)."""
+    return isinstance(error, DBConnectionError | ConnectionError | OSError)
 
 
 async def ping() -> bool:
