@@ -34,15 +34,12 @@ import argparse
 import asyncio
 import contextlib
 import math
-import multiprocessing
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -57,6 +54,8 @@ SELF = str(Path(__file__).resolve())
 ROOT = Path(SELF).parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.standin_process import StandIn, free_port, serve_commands  # noqa: E402
 
 ADMIN_URL = os.environ.get("IESAISTE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 FIRST_CHAT = 800_000_001
@@ -78,7 +77,6 @@ def _standin_main(conn: Connection) -> None:
 async def _standin_serve(conn: Connection) -> None:
     from tests.standins.telegram_api import BotApiStandIn
 
-    loop = asyncio.get_running_loop()
     api = BotApiStandIn()
     await api.start()
     samples: list[tuple[float, int]] = []  # (stand-in clock, sends so far), every 0.2 s
@@ -88,37 +86,25 @@ async def _standin_serve(conn: Connection) -> None:
             samples.append((api.clock(), api.sent_count))
             await asyncio.sleep(0.2)
 
+    async def handle(command: str, args: dict[str, Any]) -> Any:
+        if command == "setup":
+            first, count = args["first"], args["count"]
+            api.add_users(range(first, first + count))
+            api.limit_rate(args["rate"])
+            return count
+        if command == "status":
+            return {
+                "sent": api.sent_count,
+                "set_webhook": len(api.requests_of("setWebhook")),
+                "cpu": time.process_time(),
+            }
+        if command == "report":
+            return _standin_report(api, samples, **args)
+        raise ValueError(f"unknown command {command!r}")
+
     sampler = asyncio.create_task(sample())
-    conn.send((0, "ok", {"url": api.url, "token": api.token}))
     try:
-        while True:
-            try:
-                seq, command, args = await loop.run_in_executor(None, conn.recv)
-            except (EOFError, OSError):  # the parent is gone
-                return
-            if command == "stop":
-                conn.send((seq, "ok", None))
-                return
-            try:
-                if command == "setup":
-                    first, count = args["first"], args["count"]
-                    api.add_users(range(first, first + count))
-                    api.limit_rate(args["rate"])
-                    result: Any = count
-                elif command == "status":
-                    result = {
-                        "sent": api.sent_count,
-                        "set_webhook": len(api.requests_of("setWebhook")),
-                        "cpu": time.process_time(),
-                    }
-                elif command == "report":
-                    result = _standin_report(api, samples, **args)
-                else:
-                    raise ValueError(f"unknown command {command!r}")
-            except Exception as error:  # report it to the parent instead of dying silently
-                conn.send((seq, "error", f"{type(error).__name__}: {error}"))
-            else:
-                conn.send((seq, "ok", result))
+        await serve_commands(conn, api, handle)
     finally:
         sampler.cancel()
         await api.stop()
@@ -168,78 +154,9 @@ def _standin_report(api: Any, samples: list[tuple[float, int]], first: int, coun
     }
 
 
-class StandIn:
-    """The parent's handle on the stand-in process (a pipe of numbered commands)."""
-
-    def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self.process = context.Process(
-            target=_standin_main, args=(child,), name="bot-api-stand-in", daemon=True
-        )
-        self.process.start()
-        child.close()
-        self.url = self.token = ""
-        self._seq = 0
-        self._lock = threading.Lock()
-        self._stash: dict[int, tuple[str, Any]] = {}
-
-    def _receive(self, seq: int, timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        if not self._lock.acquire(timeout=timeout):
-            raise TimeoutError(f"the stand-in did not answer within {timeout:.0f} s")
-        try:
-            while seq not in self._stash:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._conn.poll(remaining):
-                    raise TimeoutError(f"the stand-in did not answer within {timeout:.0f} s")
-                got, status, value = self._conn.recv()
-                self._stash[got] = (status, value)
-            status, value = self._stash.pop(seq)
-        finally:
-            self._lock.release()
-        if status == "error":
-            raise RuntimeError(f"stand-in: {value}")
-        return value
-
-    async def ready(self) -> None:
-        info = await asyncio.to_thread(self._receive, 0, 30.0)
-        self.url, self.token = info["url"], info["token"]
-
-    async def call(self, command: str, wait: float = 60.0, **args: Any) -> Any:
-        self._seq += 1
-        self._conn.send((self._seq, command, args))
-        return await asyncio.to_thread(self._receive, self._seq, wait)
-
-    def cpu(self) -> float:
-        return _process_cpu(self.process.pid or 0)
-
-    def close(self) -> None:
-        """Stop the child; bounded: ask, then terminate, then kill."""
-        with contextlib.suppress(Exception):
-            if self.process.is_alive():
-                self._seq += 1
-                self._conn.send((self._seq, "stop", {}))
-                self._receive(self._seq, 5.0)
-        self.process.join(5.0)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(5.0)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5.0)
-        self._conn.close()
-
-
 # ============================================================================================
 # Processes and /proc
 # ============================================================================================
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _status_kb(pid: int, key: str) -> int:
@@ -553,7 +470,7 @@ async def execute(run: Run, args: argparse.Namespace, workdir: Path) -> None:
     """One run, bounded in time; everything it started is stopped and dropped."""
     limit = args.limit or (run.recipients / run.rate) * 1.5 + 60.0
     bots: list[Bot] = []
-    standin = StandIn()
+    standin = StandIn(_standin_main)
     started = time.perf_counter()
     try:
         async with asyncio.timeout(limit + 120.0):  # set-up and tear-down included
@@ -626,7 +543,7 @@ async def _execute(
         await asyncio.sleep(0.2)
 
     cpu0 = sum(_process_cpu(bot.process.pid) for bot in bots)
-    db0, standin0 = _postgres_cpu(database_name), standin.cpu()
+    db0, standin0 = _postgres_cpu(database_name), _process_cpu(standin.process.pid or 0)
     busy0, total0 = _machine_busy()
     wall0 = time.perf_counter()
     run.release = args.release
@@ -708,7 +625,7 @@ async def _execute(
         bot.measure()
     cpu = sum(_process_cpu(bot.process.pid) for bot in bots) - cpu0
     run.db_cpu = _postgres_cpu(database_name) - db0 if database_name else math.nan
-    run.standin_cpu = standin.cpu() - standin0
+    run.standin_cpu = _process_cpu(standin.process.pid or 0) - standin0
     busy1, total1 = _machine_busy()
     if total1 > total0:
         cores = (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)

@@ -33,14 +33,11 @@ import argparse
 import asyncio
 import contextlib
 import math
-import multiprocessing
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -53,6 +50,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.standin_process import StandIn, free_port, serve_commands  # noqa: E402
 
 ADMIN_URL = os.environ.get("IESAISTE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 FIRST_USER_ID = 700_000_001
@@ -78,33 +77,20 @@ def _standin_main(conn: Connection) -> None:
 async def _standin_serve(conn: Connection) -> None:
     from tests.standins.telegram_api import BotApiStandIn
 
-    loop = asyncio.get_running_loop()
     api = BotApiStandIn()
     await api.start()
-    # Every message is (sequence number, ...): an answer names the request it answers.
-    conn.send((0, "ok", {"url": api.url, "token": api.token}))
+
+    async def handle(command: str, args: dict[str, Any]) -> Any:
+        if command == "add_users":
+            for user_id in args["user_ids"]:
+                api.add_user(user_id, first_name=f"Resident {user_id}", language_code="lv")
+            return len(args["user_ids"])
+        if command == "burst":
+            return await _burst(api, **args)
+        raise ValueError(f"unknown command {command!r}")
+
     try:
-        while True:
-            try:
-                seq, command, args = await loop.run_in_executor(None, conn.recv)
-            except (EOFError, OSError):  # the parent is gone
-                return
-            if command == "stop":
-                conn.send((seq, "ok", None))
-                return
-            try:
-                if command == "add_users":
-                    for user_id in args["user_ids"]:
-                        api.add_user(user_id, first_name=f"Resident {user_id}", language_code="lv")
-                    result: Any = len(args["user_ids"])
-                elif command == "burst":
-                    result = await _burst(api, **args)
-                else:
-                    raise ValueError(f"unknown command {command!r}")
-            except Exception as error:  # report it to the parent instead of dying silently
-                conn.send((seq, "error", f"{type(error).__name__}: {error}"))
-            else:
-                conn.send((seq, "ok", result))
+        await serve_commands(conn, api, handle)
     finally:
         await api.stop()
 
@@ -166,79 +152,9 @@ async def _burst(
     }
 
 
-class StandIn:
-    """The parent's handle on the stand-in process."""
-
-    def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self.process = context.Process(
-            target=_standin_main, args=(child,), name="bot-api-stand-in", daemon=True
-        )
-        self.process.start()
-        child.close()
-        self.url = ""
-        self.token = ""
-        self._seq = 0
-        # A reader abandoned by a cancelled call may still be waiting on the pipe; one reader
-        # at a time, and an answer read for another request is kept for it.
-        self._read_lock = threading.Lock()
-        self._stash: dict[int, tuple[str, Any]] = {}
-
-    def _receive(self, seq: int, timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        if not self._read_lock.acquire(timeout=timeout):
-            raise TimeoutError(f"the stand-in did not answer within {timeout:.0f} s")
-        try:
-            while seq not in self._stash:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._conn.poll(remaining):
-                    raise TimeoutError(f"the stand-in did not answer within {timeout:.0f} s")
-                got, status, value = self._conn.recv()
-                self._stash[got] = (status, value)
-            status, value = self._stash.pop(seq)
-        finally:
-            self._read_lock.release()
-        if status == "error":
-            raise RuntimeError(f"stand-in: {value}")
-        return value
-
-    async def ready(self) -> None:
-        info = await asyncio.to_thread(self._receive, 0, 30.0)
-        self.url, self.token = info["url"], info["token"]
-
-    async def call(self, command: str, wait: float, **args: Any) -> Any:
-        """Run ``command`` in the stand-in's process; ``wait`` bounds the answer's arrival."""
-        self._seq += 1
-        self._conn.send((self._seq, command, args))
-        return await asyncio.to_thread(self._receive, self._seq, wait)
-
-    def close(self) -> None:
-        """Stop the child; bounded: ask, then terminate, then kill."""
-        with contextlib.suppress(Exception):
-            if self.process.is_alive():
-                self._seq += 1
-                self._conn.send((self._seq, "stop", {}))
-                self._receive(self._seq, 5.0)
-        self.process.join(5.0)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(5.0)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5.0)
-        self._conn.close()
-
-
 # ============================================================================================
 # The stacks under test (in this process)
 # ============================================================================================
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def forget_cached_sql() -> None:
@@ -643,7 +559,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     workdir = Path(tempfile.mkdtemp(prefix="iesaiste-bench-"))
-    standin = StandIn()
+    standin = StandIn(_standin_main)
     try:
         await standin.ready()
         logs.configure("WARNING", [standin.token])

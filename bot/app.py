@@ -2,9 +2,9 @@
 
 Start: database (migrated first on the SQLite default) → catalog and staff
 from the configuration → dispatcher → channels → HTTP server → Telegram →
-the scheduler and the delivery worker.
-Stop (SIGTERM, SIGINT): the scheduler stops and the delivery worker finishes
-its batch → Telegram stops taking updates and finishes those in flight →
+the scheduler (releases, staff progress reports) and the delivery worker.
+Stop (SIGTERM, SIGINT): the scheduler stops and the delivery worker reports
+the sends on the wire and hands the rest of its claim back → Telegram stops taking updates and finishes those in flight →
 web chat sockets close → HTTP server → database.
 """
 
@@ -15,16 +15,19 @@ import logging
 import signal
 import socket
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChat
 from bot.config import Config
 from bot.delivery import DeliveryWorker, Send
 from bot.http import build_app
-from bot.pacing import Pacer
+from bot.pacing import Pacer, SharedBudget
+from bot.progress import REFRESH_EVERY, refresh_reports
 from bot.scheduler import build_scheduler
 from handlers.dispatcher import Dispatcher
 from storage import catalog, db, events, settings, staff
@@ -95,6 +98,7 @@ class Runtime:
         else:
             log.info("no Telegram token configured: serving the web chat only")
         self._start_delivery()
+        self._start_reports()
 
     def _start_delivery(self) -> None:
         """The scheduler releases what is due; the worker sends it."""
@@ -103,8 +107,11 @@ class Runtime:
         pacers: dict[str, Pacer] = {}
         if self.telegram is not None:
             senders["telegram"] = self.telegram.send
+            # Telegram's limit is per bot token: every worker books from one budget.
             pacers["telegram"] = Pacer(
-                config.delivery.telegram_per_second, config.delivery.telegram_per_chat_per_second
+                config.delivery.telegram_per_second,
+                config.delivery.telegram_per_chat_per_second,
+                budget=SharedBudget("telegram"),
             )
         if self.webchat is not None:
             senders["webchat"] = self.webchat.send
@@ -115,11 +122,32 @@ class Runtime:
             senders,
             pacers,
             zone=config.municipality.zone,
-            worker_id=f"{socket.gethostname()}:{config.http_port}",
+            # The last 64 characters (the column's width) keep the port, which tells
+            # apart the workers of one host.
+            worker_id=f"{socket.gethostname()}/{config.http_host}:{config.http_port}"[-64:],
+            lease=timedelta(seconds=config.delivery.lease_seconds),
             quiet_start=config.delivery.quiet_start,
             quiet_end=config.delivery.quiet_end,
         )
         self._delivering = asyncio.create_task(worker.run(self._stopping), name="delivery")
+
+    def _start_reports(self) -> None:
+        """Staff progress reports, edited in place while announcements go out."""
+        assert self.scheduler is not None
+        channels: dict[str, Channel] = {}
+        if self.telegram is not None:
+            channels["telegram"] = self.telegram
+        if self.webchat is not None:
+            channels["webchat"] = self.webchat
+        self.scheduler.add_job(
+            refresh_reports,
+            "interval",
+            seconds=REFRESH_EVERY.total_seconds(),
+            args=[channels],
+            id="refresh-progress-reports",
+            max_instances=1,
+            coalesce=True,
+        )
 
     async def stop(self) -> None:
         """Stop in reverse order; safe to call twice (a test and its fixture may both)."""
@@ -130,7 +158,7 @@ class Runtime:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self._delivering is not None:
-            await self._delivering  # the batch in hand is finished and reported
+            await self._delivering  # sends on the wire are reported, the rest handed back
         if self.telegram is not None:
             await self.telegram.stop()
         if self.webchat is not None:

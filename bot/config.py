@@ -100,6 +100,9 @@ class DeliveryConfig:
     telegram_per_chat_per_second: float = 1.0
     quiet_start: time = DEFAULT_START
     quiet_end: time = DEFAULT_END
+    # How long a push claimed by a worker stays its own: after that, a worker
+    # that has not reported back is taken for dead and its rows are queued again.
+    lease_seconds: int = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +276,13 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
     _check_unknown(
         "delivery",
         dl,
-        {"telegram_per_second", "telegram_per_chat_per_second", "quiet_start", "quiet_end"},
+        {
+            "telegram_per_second",
+            "telegram_per_chat_per_second",
+            "quiet_start",
+            "quiet_end",
+            "lease_seconds",
+        },
     )
     log = _section(data, "log")
     _check_unknown("log", log, {"level"})
@@ -316,6 +325,8 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             ),
             quiet_start=_clock("delivery.quiet_start", dl.get("quiet_start", "21:00")),
             quiet_end=_clock("delivery.quiet_end", dl.get("quiet_end", "09:00")),
+            # At least a minute: a worker holds a claimed batch for up to ten seconds.
+            lease_seconds=_int("delivery.lease_seconds", dl.get("lease_seconds", 300), 60, 86_400),
         ),
         log_level=_str("log.level", log.get("level", "INFO")).upper(),
     )

@@ -11,11 +11,15 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import Translations
 
 LOCALES_DIR = Path(__file__).with_name("locales")
@@ -41,6 +45,14 @@ class Translator:
     def ngettext(self, singular: str, plural: str, n: int, /, **values: object) -> str:
         text = self._translations.ngettext(singular, plural, n)
         return text.format(n=n, **values)
+
+    def number(self, n: int) -> str:
+        """12 345 in Latvian and Russian, 12,345 in English."""
+        return format_decimal(n, locale=self.language)
+
+    def moment(self, when: datetime, zone: ZoneInfo) -> str:
+        """A date and time as people there write it, in the municipality's zone."""
+        return format_datetime(when, "d MMM y, HH:mm", tzinfo=zone, locale=self.language)
 
 
 def catalog_path(language: str) -> Path:

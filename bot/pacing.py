@@ -1,36 +1,111 @@
 """Pacing pushes to a platform's limits: so many a second overall, and per chat.
 
-Each send reserves the next free slot before it waits, so concurrent senders
-in one event loop never share a slot, and a 429's ``retry_after`` pauses the
-whole channel until the second it names.
+The overall rate is a budget of send times. Telegram's limit is per bot token,
+not per process, so for Telegram the budget lives in the database
+(``SharedBudget``) and every worker books short blocks of it; a channel
+served by one process alone (the web chat's sockets) keeps it in memory
+(``LocalBudget``). Within its block a worker hands out one slot per send, so
+concurrent senders never share a slot; a 429's ``retry_after`` moves the
+budget on, for every worker. Per-chat pacing stays in the process: one chat's
+pushes come from one announcement row at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from storage import deliveries
 
 PRUNE_EVERY = 1000  # reservations between clean-ups of the per-chat table
+BLOCK_SECONDS = 0.1  # how much of the rate a worker books at once
+
+
+class Budget(Protocol):
+    """Where a channel's send times come from."""
+
+    async def reserve(self, span: float) -> float:
+        """Book ``span`` seconds of sending; returns in how many seconds they start."""
+
+    async def hold(self, seconds: float) -> None:
+        """Nothing may be booked to start within the next ``seconds``."""
+
+
+@dataclass(slots=True)
+class LocalBudget:
+    """The budget of a channel only this process sends on."""
+
+    clock: Callable[[], float] = time.monotonic
+    _next: float = 0.0
+
+    async def reserve(self, span: float) -> float:
+        now = self.clock()
+        start = max(now, self._next)
+        self._next = start + span
+        return start - now
+
+    async def hold(self, seconds: float) -> None:
+        self._next = max(self._next, self.clock() + seconds)
+
+
+@dataclass(slots=True)
+class SharedBudget:
+    """The budget of a bot token, shared through the database by every worker."""
+
+    channel: str
+
+    async def reserve(self, span: float) -> float:
+        return await deliveries.reserve_sends(self.channel, span)
+
+    async def hold(self, seconds: float) -> None:
+        await deliveries.hold_sends(self.channel, seconds)
 
 
 @dataclass(slots=True)
 class Pacer:
     per_second: float
     per_chat_per_second: float
+    # Default: a budget in memory on the pacer's clock.
+    budget: Budget | None = None
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    _next: float = 0.0
-    _paused_until: float = 0.0
+    block_seconds: float = BLOCK_SECONDS
+    # The block in hand: slot i starts at _start + i / per_second, for i < _count.
+    _start: float = 0.0
+    _index: int = 0
+    _count: int = 0
     _chats: dict[str, float] = field(default_factory=dict)
     _reserved: int = 0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def reserve(self, chat: str) -> float:
-        """Book the earliest moment a message to ``chat`` may go; returns it."""
-        now = self.clock()
-        slot = max(now, self._next, self._paused_until, self._chats.get(chat, 0.0))
-        self._next = slot + 1.0 / self.per_second
+    def __post_init__(self) -> None:
+        if self.budget is None:
+            self.budget = LocalBudget(self.clock)
+
+    async def reserve(self, chat: str) -> float:
+        """Book the earliest moment a message to ``chat`` may go; returns it (on ``clock``)."""
+        interval = 1.0 / self.per_second
+        async with self._lock:
+            now = self.clock()
+            # Slots long past are dropped, not used: a process that stalled
+            # must not make up for it with a burst.
+            stale = math.ceil((now - self.block_seconds - self._start) / interval)
+            self._index = max(self._index, stale)
+            if self._index >= self._count:
+                assert self.budget is not None
+                self._count = max(1, round(self.per_second * self.block_seconds))
+                wait = await self.budget.reserve(self._count * interval)
+                self._start, self._index = self.clock() + wait, 0
+            slot = self._start + self._index * interval
+            self._index += 1
+        # A chat's own pace may put its message after the slot; the slot is
+        # then spent unused, which keeps the overall rate safe.
+        slot = max(slot, self._chats.get(chat, 0.0))
         self._chats[chat] = slot + 1.0 / self.per_chat_per_second
         self._reserved += 1
         if self._reserved % PRUNE_EVERY == 0:
@@ -39,14 +114,24 @@ class Pacer:
             self._chats = {c: t for c, t in self._chats.items() if t > now}
         return slot
 
-    async def wait(self, chat: str) -> None:
-        """Wait for this chat's turn."""
-        delay = self.reserve(chat) - self.clock()
-        if delay > 0:
-            await self.sleep(delay)
+    async def wait(self, chat: str, interrupt: asyncio.Event | None = None) -> bool:
+        """Wait for this chat's turn; False if ``interrupt`` was set first.
 
-    def pause(self, seconds: float) -> None:
-        """The platform said "retry after": nothing goes out before then."""
-        until = self.clock() + seconds
-        self._paused_until = max(self._paused_until, until)
-        self._next = max(self._next, until)
+        Only a wait of a second or more (a ``retry_after``) is interrupted: a
+        stopping worker need not sit it out.
+        """
+        delay = await self.reserve(chat) - self.clock()
+        if delay <= 0:
+            return True
+        if interrupt is None or delay < 1.0:
+            await self.sleep(delay)
+            return True
+        with suppress(TimeoutError):
+            await asyncio.wait_for(interrupt.wait(), delay)
+        return not interrupt.is_set()
+
+    async def pause(self, seconds: float) -> None:
+        """The platform said "retry after": nothing goes out before then, from any worker."""
+        self._index = self._count  # the rest of the block in hand is given up
+        assert self.budget is not None
+        await self.budget.hold(seconds)

@@ -34,6 +34,8 @@ async def release_due(config: Config) -> int:
             else next_allowed(now, config.municipality.zone, quiet.quiet_start, quiet.quiet_end)
         )
         count = await deliveries.release(announcement, not_before)
+        if announcement.state != "released":
+            continue  # another worker released it first: it logs it
         log.info("announcement %d released to %d recipients", announcement.id, count)
         released += 1
     return released

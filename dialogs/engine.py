@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.i18n import N_
-from bot.messages import Button, Kind, Reply
+from bot.messages import Button, Incoming, Kind, Reply
 from dialogs.context import Ctx
 
 Render = Callable[[Ctx], Awaitable[Reply]]
 OnButton = Callable[[Ctx, str], Awaitable[None]]
 OnText = Callable[[Ctx, str], Awaitable[None]]
+OnPhoto = Callable[[Ctx, str], Awaitable[None]]  # the platform's file id
 
 EXPIRED = N_(
     "That button belongs to an earlier question and has expired. Here is where we are now:"
@@ -38,6 +39,7 @@ class Step:
     render: Render
     on_button: OnButton | None = None
     on_text: OnText | None = None
+    on_photo: OnPhoto | None = None
 
     def button(self, label: str, value: str) -> Button:
         return Button(label, f"{self.state}:{value}")
@@ -46,6 +48,9 @@ class Step:
 @dataclass(slots=True)
 class Dialog:
     name: str
+    # A staff dialog names the roles that may use it; every update to it is
+    # checked on the server, so a forged button or a revoked role stops here.
+    roles: frozenset[str] | None = None
     steps: dict[str, Step] = field(default_factory=dict)
 
     def step(
@@ -55,8 +60,9 @@ class Dialog:
         *,
         on_button: OnButton | None = None,
         on_text: OnText | None = None,
+        on_photo: OnPhoto | None = None,
     ) -> Step:
-        step = Step(f"{self.name}:{name}", render, on_button, on_text)
+        step = Step(f"{self.name}:{name}", render, on_button, on_text, on_photo)
         self.steps[step.state] = step
         return step
 
@@ -75,8 +81,17 @@ class Registry:
         return None
 
     def owns(self, payload: str) -> bool:
-        name = payload.split(":", 1)[0]
-        return any(dialog.name == name for dialog in self.dialogs)
+        return self.dialog(payload) is not None
+
+    def dialog(self, state_or_payload: str) -> Dialog | None:
+        name = state_or_payload.split(":", 1)[0]
+        return next((dialog for dialog in self.dialogs if dialog.name == name), None)
+
+    def target(self, state: str, incoming: Incoming) -> Dialog | None:
+        """The dialog an update goes to: a dialog button's own, else the current one."""
+        if incoming.kind is Kind.BUTTON and (pressed := self.dialog(incoming.payload)):
+            return pressed
+        return self.dialog(state) if state else None
 
 
 async def enter(
@@ -144,6 +159,9 @@ async def handle(ctx: Ctx, registry: Registry, on_lost: Callable[[Ctx], Awaitabl
         return True
     if incoming.kind is Kind.TEXT and step.on_text is not None:
         await step.on_text(ctx, incoming.text)
+        return True
+    if incoming.kind is Kind.PHOTO and step.on_photo is not None:
+        await step.on_photo(ctx, incoming.photo_id)
         return True
     ctx.answer(ctx._(USE_BUTTONS if incoming.kind is Kind.TEXT else CANNOT_READ))
     await show_current(ctx, registry)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dialogs import mydata, onboarding, settings
+from dialogs import announce, mydata, onboarding, settings
 from dialogs.engine import Registry
 
-REGISTRY = Registry((onboarding.dialog, settings.dialog, mydata.dialog))
+REGISTRY = Registry((onboarding.dialog, settings.dialog, mydata.dialog, announce.dialog))

@@ -5,10 +5,13 @@ from __future__ import annotations
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_
 from bot.messages import Button, Reply
 from dialogs import menu, mydata, onboarding, settings
+from dialogs.announce import COMPOSERS
 from dialogs.context import Ctx
 from dialogs.engine import show_current
 from dialogs.pickers import LANGUAGE_SWITCHED
 from dialogs.registry import REGISTRY
+from handlers import staff
+from handlers.middlewares import has_role
 from handlers.router import Router
 from storage import residents
 
@@ -54,6 +57,14 @@ async def start(ctx: Ctx) -> None:
 @router.command("help", anytime=True)
 async def help_(ctx: Ctx) -> None:
     ctx.answer(menu.help_text(ctx))
+    if await has_role(ctx, COMPOSERS):
+        ctx.answer(
+            ctx._(
+                "For staff:\n"
+                "/announce – write an announcement\n"
+                "/announcements – scheduled and recent announcements; cancel or confirm"
+            )
+        )
     await resume_or_menu(ctx)
 
 
@@ -130,3 +141,8 @@ async def choose_language(ctx: Ctx) -> None:
         ctx.use_language(code)
         ctx.answer(ctx._(LANGUAGE_SWITCHED))
     await resume_or_menu(ctx)
+
+
+# Staff routes last: a resident's command never reaches them by accident, and
+# their role check answers a resident exactly as an unknown command would.
+router.include(staff.router)

@@ -134,11 +134,28 @@ class Dispatcher:
                     incoming.channel,
                     incoming.user_id,
                 )
-                route = None
+                ctx.answer(ctx._(UNKNOWN_COMMAND))
+                await resume_or_menu(ctx)
+                return
             if route is not None and (ctx.onboarded or route.anytime):
                 await route.handler(ctx)
                 return
-        if not ctx.onboarded and not ctx.state.startswith(onboarding.dialog.name + ":"):
+        dialog = REGISTRY.target(ctx.state, incoming)
+        if dialog is not None and dialog.roles is not None:
+            # A staff dialog: checked on every update, not only on entry.
+            if not await middlewares.has_role(ctx, dialog.roles):
+                log.warning(
+                    "staff dialog %s refused to %s:%s",
+                    dialog.name,
+                    incoming.channel,
+                    incoming.user_id,
+                )
+                if REGISTRY.dialog(ctx.state) is dialog:
+                    ctx.clear_state()
+                ctx.answer(ctx._(UNKNOWN_COMMAND))
+                await resume_or_menu(ctx)
+                return
+        elif not ctx.onboarded and not ctx.state.startswith(onboarding.dialog.name + ":"):
             await onboarding.start(ctx)
             return
         if await handle(ctx, REGISTRY, on_lost=resume_or_menu):

@@ -35,10 +35,15 @@ def apply_language(ctx: Ctx) -> None:
 
 async def allowed(ctx: Ctx, route: Route) -> bool:
     """Whether this account may take the route; the role is looked up only for staff routes."""
-    if route.roles is None:
+    return await has_role(ctx, route.roles)
+
+
+async def has_role(ctx: Ctx, roles: frozenset[str] | None) -> bool:
+    """Whether this account holds one of ``roles`` (None: anyone), asked of the database."""
+    if roles is None:
         return True
     ctx.role = await staff.role_of(ctx.incoming.channel, ctx.incoming.user_id)
-    return route.allows(ctx.role)
+    return ctx.role in roles
 
 
 async def catch_up(ctx: Ctx) -> None:

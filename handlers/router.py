@@ -22,9 +22,6 @@ class Route:
     # True for what must work before onboarding is finished (/help, /language…)
     anytime: bool = False
 
-    def allows(self, role: str | None) -> bool:
-        return self.roles is None or role in self.roles
-
 
 @dataclass(slots=True)
 class Router:

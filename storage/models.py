@@ -175,14 +175,25 @@ class Announcement(Model):
     author = fields.CharField(max_length=96)  # "telegram:123" or "cli"
     texts: dict[str, str] = fields.JSONField(default=dict)
     image = fields.CharField(max_length=512, default="")
+    # The platform the image reference belongs to ("telegram" for a file id
+    # Telegram gave us), or "" when none. Other channels get the text alone.
+    image_channel = fields.CharField(max_length=16, default="")
     audience: dict[str, Any] = fields.JSONField(default=dict)
     urgent = fields.BooleanField(default=False)
     send_at = fields.DatetimeField(db_index=True)
-    # scheduled → released (delivery rows written) → done, or cancelled
+    # pending (an urgent one waits for an admin) → scheduled → released
+    # (delivery rows written) → done, or cancelled
     state = fields.CharField(max_length=16, default="scheduled", db_index=True)
     recipients = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
     released_at = fields.DatetimeField(null=True)
+    approved_by = fields.CharField(max_length=96, default="")  # the admin who confirmed urgent
+    cancelled_by = fields.CharField(max_length=96, default="")
+    # The staff message kept up to date with the figures while it goes out:
+    # {"channel", "chat", "message", "language", "shown"}, or {} when none.
+    report: dict[str, Any] = fields.JSONField(default=dict)
+    # When a worker last refreshed the report (claimed, so one worker edits at a time).
+    report_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "announcement"
@@ -221,3 +232,20 @@ class Delivery(Model):
         table = "delivery"
         unique_together = (("announcement", "resident", "channel"),)
         indexes = (("state", "channel", "not_before"),)
+        # The claim's own index, (channel, urgent DESC, id) WHERE state = 'queued',
+        # is partial: Tortoise cannot declare it, so 0005_claim_index creates it in SQL.
+
+
+class SendBudget(Model):
+    """A platform's rate, shared by every worker: when the next send may start.
+
+    A worker books a short span of sends by moving next_free on (one atomic
+    UPDATE), and a 429 moves it past the retry_after, so all workers together
+    keep to one bot token's limit.
+    """
+
+    channel = fields.CharField(max_length=16, primary_key=True)
+    next_free = fields.FloatField(default=0)  # seconds since the epoch, the database's clock
+
+    class Meta:
+        table = "send_budget"

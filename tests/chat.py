@@ -51,6 +51,11 @@ class Chat:
     async def press(self, label: str) -> list[Reply]:
         return await self.send(Kind.BUTTON, payload=self.button(label).payload)
 
+    async def send_press(self, label: str, message_id: str) -> list[Reply]:
+        """Press a button on the bot message ``message_id`` (as a channel reports it)."""
+        payload = self.button(label).payload
+        return await self.send(Kind.BUTTON, payload=payload, message_id=message_id)
+
     async def press_payload(self, payload: str, event_id: str = "") -> list[Reply]:
         return await self.send(Kind.BUTTON, payload=payload, event_id=event_id)
 

@@ -33,6 +33,10 @@ class Channel(Protocol):
     async def send(self, recipient: str, reply: Reply) -> None:
         """Deliver a push; raises RecipientBlocked or RateLimited as the platform says."""
 
+    async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
+        """Change a message the bot sent earlier (a staff progress report);
+        False when the platform will not (gone, too old, no open chat)."""
+
 
 def coalesce(replies: list[Reply], limit: int, length: Callable[[str], int] = len) -> list[Reply]:
     """Join a bare notice to the reply after it: one message instead of two.

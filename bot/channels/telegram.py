@@ -34,6 +34,7 @@ from bot.channels.base import (
     split_text,
     utf16_length,
 )
+from bot.channels.telegram_push import PushSender
 from bot.config import TelegramConfig
 from bot.i18n import LANGUAGES, translator
 from bot.messages import ChannelLimits, Incoming, Kind, Location, Reply
@@ -139,6 +140,8 @@ class TelegramChannel:
     name: str = NAME
     limits: ChannelLimits = LIMITS
     application: Application = field(init=False)  # type: ignore[type-arg]
+    # Pushes go on a lean path of their own from start() to stop().
+    _push: PushSender | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         root = self.config.api_url.rstrip("/")
@@ -165,6 +168,8 @@ class TelegramChannel:
     async def start(self) -> None:
         app = self.application
         await app.initialize()
+        self._push = PushSender(self.config.api_url, self.config.token)
+        await self._push.open()
         await app.start()
         await self._publish_commands()
         if self.webhook:
@@ -195,6 +200,9 @@ class TelegramChannel:
         if app.running:
             await app.stop()
         await app.shutdown()
+        if self._push is not None:
+            await self._push.close()
+            self._push = None
 
     def add_routes(self, app: web.Application) -> None:
         if self.webhook:
@@ -247,6 +255,11 @@ class TelegramChannel:
 
     # --- sending ------------------------------------------------------------
     async def send(self, recipient: str, reply: Reply) -> None:
+        """A push. Text and an image go on the lean path once started; anything with
+        buttons or a location request through PTB, as replies do."""
+        if self._push is not None and not (reply.buttons or reply.request_location):
+            await self._push.send(recipient, reply.text, reply.image)
+            return
         await self._send(int(recipient), reply, "")
 
     async def _send(self, chat_id: int, reply: Reply, pressed_on: str) -> None:
@@ -281,6 +294,14 @@ class TelegramChannel:
             raise RateLimited(
                 retry if isinstance(retry, int | float) else retry.total_seconds()
             ) from error
+
+    async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
+        if not message_id.isdigit():
+            return False
+        try:
+            return await self._edit(int(recipient), int(message_id), reply, keyboard(reply))
+        except Forbidden:
+            return False
 
     async def _edit(self, chat_id: int, message_id: int, reply: Reply, markup: object) -> bool:
         """Edit a message in place; False when Telegram will not (too old, gone)."""

@@ -195,7 +195,10 @@ class WebChat:
             frames.append(
                 {
                     "type": "message",
-                    "id": f"m-{uuid.uuid4().hex[:16]}",
+                    # A message edited in place keeps its id, so it can be edited again.
+                    "id": pressed_on
+                    if reply.replace and pressed_on and index == 0
+                    else f"m-{uuid.uuid4().hex[:16]}",
                     "text": piece,
                     "buttons": [
                         [
@@ -228,6 +231,15 @@ class WebChat:
         for ws in sockets:
             for frame in self.render(reply):
                 await ws.send_json(frame)
+
+    async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
+        """Replace a message in every open tab; a closed tab keeps what it showed."""
+        sockets = [ws for ws in self._sockets.get(recipient, ()) if not ws.closed]
+        frame = {**self.render(Reply(reply.text, reply.buttons))[0], "id": message_id}
+        frame["replace"] = message_id
+        for ws in sockets:
+            await ws.send_json(frame)
+        return bool(sockets)
 
     async def close(self) -> None:
         for sockets in list(self._sockets.values()):

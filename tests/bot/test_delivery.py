@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,6 +13,7 @@ from bot.messages import Reply
 from bot.pacing import Pacer
 from storage import deliveries
 from storage.models import Delivery
+from tests.bot.channels.telegram_helpers import eventually
 from tests.storage.test_deliveries import announce, resident
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -82,7 +85,8 @@ async def test_a_429_pauses_the_channel_and_the_row_is_sent_after_retry_after(
     await w.drain_once()
     row = await Delivery.get(external_id="1")
     assert row.state == "queued" and row.not_before > datetime.now(UTC) + timedelta(seconds=1)
-    assert w.pacers["telegram"]._paused_until > 0
+    pacer = w.pacers["telegram"]
+    assert await pacer.reserve("2") - pacer.clock() > 1, "the channel waits out retry_after"
     await Delivery.filter(id=row.id).update(not_before=datetime.now(UTC))
     await w.drain_once()
     assert await states() == {"1": "sent"}
@@ -126,3 +130,114 @@ async def test_quiet_hours_hold_an_ordinary_push_but_not_an_urgent_one(database:
     await released("2", urgent=True)
     await worker(platform, **night).drain_once()
     assert sorted(platform.sent) == [("1", "Ūdens atslēgšana rīt"), ("2", "Ūdens atslēgšana rīt")]
+
+
+class Gated(Platform):
+    """A platform whose sends to some recipients hang until the test lets them go,
+    and that counts how many sends it has at once."""
+
+    def __init__(self, hang: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        super().__init__()
+        self.hang, self.go = hang, asyncio.Event()
+        self.at_once = self.most_at_once = 0
+
+    async def send(self, recipient: str, reply: Reply) -> None:
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        try:
+            if recipient in self.hang:
+                await self.go.wait()
+            await asyncio.sleep(0)
+            await super().send(recipient, reply)
+        finally:
+            self.at_once -= 1
+
+
+async def sent_count(count: int) -> bool:
+    return await Delivery.filter(state="sent").count() >= count
+
+
+def claimed_count(count: int) -> Callable[[], Awaitable[bool]]:
+    async def condition() -> bool:
+        return await Delivery.filter(state="sending").count() == count
+
+    return condition
+
+
+async def test_a_slow_send_does_not_hold_up_the_next_batch(database: str) -> None:
+    """Claims are pipelined: while one row of a batch is still on the wire, the next
+    batches are claimed and sent."""
+    await released(*(str(n) for n in range(1, 13)))
+    platform = Gated(hang={"1"})
+    draining = asyncio.create_task(worker(platform, batch=4).drain_once())
+    await eventually(lambda: sent_count(11), what="every row but the slow one sent")
+    assert await Delivery.filter(state="sending").values_list("external_id", flat=True) == ["1"]
+    platform.go.set()
+    assert await draining == 12
+    assert len(platform.sent) == 12 and set((await states()).values()) == {"sent"}
+
+
+async def test_never_more_sends_at_once_than_in_flight(database: str) -> None:
+    """What bounds the duplicates after a kill -9: sent but not yet reported."""
+    await released(*(str(n) for n in range(1, 31)))
+    platform = Gated(hang={str(n) for n in range(1, 31)})
+    draining = asyncio.create_task(worker(platform, in_flight=4, batch=7).drain_once())
+    await eventually(lambda: platform.at_once == 4, what="four sends at once")
+    await asyncio.sleep(0.1)  # the worker's chance to start a fifth, if it would
+    platform.go.set()
+    assert await draining == 30
+    assert platform.most_at_once == 4
+    assert sorted(recipient for recipient, _ in platform.sent) == sorted(
+        str(n) for n in range(1, 31)
+    )
+
+
+async def test_a_stopping_worker_gives_back_what_it_has_not_started(database: str) -> None:
+    await released("1", "2", "3", "4", "5")
+    stopping = asyncio.Event()
+    platform = Gated(hang={"1"})
+    w = worker(platform, in_flight=1)
+    draining = asyncio.create_task(w.drain_once(stopping))
+    await eventually(lambda: platform.at_once == 1, what="the first send on the wire")
+    stopping.set()  # while "1" is on the wire
+    platform.go.set()
+    assert await draining == 1
+    rows = {r.external_id: r for r in await Delivery.all()}
+    assert rows["1"].state == "sent"
+    assert {(r.state, r.attempts, r.claimed_by) for n, r in rows.items() if n != "1"} == {
+        ("queued", 0, "")
+    }, "queued again as if never claimed"
+
+
+async def test_a_stopping_worker_does_not_sit_out_a_retry_after(database: str) -> None:
+    """Telegram may say "retry after 30"; SIGTERM must not wait for it."""
+    await released("1", "2")
+    stopping = asyncio.Event()
+    platform = Platform()
+    w = worker(platform)
+    await w.pacers["telegram"].pause(600)
+    draining = asyncio.create_task(w.drain_once(stopping))
+    await eventually(claimed_count(2), what="both rows claimed")
+    await asyncio.sleep(0.1)  # the worker now waits for its turn
+    stopping.set()
+    assert await asyncio.wait_for(draining, 30) == 0
+    assert platform.sent == []
+    assert set((await states()).values()) == {"queued"}, "both given back"
+
+
+async def test_a_long_round_still_takes_over_the_rows_of_a_worker_gone_for_good(
+    database: str,
+) -> None:
+    """A broadcast is one round of the pipeline; a dead worker's rows must not wait for its end."""
+    await released(*(str(n) for n in range(1, 9)))
+    dead = await deliveries.claim("dead:8080", "telegram", 2)
+    await Delivery.filter(id__in=[row.id for row in dead]).update(
+        claimed_at=datetime.now(UTC) - timedelta(minutes=10)
+    )
+    platform = Platform()
+    w = worker(platform, batch=2, idle_seconds=0, lease=timedelta(minutes=5))
+    assert await w.drain_once() == 8
+    assert set((await states()).values()) == {"sent"}
+    assert sorted(recipient for recipient, _ in platform.sent) == sorted(
+        str(n) for n in range(1, 9)
+    )

@@ -1,8 +1,13 @@
-"""The pacer keeps to a rate overall and per chat, and obeys retry_after."""
+"""The pacer keeps to a rate overall and per chat, and obeys retry_after; with a budget
+shared through the database, several workers together keep to one rate."""
 
 from __future__ import annotations
 
-from bot.pacing import Pacer
+import asyncio
+from itertools import pairwise
+
+from bot.pacing import LocalBudget, Pacer, SharedBudget
+from storage import deliveries
 
 
 class FakeClock:
@@ -18,30 +23,30 @@ class FakeClock:
         self.now += seconds
 
 
-def pacer(clock: FakeClock, overall: float = 30, per_chat: float = 1) -> Pacer:
-    return Pacer(overall, per_chat, clock=clock, sleep=clock.sleep)
+def pacer(clock: FakeClock, overall: float = 30, per_chat: float = 1, **options: object) -> Pacer:
+    return Pacer(overall, per_chat, clock=clock, sleep=clock.sleep, **options)  # type: ignore[arg-type]
 
 
-def test_different_chats_are_spaced_by_the_overall_rate() -> None:
+async def test_different_chats_are_spaced_by_the_overall_rate() -> None:
     clock = FakeClock()
     p = pacer(clock, overall=30)
-    slots = [p.reserve(str(chat)) for chat in range(31)]
+    slots = [await p.reserve(str(chat)) for chat in range(31)]
     assert slots[0] == 100.0
     assert abs(slots[30] - 101.0) < 1e-9, "the 31st message goes one second after the first"
 
 
-def test_one_chat_gets_at_most_one_message_a_second() -> None:
+async def test_one_chat_gets_at_most_one_message_a_second() -> None:
     clock = FakeClock()
     p = pacer(clock, overall=30, per_chat=1)
-    assert [p.reserve("anna") for _ in range(3)] == [100.0, 101.0, 102.0]
+    assert [await p.reserve("anna") for _ in range(3)] == [100.0, 101.0, 102.0]
 
 
-def test_retry_after_holds_everything_until_the_second_it_names() -> None:
+async def test_retry_after_holds_everything_until_the_second_it_names() -> None:
     clock = FakeClock()
     p = pacer(clock)
-    p.reserve("a")
-    p.pause(7)
-    assert p.reserve("b") == 107.0
+    await p.reserve("a")
+    await p.pause(7)
+    assert await p.reserve("b") == 107.0
 
 
 async def test_waiting_sleeps_until_the_reserved_slot() -> None:
@@ -53,10 +58,51 @@ async def test_waiting_sleeps_until_the_reserved_slot() -> None:
     assert abs(clock.now - 100.2) < 1e-9
 
 
-def test_the_per_chat_table_does_not_grow_without_bound() -> None:
+async def test_the_per_chat_table_does_not_grow_without_bound() -> None:
     clock = FakeClock()
     p = pacer(clock, overall=1_000_000, per_chat=1)
     for chat in range(5000):
-        p.reserve(str(chat))
+        await p.reserve(str(chat))
         clock.now += 0.01
     assert len(p._chats) < 1200
+
+
+async def test_a_process_that_stalled_does_not_make_up_for_it_with_a_burst() -> None:
+    clock = FakeClock()
+    p = pacer(clock, overall=100, block_seconds=1.0)  # blocks of 100 slots
+    await p.reserve("a")
+    clock.now += 5  # the process was stopped: the rest of its block went by unused
+    slots = [await p.reserve(str(chat)) for chat in range(10)]
+    assert min(slots) >= clock.now - 1.0, "no slot older than a block"
+    assert all(b - a >= 0.01 - 1e-9 for a, b in pairwise(slots))
+
+
+async def test_two_pacers_on_one_budget_together_keep_to_its_rate() -> None:
+    clock = FakeClock()
+    budget = LocalBudget(clock)
+    one, two = (pacer(clock, overall=50, budget=budget) for _ in range(2))
+    slots = []
+    for n in range(100):
+        slots.append(await (one if n % 3 else two).reserve(str(n)))
+    slots.sort()
+    assert all(b - a >= 0.02 - 1e-9 for a, b in pairwise(slots))
+    assert slots[-1] - slots[0] >= 99 * 0.02 - 1e-9
+
+
+async def test_workers_sharing_the_database_budget_never_book_the_same_time(
+    database: str,
+) -> None:
+    """Spans booked at once, as two workers would, follow one another without overlap."""
+    spans = await asyncio.gather(*(deliveries.reserve_sends("telegram", 1.0) for _ in range(6)))
+    starts = sorted(spans)
+    assert starts[0] < 0.5, "the first span starts now"
+    assert all(b - a > 0.9 for a, b in pairwise(starts))
+    assert await deliveries.reserve_sends("webchat", 1.0) < 0.5, "each channel has its own"
+
+
+async def test_a_retry_after_in_one_worker_holds_every_worker(database: str) -> None:
+    one, two = SharedBudget("telegram"), SharedBudget("telegram")
+    await one.hold(30)
+    assert await two.reserve(0.1) > 29
+    await one.hold(1)  # a shorter hold never shortens a longer one
+    assert await two.reserve(0.1) > 29

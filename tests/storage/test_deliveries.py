@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from storage import deliveries, residents
-from storage.models import Announcement, ChannelIdentity, Delivery
+import pytest
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+from storage import announcements, deliveries, residents
+from storage.models import Announcement, ChannelIdentity, Delivery, Resident
 from storage.sessions import open_session
 
 NOW = datetime.now(UTC)
@@ -149,3 +153,152 @@ async def test_a_worker_that_restarts_takes_its_own_rows_back_at_once(database: 
     assert await Delivery.filter(state="sending").values_list("claimed_by", flat=True) == [
         "host:8081"
     ]
+
+
+async def test_release_copies_the_announcement_and_falls_back_to_latvian(database: str) -> None:
+    await resident("1", language="en")
+    await resident("2", language="ru")
+    await resident("3", language="")  # no language chosen yet: Latvian
+    muted = await resident("4")
+    await Resident.filter(id=muted).update(announcements_muted=True)
+    announcement = await deliveries.create_announcement(
+        author="cli",
+        texts={"lv": "Sveiki", "en": "Hello", "ru": ""},
+        audience={"kind": "all"},
+        send_at=NOW,
+        urgent=True,
+        image="https://example.lv/a.jpg",
+    )
+    later = NOW + timedelta(hours=2)
+    assert await deliveries.release(announcement, later) == 3
+    assert announcement.state == "released" and announcement.recipients == 3
+    rows = {row.external_id: row for row in await Delivery.all()}
+    assert {n: row.text for n, row in rows.items()} == {"1": "Hello", "2": "Sveiki", "3": "Sveiki"}
+    assert {(r.state, r.urgent, r.image, r.attempts, r.announcement_id) for r in rows.values()} == {
+        ("queued", True, "https://example.lv/a.jpg", 0, announcement.id)
+    }
+    assert {row.not_before for row in rows.values()} == {later}
+    stored = await Announcement.get(id=announcement.id)
+    assert (stored.state, stored.recipients) == ("released", 3)
+    assert stored.released_at is not None
+
+
+async def test_a_second_release_leaves_the_announcement_given_untouched(database: str) -> None:
+    """What tells the scheduler that another worker released it."""
+    await resident("1")
+    announcement = await announce({"kind": "all"})
+    same_row = await Announcement.get(id=announcement.id)
+    assert await deliveries.release(announcement, NOW) == 1
+    assert await deliveries.release(same_row, NOW) == 1
+    assert same_row.state == "scheduled"
+
+
+async def test_an_audience_naming_nothing_or_unknown_keys_gets_no_rows(database: str) -> None:
+    await resident("1", hood="centrs", topics=("transport",))
+    assert await deliveries.release(await announce({"kind": "topic", "keys": []}), NOW) == 0
+    assert (
+        await deliveries.release(await announce({"kind": "neighbourhood", "keys": ["x"]}), NOW) == 0
+    )
+    assert await Delivery.all().count() == 0
+
+
+async def test_rows_reported_sent_together_are_all_sent(database: str) -> None:
+    for n in range(1, 5):
+        await resident(str(n))
+    await deliveries.release(await announce({"kind": "all"}), NOW)
+    one, two, three, four = await deliveries.claim("w", "telegram", 10, now=NOW)
+    await deliveries.mark_sent([one.id, three.id, four.id])
+    sent = await Delivery.filter(state="sent").values_list("external_id", "sent_at", "error")
+    assert sorted(n for n, _, _ in sent) == ["1", "3", "4"]
+    assert all(at is not None and error == "" for _, at, error in sent)
+    assert await Delivery.get(id=two.id).values_list("state", flat=True) == "sending"
+
+
+async def test_rows_given_back_are_queued_as_if_never_claimed(database: str) -> None:
+    for n in range(1, 4):
+        await resident(str(n))
+    await deliveries.release(await announce({"kind": "all"}), NOW)
+    one, two, three = await deliveries.claim("w", "telegram", 10, now=NOW)
+    await deliveries.mark_sent([one.id])
+    assert await deliveries.give_back([one.id, two.id, three.id]) == 2, "a sent row stays sent"
+    again = await deliveries.claim("v", "telegram", 10, now=NOW)
+    assert [(c.id, c.attempts) for c in again] == [(two.id, 1), (three.id, 1)]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_the_claim_reads_the_queue_through_its_partial_index(database: str) -> None:
+    """Without it, each claim sorts the whole queue (27 ms at 100,000 rows)."""
+    client = connections.get("default")
+    async with in_transaction() as connection:
+        await connection.execute_script("SET LOCAL enable_seqscan = off")
+        plan = await connection.execute_query_dict(
+            'EXPLAIN SELECT "id" FROM "delivery" WHERE "state" = \'queued\' '
+            'AND "channel" = $1 AND "not_before" <= $2 ORDER BY "urgent" DESC, "id" LIMIT 200',
+            ["telegram", NOW],
+        )
+    text = "\n".join(str(row["QUERY PLAN"]) for row in plan)
+    assert "delivery_claim_idx" in text and "Sort" not in text, text
+    assert client.capabilities.dialect == "postgres"
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [
+        {"kind": "all"},
+        {"kind": "neighbourhood", "keys": ["centrs", "parupe"]},
+        {"kind": "topic", "keys": ["transport", "culture"]},
+    ],
+)
+async def test_release_writes_a_row_for_exactly_the_recipients(
+    database: str, audience: dict[str, object]
+) -> None:
+    """The hand-written INSERT … SELECT names whom ``recipients`` names, no more, no less."""
+    await resident("1", hood="centrs", topics=("transport",))
+    await resident("2", hood="parupe", topics=("transport", "culture"))
+    await resident("3", hood="lauki", topics=("culture",), language="ru")
+    await resident("4", hood="centrs", topics=("culture",), onboarded=False)
+    await resident("5", hood="parupe", topics=("transport",))
+    await resident("6", hood=None, topics=())
+    await deliveries.mark_blocked("telegram", "5", "Forbidden: bot was blocked by the user")
+    expected = {
+        (rid, channel, ext) for rid, _, channel, ext in await deliveries.recipients(audience)
+    }
+    assert await deliveries.count_recipients(audience) == len(expected), "the preview's figure"
+    assert await deliveries.release(await announce(audience), NOW) == len(expected)
+    rows = await Delivery.all().values_list("resident_id", "channel", "external_id")
+    assert set(rows) == expected and len(rows) == len(expected)
+
+
+async def test_a_platforms_own_image_goes_only_to_that_platform(database: str) -> None:
+    """A Telegram file id means nothing to the web chat: there the text goes alone."""
+    await resident("1")
+    async with open_session("webchat", "browser-1", "") as session:
+        await residents.mark_onboarded(session.resident)
+    announcement = await deliveries.create_announcement(
+        author="telegram:9",
+        texts={"lv": "Sveiki"},
+        audience={"kind": "all"},
+        send_at=NOW,
+        image="AgACAgIAAxkBAAI-file-id",
+    )
+    announcement.image_channel = "telegram"
+    await announcement.save()
+    assert await deliveries.release(announcement, NOW) == 2
+    images = dict(await Delivery.all().values_list("channel", "image"))
+    assert images == {"telegram": "AgACAgIAAxkBAAI-file-id", "webchat": ""}
+
+
+async def test_a_row_staff_stopped_while_it_was_on_the_wire_is_not_queued_again(
+    database: str,
+) -> None:
+    await resident("1")
+    await resident("2")
+    announcement = await announce({"kind": "all"})
+    await deliveries.release(announcement, NOW)
+    first, second = await deliveries.claim("w", "telegram", 10)
+    outcome, _ = await announcements.cancel(announcement.id, "telegram:9")
+    assert outcome == "done"
+    await deliveries.retry_later(first.id, NOW, "rate limited: retry after 3s")
+    await deliveries.mark_failed(second.id, "HTTP 502")
+    assert set(await Delivery.all().values_list("state", flat=True)) == {"cancelled"}
+    assert await deliveries.claim("w", "telegram", 10) == []

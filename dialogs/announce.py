@@ -1,0 +1,549 @@
+"""Staff compose an announcement in the chat: text per language, an image,
+the audience, urgent or not, now or later; a preview with the number of
+recipients, then confirm.
+
+The draft is one message (the "draft card") that updates in place as staff
+change it; each change is its own step, so the draft survives a restart or
+another worker. On confirm, the preview's summary message becomes the
+progress report the bot keeps up to date while the announcement goes out
+(``bot.progress``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.config import Municipality, Named
+from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
+from bot.messages import Reply
+from bot.quiet_hours import next_allowed
+from dialogs import menu
+from dialogs.context import Ctx
+from dialogs.engine import Dialog, ask_again, enter
+from dialogs.moments import UnreadableTime, parse_local
+from dialogs.pickers import BACK, DONE, find, rows, toggle
+from storage import announcements, deliveries, staff
+from storage.announcements import Draft
+from storage.models import Announcement
+
+COMPOSERS = frozenset({"communications", "admin"})
+APPROVERS = frozenset({"admin"})
+
+dialog = Dialog("ann", roles=COMPOSERS)
+
+SNIPPET = 80  # characters of each text shown on the draft card
+FAR_AHEAD = timedelta(days=366)
+
+ADMIN_ASKED = N_(
+    "Urgent announcement #{id} from {author} waits for an admin's confirmation. "
+    "Send /announcements to read it and confirm or decline it."
+)
+
+
+def actor(ctx: Ctx) -> str:
+    """How the audit log and the announcement name a staff account."""
+    return f"{ctx.incoming.channel}:{ctx.incoming.user_id}"
+
+
+async def role(ctx: Ctx) -> str | None:
+    """The account's staff role, asked of the database if this update has not yet."""
+    if ctx.role is None:
+        ctx.role = await staff.role_of(ctx.incoming.channel, ctx.incoming.user_id)
+    return ctx.role
+
+
+async def start(ctx: Ctx) -> None:
+    draft = {"texts": {}, "audience": {"kind": "all", "keys": []}, "urgent": False, "at": ""}
+    await enter(ctx, text, {**draft, "editing": "lv"})
+
+
+# --- the draft in the dialog's data ------------------------------------------
+def _draft(ctx: Ctx, now: datetime) -> Draft:
+    data = ctx.data
+    at = data.get("at") or ""
+    return Draft(
+        texts={k: v for k, v in data.get("texts", {}).items() if v},
+        audience=data.get("audience") or {"kind": "all", "keys": []},
+        send_at=datetime.fromisoformat(at) if at else now,
+        urgent=bool(data.get("urgent")),
+        image=data.get("image", ""),
+        image_channel=data.get("image_channel", ""),
+    )
+
+
+def snippet(value: str) -> str:
+    flat = " ".join(value.split())
+    return f"«{flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1].rstrip() + '…'}»"
+
+
+def audience_label(tr: Translator, m: Municipality, audience: dict[str, Any]) -> str:
+    """Everyone / neighbourhoods: … / topics: …, in the staff member's language."""
+    kind, keys = audience.get("kind", "all"), audience.get("keys", [])
+    if kind == "neighbourhood":
+        return tr.gettext("neighbourhoods: {names}", names=_names(tr, m.neighbourhoods, keys))
+    if kind == "topic":
+        return tr.gettext("topics: {names}", names=_names(tr, m.topics, keys))
+    return tr.gettext("everyone")
+
+
+def _names(tr: Translator, items: tuple[Named, ...], keys: list[str]) -> str:
+    wanted = set(keys)
+    return ", ".join(item.name(tr.language) for item in items if item.id in wanted)
+
+
+def _when_label(ctx: Ctx, at: str) -> str:
+    if not at:
+        return ctx._("as soon as you confirm")
+    return ctx.tr.moment(datetime.fromisoformat(at), ctx.config.municipality.zone)
+
+
+# --- the draft card --------------------------------------------------------------
+async def render_card(ctx: Ctx) -> Reply:
+    data = ctx.data
+    texts: dict[str, str] = data.get("texts", {})
+    lines = [ctx._("New announcement"), ""]
+    for code in LANGUAGES:
+        name = LANGUAGE_NAMES[code]
+        if texts.get(code):
+            lines.append(f"{name}: {snippet(texts[code])}")
+        elif code != "lv":
+            lines.append(ctx._("{language}: none (they get the Latvian text)", language=name))
+    lines.append("")
+    if data.get("image"):
+        lines.append(ctx._("Image: attached (residents on the web chat get the text only)"))
+    else:
+        lines.append(ctx._("Image: none"))
+    audience = data.get("audience", {})
+    count = await deliveries.count_recipients(audience)
+    lines.append(
+        ctx.ngettext(
+            "Audience: {who} ({count} resident now)",
+            "Audience: {who} ({count} residents now)",
+            count,
+            who=audience_label(ctx.tr, ctx.config.municipality, audience),
+            count=ctx.tr.number(count),
+        )
+    )
+    lines.append(ctx._("Urgent: yes") if data.get("urgent") else ctx._("Urgent: no"))
+    lines.append(ctx._("Goes out: {when}", when=_when_label(ctx, data.get("at", ""))))
+    buttons = [
+        [card.button(LANGUAGE_NAMES[code], f"text-{code}") for code in LANGUAGES],
+        [card.button(ctx._("Image"), "image"), card.button(ctx._("Audience"), "audience")],
+        [
+            card.button(
+                ctx._("Mark not urgent") if data.get("urgent") else ctx._("Mark urgent"), "urgent"
+            ),
+            card.button(ctx._("Time"), "when"),
+        ],
+        [card.button(ctx._("Preview and send"), "preview")],
+        [card.button(ctx._("Discard the draft"), "discard")],
+    ]
+    return Reply("\n".join(lines), buttons, keep_apart=True)
+
+
+async def on_card(ctx: Ctx, value: str) -> None:
+    if value.startswith("text-") and value[5:] in LANGUAGES:
+        ctx.data["editing"] = value[5:]
+        await enter(ctx, text)
+    elif value == "image":
+        await enter(ctx, image)
+    elif value == "audience":
+        await enter(ctx, audience)
+    elif value == "urgent":
+        ctx.data["urgent"] = not ctx.data.get("urgent")
+        await enter(ctx, card, replace=True)
+    elif value == "when":
+        await enter(ctx, when)
+    elif value == "preview":
+        await show_preview(ctx)
+    elif value == "discard":
+        ctx.answer(ctx._("The draft is discarded; nothing was sent."))
+        await menu.show(ctx)
+    else:
+        await ask_again(ctx, card)
+
+
+card = dialog.step("card", render_card, on_button=on_card)
+
+
+# --- texts -----------------------------------------------------------------------
+async def render_text(ctx: Ctx) -> Reply:
+    code = ctx.data.get("editing", "lv")
+    has_text = bool(ctx.data.get("texts", {}).get(code))
+    if code == "lv":
+        prompt = ctx._(
+            "Write the announcement in Latvian, as residents will read it. "
+            "Residents whose language has no text of its own get this one."
+        )
+    else:
+        prompt = ctx._(
+            "Write the text for residents who chose {language}.",
+            language=LANGUAGE_NAMES[code],
+        )
+    buttons = []
+    if has_text and code != "lv":
+        buttons.append([text.button(ctx._("Remove this text"), "remove")])
+    if ctx.data.get("texts", {}).get("lv"):
+        buttons.append([text.button(ctx._("Back"), BACK)])
+    hint = ctx._("/cancel stops and discards the draft.")
+    return Reply(f"{prompt}\n\n{hint}", buttons)
+
+
+async def on_text(ctx: Ctx, value: str) -> None:
+    code = ctx.data.get("editing", "lv")
+    ctx.data.setdefault("texts", {})[code] = value.strip()
+    await enter(ctx, card)
+
+
+async def on_text_button(ctx: Ctx, value: str) -> None:
+    code = ctx.data.get("editing", "lv")
+    if value == "remove" and code != "lv":
+        ctx.data.get("texts", {}).pop(code, None)
+    elif value != BACK or not ctx.data.get("texts", {}).get("lv"):
+        await ask_again(ctx, text)
+        return
+    await enter(ctx, card)
+
+
+text = dialog.step("text", render_text, on_button=on_text_button, on_text=on_text)
+
+
+# --- image -----------------------------------------------------------------------
+async def render_image(ctx: Ctx) -> Reply:
+    prompt = ctx._(
+        "Send the photo to go with the announcement. Residents on Telegram get it "
+        "with the text; on the web chat the text comes alone."
+    )
+    buttons = []
+    if ctx.data.get("image"):
+        buttons.append([image.button(ctx._("Remove the image"), "remove")])
+    buttons.append([image.button(ctx._("Back"), BACK)])
+    return Reply(prompt, buttons)
+
+
+async def on_photo(ctx: Ctx, file_id: str) -> None:
+    # A photo's id is the platform's own: only that platform can show it.
+    ctx.data["image"], ctx.data["image_channel"] = file_id, ctx.incoming.channel
+    ctx.answer(ctx._("The image is attached."))
+    await enter(ctx, card)
+
+
+async def on_image_button(ctx: Ctx, value: str) -> None:
+    if value == "remove":
+        ctx.data["image"], ctx.data["image_channel"] = "", ""
+    elif value != BACK:
+        await ask_again(ctx, image)
+        return
+    await enter(ctx, card)
+
+
+async def on_image_text(ctx: Ctx, value: str) -> None:
+    await ask_again(ctx, image, N_("Please send a photo, or press Back."))
+
+
+image = dialog.step(
+    "image", render_image, on_button=on_image_button, on_text=on_image_text, on_photo=on_photo
+)
+
+
+# --- audience --------------------------------------------------------------------
+async def render_audience(ctx: Ctx) -> Reply:
+    m = ctx.config.municipality
+    buttons = [[audience.button(ctx._("Everyone"), "all")]]
+    choices = []
+    if m.neighbourhoods:
+        choices.append(audience.button(ctx._("Neighbourhoods"), "neighbourhood"))
+    if m.topics:
+        choices.append(audience.button(ctx._("Topics"), "topic"))
+    if choices:
+        buttons.append(choices)
+    buttons.append([audience.button(ctx._("Back"), BACK)])
+    return Reply(ctx._("Who should get it?"), buttons)
+
+
+async def on_audience(ctx: Ctx, value: str) -> None:
+    if value == "all":
+        ctx.data["audience"] = {"kind": "all", "keys": []}
+        await enter(ctx, card)
+    elif value in ("neighbourhood", "topic"):
+        current = ctx.data.get("audience", {})
+        keys = current.get("keys", []) if current.get("kind") == value else []
+        ctx.data["choosing"] = {"kind": value, "keys": keys}
+        await enter(ctx, pick)
+    elif value == BACK:
+        await enter(ctx, card)
+    else:
+        await ask_again(ctx, audience)
+
+
+audience = dialog.step("audience", render_audience, on_button=on_audience)
+
+
+def _items(ctx: Ctx) -> tuple[Named, ...]:
+    m = ctx.config.municipality
+    return m.neighbourhoods if ctx.data["choosing"]["kind"] == "neighbourhood" else m.topics
+
+
+async def render_pick(ctx: Ctx) -> Reply:
+    choosing = ctx.data.get("choosing") or {"kind": "topic", "keys": []}
+    chosen = set(choosing["keys"])
+    items = _items(ctx)
+    buttons = rows(
+        [
+            pick.button(("✓ " if item.id in chosen else "") + item.name(ctx.language), item.id)
+            for item in items
+        ]
+    )
+    buttons.append([pick.button(ctx._("Done"), DONE), pick.button(ctx._("Back"), BACK)])
+    if choosing["kind"] == "neighbourhood":
+        prompt = ctx._("Tap the neighbourhoods to include, then press Done.")
+    else:
+        prompt = ctx._("Tap the topics to include, then press Done.")
+    return Reply(prompt, buttons, keep_apart=True)
+
+
+async def on_pick(ctx: Ctx, value: str) -> None:
+    choosing = ctx.data.get("choosing")
+    if not choosing:
+        await enter(ctx, audience)
+        return
+    if value == BACK:
+        await enter(ctx, audience)
+    elif value == DONE:
+        if not choosing["keys"]:
+            await ask_again(ctx, pick, N_("Choose at least one, or press Back."))
+            return
+        ctx.data["audience"] = choosing
+        del ctx.data["choosing"]
+        await enter(ctx, card)
+    elif find(_items(ctx), value) is not None:
+        choosing["keys"] = toggle(list(choosing["keys"]), value)
+        await enter(ctx, pick, replace=True)
+    else:
+        await ask_again(ctx, pick)
+
+
+pick = dialog.step("pick", render_pick, on_button=on_pick)
+
+
+# --- time ------------------------------------------------------------------------
+async def render_when(ctx: Ctx) -> Reply:
+    prompt = ctx._(
+        "When should it go out? Write a date and time such as 1.12.2026 10:00, "
+        "or only a time such as 10:00 (then the next 10:00 to come). Now it is {now}.",
+        now=ctx.tr.moment(datetime.now(UTC), ctx.config.municipality.zone),
+    )
+    buttons = [
+        [when.button(ctx._("As soon as I confirm"), "now"), when.button(ctx._("Back"), BACK)]
+    ]
+    return Reply(prompt, buttons)
+
+
+async def on_when_button(ctx: Ctx, value: str) -> None:
+    if value == "now":
+        ctx.data["at"] = ""
+    elif value != BACK:
+        await ask_again(ctx, when)
+        return
+    await enter(ctx, card)
+
+
+async def on_when_text(ctx: Ctx, value: str) -> None:
+    now = datetime.now(UTC)
+    try:
+        moment = parse_local(value, now, ctx.config.municipality.zone)
+    except UnreadableTime:
+        await ask_again(
+            ctx, when, N_("I could not read that time. Please write it like 1.12.2026 10:00.")
+        )
+        return
+    if moment <= now:
+        await ask_again(ctx, when, N_("That time has passed. Please give a time still to come."))
+        return
+    if moment - now > FAR_AHEAD:
+        await ask_again(
+            ctx, when, N_("That is more than a year ahead. Please give an earlier time.")
+        )
+        return
+    ctx.data["at"] = moment.isoformat()
+    await enter(ctx, card)
+
+
+when = dialog.step("when", render_when, on_button=on_when_button, on_text=on_when_text)
+
+
+# --- preview and confirm ---------------------------------------------------------
+async def show_preview(ctx: Ctx) -> None:
+    """The announcement as a Latvian-speaking resident will see it, then the summary."""
+    now = datetime.now(UTC)
+    draft = _draft(ctx, now)
+    if not draft.texts.get("lv"):
+        ctx.data["editing"] = "lv"
+        await ask_again(ctx, text, N_("The Latvian text is still missing."))
+        return
+    if draft.send_at < now - timedelta(minutes=1):
+        await ask_again(ctx, when, N_("That time has passed. Please give a time still to come."))
+        return
+    ctx.answer(
+        Reply(
+            draft.texts["lv"],
+            image=draft.image if draft.image_channel == ctx.incoming.channel else "",
+        )
+    )
+    await enter(ctx, preview)
+
+
+async def render_preview(ctx: Ctx) -> Reply:
+    now = datetime.now(UTC)
+    draft = _draft(ctx, now)
+    config = ctx.config
+    count = await deliveries.count_recipients(draft.audience)
+    lines = [
+        ctx.ngettext(
+            "Above is how it looks. Audience: {who} — {count} resident now. Each gets the "
+            "text in their language if you wrote one, otherwise the Latvian text.",
+            "Above is how it looks. Audience: {who} — {count} residents now. Each gets the "
+            "text in their language if you wrote one, otherwise the Latvian text.",
+            count,
+            who=audience_label(ctx.tr, config.municipality, draft.audience),
+            count=ctx.tr.number(count),
+        )
+    ]
+    if count == 0:
+        lines.append(ctx._("Nobody matches this audience yet."))
+    lines.append(ctx._("Goes out: {when}", when=_when_label(ctx, ctx.data.get("at", ""))))
+    quiet = config.delivery
+    zone = config.municipality.zone
+    admin = await role(ctx) == "admin"
+    if draft.urgent:
+        lines.append(ctx._("Urgent: it goes out even during quiet hours."))
+        if not admin:
+            lines.append(ctx._("An admin must confirm it first; admins will be told."))
+    else:
+        allowed = next_allowed(max(draft.send_at, now), zone, quiet.quiet_start, quiet.quiet_end)
+        if allowed > max(draft.send_at, now):
+            lines.append(
+                ctx._(
+                    "That is within quiet hours, so it will go out at {moment}.",
+                    moment=ctx.tr.moment(allowed, zone),
+                )
+            )
+    send_label = (
+        ctx._("Send to an admin to confirm") if draft.urgent and not admin else ctx._("Send")
+    )
+    buttons = [
+        [preview.button(send_label, "send")],
+        [
+            preview.button(ctx._("Edit"), "edit"),
+            preview.button(ctx._("Discard the draft"), "discard"),
+        ],
+    ]
+    return Reply("\n".join(lines), buttons)
+
+
+async def on_preview(ctx: Ctx, value: str) -> None:
+    if value == "edit":
+        await enter(ctx, card)
+    elif value == "discard":
+        ctx.answer(ctx._("The draft is discarded; nothing was sent."))
+        await menu.show(ctx)
+    elif value == "send":
+        await send(ctx)
+    else:
+        await ask_again(ctx, preview)
+
+
+async def send(ctx: Ctx) -> None:
+    now = datetime.now(UTC)
+    draft = _draft(ctx, now)
+    if draft.send_at < now - timedelta(minutes=1):
+        await ask_again(ctx, when, N_("That time has passed. Please give a time still to come."))
+        return
+    me = actor(ctx)
+    report = {
+        "channel": ctx.incoming.channel,
+        "chat": ctx.incoming.user_id,
+        "message": ctx.incoming.message_id,
+        "language": ctx.language,
+        "shown": "",
+    }
+    approved_by = me if draft.urgent and await role(ctx) == "admin" else ""
+    created = await announcements.schedule(draft, author=me, approved_by=approved_by, report=report)
+    if created.state == "pending":
+        admins = [
+            a
+            for a in await announcements.admin_accounts()
+            if a != (ctx.incoming.channel, ctx.incoming.user_id)
+        ]
+        await announcements.notify(
+            admins,
+            {
+                code: translator(code).gettext(ADMIN_ASKED, id=created.id, author=me)
+                for code in LANGUAGES
+            },
+        )
+    ctx.clear_state()
+    ctx.answer(Reply(status_text(ctx.tr, created, ctx.config.municipality.zone), replace=True))
+
+
+def status_text(tr: Translator, row: Announcement, zone: ZoneInfo) -> str:
+    """What the report says before the announcement is released."""
+    if row.state == "pending":
+        return tr.gettext(
+            "Announcement #{id} waits for an admin's confirmation, as it is urgent. "
+            "Admins have been told; /announcements shows it.",
+            id=row.id,
+        )
+    if row.state == "cancelled":
+        return tr.gettext("Announcement #{id} is cancelled; nobody got it.", id=row.id)
+    if row.send_at > datetime.now(UTC) + timedelta(seconds=30):
+        return tr.gettext(
+            "Announcement #{id} is scheduled for {moment}. In /announcements you can see it "
+            "and cancel it. This message will show how it goes out.",
+            id=row.id,
+            moment=tr.moment(row.send_at, zone),
+        )
+    return tr.gettext(
+        "Announcement #{id} is going out now. This message will show how it goes.", id=row.id
+    )
+
+
+def progress_text(tr: Translator, row: Announcement, counts: dict[str, int], finished: bool) -> str:
+    """The figures of an announcement going out, for the report message and the list."""
+    if row.state == "cancelled":
+        head = tr.gettext("Announcement #{id} was stopped by staff.", id=row.id)
+    elif finished:
+        head = tr.ngettext(
+            "Announcement #{id} has gone out to {count} resident.",
+            "Announcement #{id} has gone out to {count} residents.",
+            row.recipients,
+            id=row.id,
+            count=tr.number(row.recipients),
+        )
+    else:
+        head = tr.ngettext(
+            "Announcement #{id} is going out to {count} resident.",
+            "Announcement #{id} is going out to {count} residents.",
+            row.recipients,
+            id=row.id,
+            count=tr.number(row.recipients),
+        )
+    lines = [
+        head,
+        tr.gettext("Sent: {n}", n=tr.number(counts.get("sent", 0))),
+        tr.gettext("Queued: {n}", n=tr.number(counts.get("queued", 0) + counts.get("sending", 0))),
+        tr.gettext(
+            "Waiting until the resident writes to the bot: {n}",
+            n=tr.number(counts.get("waiting", 0)),
+        ),
+        tr.gettext("Failed: {n}", n=tr.number(counts.get("failed", 0))),
+        tr.gettext("Blocked the bot: {n}", n=tr.number(counts.get("blocked", 0))),
+    ]
+    if counts.get("cancelled"):
+        lines.append(tr.gettext("Stopped before sending: {n}", n=tr.number(counts["cancelled"])))
+    return "\n".join(lines)
+
+
+preview = dialog.step("preview", render_preview, on_button=on_preview)

@@ -1,0 +1,43 @@
+"""Staff commands and buttons. Each route names its roles: the role is checked
+on the server for every update, and anyone else gets the ordinary "unknown
+command" answer (the attempt is logged by the dispatcher)."""
+
+from __future__ import annotations
+
+from dialogs import announce, announcement_list
+from dialogs.announce import APPROVERS, COMPOSERS
+from dialogs.context import Ctx
+from handlers.router import Router
+
+router = Router()
+
+
+@router.command("announce", roles=set(COMPOSERS), anytime=True)
+async def compose(ctx: Ctx) -> None:
+    await announce.start(ctx)
+
+
+@router.command("announcements", roles=set(COMPOSERS), anytime=True)
+async def list_announcements(ctx: Ctx) -> None:
+    ctx.clear_state()
+    await announcement_list.show(ctx)
+
+
+@router.button(announcement_list.LIST, roles=set(COMPOSERS), anytime=True)
+async def refresh(ctx: Ctx) -> None:
+    await announcement_list.show(ctx, replace=True)
+
+
+@router.button(announcement_list.CANCEL, roles=set(COMPOSERS), anytime=True)
+async def cancel(ctx: Ctx) -> None:
+    await announcement_list.ask_cancel(ctx)
+
+
+@router.button(announcement_list.APPROVE, roles=set(APPROVERS), anytime=True)
+async def approve(ctx: Ctx) -> None:
+    await announcement_list.decide(ctx, "approve")
+
+
+@router.button(announcement_list.DECLINE, roles=set(APPROVERS), anytime=True)
+async def decline(ctx: Ctx) -> None:
+    await announcement_list.decide(ctx, "decline")

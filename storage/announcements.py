@@ -1,0 +1,210 @@
+"""Announcements as staff handle them: schedule, confirm, cancel, follow.
+
+Delivery itself (release, claim, send) is ``storage.deliveries``; this module
+is the staff side of the same rows. Every change a staff member makes is
+written to the audit log in the same transaction, and each is row-locked, so
+two staff members pressing at once get one effect and a plain answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from tortoise.transactions import in_transaction
+
+from storage import deliveries, staff
+from storage.models import Announcement, ChannelIdentity, Delivery, StaffMember
+
+Outcome = Literal["done", "already", "gone", "missing"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What a staff member composed, ready to schedule."""
+
+    texts: dict[str, str]
+    audience: dict[str, Any]
+    send_at: datetime
+    urgent: bool = False
+    image: str = ""
+    image_channel: str = ""
+
+
+async def schedule(
+    draft: Draft, *, author: str, approved_by: str = "", report: dict[str, Any] | None = None
+) -> Announcement:
+    """Save a confirmed announcement; an urgent one without an admin's approval waits."""
+    pending = draft.urgent and not approved_by
+    async with in_transaction():
+        announcement = await Announcement.create(
+            author=author,
+            texts=draft.texts,
+            audience=draft.audience,
+            send_at=draft.send_at,
+            urgent=draft.urgent,
+            image=draft.image,
+            image_channel=draft.image_channel,
+            state="pending" if pending else "scheduled",
+            approved_by=approved_by,
+            report=report or {},
+        )
+        await staff.record(
+            author,
+            "announcement.create",
+            {
+                "id": announcement.id,
+                "audience": draft.audience,
+                "urgent": draft.urgent,
+                "send_at": draft.send_at.isoformat(),
+                "state": announcement.state,
+            },
+        )
+    return announcement
+
+
+async def get(announcement_id: int) -> Announcement | None:
+    return await Announcement.get_or_none(id=announcement_id)
+
+
+async def _decide(
+    announcement_id: int, actor: str, *, approve: bool
+) -> tuple[Outcome, Announcement | None]:
+    """An admin's verdict on a pending urgent announcement; the first verdict wins."""
+    async with in_transaction():
+        row = await Announcement.select_for_update().get_or_none(id=announcement_id)
+        if row is None:
+            return "missing", None
+        if row.state != "pending":
+            return "already", row
+        if approve:
+            row.state, row.approved_by = "scheduled", actor
+        else:
+            row.state, row.cancelled_by = "cancelled", actor
+        await row.save(update_fields=["state", "approved_by", "cancelled_by"])
+        action = "announcement.approve" if approve else "announcement.decline"
+        await staff.record(actor, action, {"id": row.id})
+        return "done", row
+
+
+async def approve(announcement_id: int, actor: str) -> tuple[Outcome, Announcement | None]:
+    """An admin confirms an urgent announcement: it goes out at its time, quiet hours or not."""
+    return await _decide(announcement_id, actor, approve=True)
+
+
+async def decline(announcement_id: int, actor: str) -> tuple[Outcome, Announcement | None]:
+    return await _decide(announcement_id, actor, approve=False)
+
+
+async def cancel(announcement_id: int, actor: str) -> tuple[Outcome, Announcement | None]:
+    """Cancel one before it goes out, or stop one going out: whoever has not got it yet
+    will not (a send already on the wire completes). Once done it is too late ("gone")."""
+    async with in_transaction():
+        row = await Announcement.select_for_update().get_or_none(id=announcement_id)
+        if row is None:
+            return "missing", None
+        if row.state == "cancelled":
+            return "already", row
+        if row.state not in ("pending", "scheduled", "released"):
+            return "gone", row
+        stopped = 0
+        if row.state == "released":
+            stopped = await Delivery.filter(
+                announcement_id=row.id, state__in=("queued", "sending", "waiting")
+            ).update(state="cancelled", error="stopped by staff")
+        row.state, row.cancelled_by = "cancelled", actor
+        await row.save(update_fields=["state", "cancelled_by"])
+        await staff.record(actor, "announcement.cancel", {"id": row.id, "stopped": stopped})
+        return "done", row
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    pending: list[Announcement]
+    scheduled: list[Announcement]
+    recent: list[tuple[Announcement, dict[str, int]]]  # with their delivery figures
+
+
+async def overview(recent: int = 5, limit: int = 20) -> Overview:
+    """What staff see in the list: waiting for an admin, scheduled, recently sent."""
+    pending = await Announcement.filter(state="pending").order_by("send_at", "id").limit(limit)
+    scheduled = await Announcement.filter(state="scheduled").order_by("send_at", "id").limit(limit)
+    latest = (
+        await Announcement.filter(released_at__isnull=False)
+        .order_by("-released_at", "-id")
+        .limit(recent)
+    )
+    figures = [(row, await deliveries.counts(row.id)) for row in latest]
+    return Overview(list(pending), list(scheduled), figures)
+
+
+async def admin_accounts() -> list[tuple[str, str]]:
+    rows = await StaffMember.filter(role="admin").values_list("channel", "external_id")
+    return [(str(channel), str(external_id)) for channel, external_id in rows]
+
+
+async def notify(accounts: Iterable[tuple[str, str]], texts: Mapping[str, str]) -> int:
+    """Queue a short note to staff accounts, each in its owner's language.
+
+    It goes through the outbox like any push (so a blocked or closed chat
+    waits, and nothing is lost); urgent, because a decision is waited on.
+    """
+    wanted = set(accounts)
+    if not wanted:
+        return 0
+    rows = await ChannelIdentity.filter(
+        channel__in={channel for channel, _ in wanted},
+        external_id__in={external_id for _, external_id in wanted},
+        unreachable_since__isnull=True,
+    ).values_list("resident_id", "resident__language", "channel", "external_id")
+    now = _now()
+    notes = [
+        Delivery(
+            resident_id=resident_id,
+            channel=channel,
+            external_id=external_id,
+            text=texts.get(language or "lv") or texts["lv"],
+            urgent=True,
+            not_before=now,
+        )
+        for resident_id, language, channel, external_id in rows
+        if (channel, external_id) in wanted
+    ]
+    await Delivery.bulk_create(notes)
+    return len(notes)
+
+
+async def reports_due(every: timedelta, now: datetime | None = None) -> list[Announcement]:
+    """Announcements going out whose figures this worker should refresh now.
+
+    Each is claimed by moving ``report_at`` forward only if it was older than
+    ``every``, so with several workers one of them refreshes at a time.
+    """
+    moment = now or _now()
+    claimed: list[Announcement] = []
+    for row in await Announcement.filter(state="released").order_by("id"):
+        stale = (
+            Announcement.filter(id=row.id, report_at__isnull=True)
+            if row.report_at is None
+            else Announcement.filter(id=row.id, report_at__lte=moment - every)
+        )
+        if await stale.update(report_at=moment):
+            claimed.append(row)
+    return claimed
+
+
+async def save_report(announcement_id: int, report: dict[str, Any]) -> None:
+    await Announcement.filter(id=announcement_id).update(report=report)
+
+
+async def finish(announcement_id: int) -> bool:
+    """Every delivery of a released announcement has an outcome: call it done."""
+    return bool(
+        await Announcement.filter(id=announcement_id, state="released").update(state="done")
+    )

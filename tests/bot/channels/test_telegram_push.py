@@ -1,0 +1,172 @@
+"""The lean push sender against the strict Bot API stand-in, over real HTTP.
+
+A push must look to Telegram (and to the resident) as it did through python-telegram-bot:
+long texts cut at Telegram's limit, an image with the text as its caption when it fits, and
+every refusal reported as the delivery worker understands it. The token, which is part of
+every URL, must never appear in what it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.channels.base import RateLimited, RecipientBlocked
+from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram_push import CAPTION_LENGTH, PushFailed, PushSender
+from bot.config import Config, TelegramConfig
+from bot.messages import Button, Reply
+from handlers.dispatcher import Dispatcher
+from tests.conftest import free_port
+from tests.standins.telegram_api import BotApiStandIn
+
+ANNA = 2001
+TEXT = "Rīt no 9:00 līdz 15:00 Brīvības ielā nebūs ūdens."
+IMAGE = "https://example.lv/udens.jpg"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[BotApiStandIn]:
+    async with BotApiStandIn() as stand_in:
+        stand_in.add_user(ANNA)
+        yield stand_in
+
+
+@pytest.fixture
+async def pushes(api: BotApiStandIn) -> AsyncIterator[PushSender]:
+    sender = PushSender(api.url, api.token)
+    await sender.open()
+    yield sender
+    await sender.close()
+
+
+async def test_a_push_is_one_message_with_the_text(api: BotApiStandIn, pushes: PushSender) -> None:
+    await pushes.send(str(ANNA), TEXT)
+    (message,) = api.delivered(ANNA)
+    assert message.text == TEXT and message.reply_markup is None
+    assert api.errors == []
+
+
+async def test_a_text_longer_than_telegram_allows_goes_as_several_messages(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    words = [f"vārds{i}" for i in range(800)]  # 6,089 characters
+    await pushes.send(str(ANNA), " ".join(words))
+    first, second = api.delivered(ANNA)
+    assert f"{first.text} {second.text}".split() == words
+    assert api.errors == [], "each piece within 4096 UTF-16 units"
+
+
+async def test_a_long_text_of_emoji_is_cut_by_telegrams_count_not_pythons(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    text = "🚰" * 3000  # 3000 characters, 6000 UTF-16 units
+    await pushes.send(str(ANNA), text)
+    assert "".join(m.text or "" for m in api.delivered(ANNA)) == text
+    assert len(api.delivered(ANNA)) == 2 and api.errors == []
+
+
+async def test_an_image_carries_the_text_as_its_caption_when_it_fits(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    await pushes.send(str(ANNA), TEXT, IMAGE)
+    (photo,) = api.delivered(ANNA)
+    assert (photo.photo, photo.caption) == (IMAGE, TEXT)
+
+
+async def test_a_text_too_long_for_a_caption_follows_the_image(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    text = "Ielas remonts. " * 100  # 1500 characters: over the 1024 of a caption
+    assert len(text) > CAPTION_LENGTH
+    await pushes.send(str(ANNA), text, IMAGE)
+    photo, message = api.delivered(ANNA)
+    assert photo.photo == IMAGE and photo.caption is None
+    assert message.text == text.strip()
+    assert api.errors == []
+
+
+async def test_a_resident_who_blocked_the_bot_is_reported_as_blocked(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    api.block(ANNA)
+    with pytest.raises(RecipientBlocked, match="blocked by the user"):
+        await pushes.send(str(ANNA), TEXT)
+    assert api.delivered(ANNA) == []
+
+
+async def test_flood_control_is_reported_with_its_retry_after(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    api.fail_next("sendMessage", 429, retry_after=7)
+    with pytest.raises(RateLimited) as limited:
+        await pushes.send(str(ANNA), TEXT)
+    assert limited.value.retry_after == 7
+
+    api.fail_next("sendPhoto", 429, retry_after=3)
+    with pytest.raises(RateLimited) as limited:
+        await pushes.send(str(ANNA), TEXT, IMAGE)
+    assert limited.value.retry_after == 3
+
+
+async def test_the_rate_the_stand_in_enforces_comes_back_as_rate_limited(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    api.limit_rate(1, burst=1)
+    await pushes.send(str(ANNA), TEXT)
+    with pytest.raises(RateLimited) as limited:
+        await pushes.send(str(ANNA), TEXT)
+    assert limited.value.retry_after >= 1
+
+
+async def test_telegrams_own_trouble_raises_for_a_retry_without_the_token(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    api.fail_next("sendMessage", 500)
+    with pytest.raises(PushFailed) as failed:
+        await pushes.send(str(ANNA), TEXT)
+    assert "500" in str(failed.value) and "Internal Server Error" in str(failed.value)
+    assert api.token not in str(failed.value)
+    assert failed.value.__cause__ is None and failed.value.__context__ is None
+
+    api.fail_next("sendMessage", 400, "Bad Request: chat not found")
+    with pytest.raises(PushFailed, match="chat not found"):
+        await pushes.send(str(ANNA), TEXT)
+
+
+async def test_an_unreachable_api_raises_for_a_retry_without_the_token() -> None:
+    token = "123456:SECRET-part-of-the-token-0123456789"
+    sender = PushSender(f"http://127.0.0.1:{free_port()}", token)
+    await sender.open()
+    try:
+        with pytest.raises(PushFailed) as failed:
+            await sender.send(str(ANNA), TEXT)
+    finally:
+        await sender.close()
+    text = f"{failed.value} {failed.value!r}"
+    assert "SECRET" not in text and token not in text
+    assert failed.value.__cause__ is None and failed.value.__suppress_context__
+
+
+async def test_the_started_channel_sends_pushes_and_keeps_buttons_for_ptb(
+    api: BotApiStandIn,
+) -> None:
+    """Plain pushes take the lean path between start() and stop(); a reply with buttons
+    must still reach the resident with them, through PTB."""
+    channel = TelegramChannel(
+        TelegramConfig(token=api.token, api_url=api.url, mode="webhook"), Dispatcher(Config())
+    )
+    await channel.start()
+    try:
+        api.block(ANNA)
+        with pytest.raises(RecipientBlocked):
+            await channel.send(str(ANNA), Reply(TEXT))
+        api.unblock(ANNA)
+        await channel.send(str(ANNA), Reply(TEXT))
+        await channel.send(str(ANNA), Reply("Jā vai nē?", [[Button("Jā", "poll:1:opt:1")]]))
+    finally:
+        await channel.stop()
+    push, question = api.delivered(ANNA)
+    assert push.text == TEXT and push.reply_markup is None
+    assert question.callback_data() == ["poll:1:opt:1"]

@@ -1,0 +1,109 @@
+"""The staff's progress report: refreshed by one worker at a time, edited only on change,
+given up when the platform will not edit, and the announcement done when all is out.
+
+The channel here records the edits it is asked for; the real channels' edits are tested
+end to end (tests/bot/test_staff_announcements.py, the web chat tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from bot.messages import ChannelLimits, Reply
+from bot.progress import refresh_reports
+from storage import deliveries
+from storage.models import Announcement, ChannelIdentity, Resident
+
+NOW = datetime.now(UTC)
+
+
+@dataclass
+class RecordingChannel:
+    name: str = "telegram"
+    limits: ChannelLimits = field(default=None)  # type: ignore[assignment]
+    editable: bool = True
+    edits: list[tuple[str, str, str]] = field(default_factory=list)
+
+    async def send(self, recipient: str, reply: Reply) -> None:
+        raise AssertionError("a report is never sent anew")
+
+    async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
+        self.edits.append((recipient, message_id, reply.text))
+        return self.editable
+
+
+async def released(recipients: int, report: bool = True) -> Announcement:
+    for index in range(recipients):
+        resident = await Resident.create(language="en", onboarded_at=NOW)
+        await ChannelIdentity.create(resident=resident, channel="telegram", external_id=str(index))
+    announcement = await deliveries.create_announcement(
+        author="telegram:900", texts={"lv": "Sveiki"}, audience={"kind": "all"}, send_at=NOW
+    )
+    if report:
+        announcement.report = {
+            "channel": "telegram",
+            "chat": "900",
+            "message": "77",
+            "language": "en",
+            "shown": "",
+        }
+        await announcement.save()
+    await deliveries.release(announcement, NOW)
+    return announcement
+
+
+async def test_two_workers_refreshing_at_once_edit_the_report_once(database: str) -> None:
+    await released(3)
+    channel = RecordingChannel()
+    edited = await asyncio.gather(
+        refresh_reports({"telegram": channel}), refresh_reports({"telegram": channel})
+    )
+    assert sorted(edited) == [0, 1]
+    ((chat, message, text),) = channel.edits
+    assert (chat, message) == ("900", "77")
+    assert text.splitlines()[:2] == ["Announcement #1 is going out to 3 residents.", "Sent: 0"]
+
+
+async def test_the_report_is_edited_only_when_its_figures_change_and_ends_final(
+    database: str,
+) -> None:
+    announcement = await released(2)
+    channel = RecordingChannel()
+    every = timedelta(0)
+    await refresh_reports({"telegram": channel}, every)
+    await refresh_reports({"telegram": channel}, every)
+    assert len(channel.edits) == 1, "nothing changed, nothing edited"
+
+    claimed = await deliveries.claim("w", "telegram", 10)
+    await deliveries.mark_sent([claimed[0].id])
+    await deliveries.mark_blocked("telegram", claimed[1].external_id, "Forbidden")
+    await refresh_reports({"telegram": channel}, every)
+    final = channel.edits[-1][2].splitlines()
+    assert final[0] == "Announcement #1 has gone out to 2 residents."
+    assert "Sent: 1" in final and "Blocked the bot: 1" in final
+    assert (await Announcement.get(id=announcement.id)).state == "done"
+    await refresh_reports({"telegram": channel}, every)
+    assert len(channel.edits) == 2, "a done announcement is left alone"
+
+
+async def test_a_report_the_platform_will_not_edit_is_given_up(database: str) -> None:
+    announcement = await released(1)
+    channel = RecordingChannel(editable=False)
+    await refresh_reports({"telegram": channel}, timedelta(0))
+    await refresh_reports({"telegram": channel}, timedelta(0))
+    assert len(channel.edits) == 1
+    assert (await Announcement.get(id=announcement.id)).report["message"] == ""
+
+
+async def test_an_announcement_with_no_report_is_done_when_everything_is_out(
+    database: str,
+) -> None:
+    announcement = await released(1, report=False)
+    await refresh_reports({}, timedelta(0))
+    assert (await Announcement.get(id=announcement.id)).state == "released"
+    (row,) = await deliveries.claim("w", "telegram", 10)
+    await deliveries.mark_sent([row.id])
+    await refresh_reports({}, timedelta(0))
+    assert (await Announcement.get(id=announcement.id)).state == "done"

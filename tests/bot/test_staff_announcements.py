@@ -1,0 +1,61 @@
+"""A staff member on Telegram composes an announcement with a photo and follows it going out:
+the bot runs whole against the Bot API stand-in, and the report message is edited in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage import staff
+from storage.models import Announcement
+from tests.bot.channels.telegram_helpers import Chat, eventually
+from tests.bot.test_announcements import config_without_quiet_hours, onboarded
+from tests.conftest import RuntimeFactory
+from tests.standins.telegram_api import BotApiStandIn
+
+
+async def test_staff_compose_on_telegram_and_watch_the_report_reach_its_final_figures(
+    start_bot: RuntimeFactory, tmp_path: Path
+) -> None:
+    config = config_without_quiet_hours(tmp_path)
+    async with BotApiStandIn() as api:
+        api.add_user(1001, "Anna", language_code="en")
+        api.add_user(1002, "Jānis", language_code="lv")
+        api.add_user(2001, "Ilze", language_code="en")
+        runtime = await start_bot(
+            config, IESAISTE_TELEGRAM_API_URL=api.url, IESAISTE_TELEGRAM_TOKEN=api.token
+        )
+        await onboarded("1001", "en", "centrs")
+        await onboarded("1002", "lv", "jaunciems")
+        await staff.grant("telegram", "2001", "communications", actor="test")
+        chat = Chat(api, 2001)
+
+        (prompt,) = await chat.send("/announce")
+        assert prompt.body.startswith("Write the announcement in Latvian")
+        (card,) = await chat.send("Rīt Brīvības ielā nebūs ūdens.")
+        assert "Audience: everyone (2 residents now)" in card.body
+        (prompt,) = await chat.press(card, "Image")
+        attached, card = await chat.send_photo(replies=2)
+        assert attached.body == "The image is attached."
+        assert "Image: attached" in card.body
+        shown, summary = await chat.press(card, "Preview and send", replies=2)
+        assert shown.photo and shown.caption == "Rīt Brīvības ielā nebūs ūdens."
+        assert "2 residents now" in summary.body
+
+        report = await chat.press_to_edit(summary, "Send")
+        assert "is going out now" in report.body
+        for resident in (1001, 1002):
+            await api.wait_until(lambda r=resident: api.messages(r), timeout=15)  # type: ignore[misc]
+            (got,) = api.messages(resident)
+            assert got.photo == shown.photo and got.caption == "Rīt Brīvības ielā nebūs ūdens."
+
+        await api.wait_until(lambda: "has gone out" in report.body, timeout=15)
+        assert report.body.splitlines()[:3] == [
+            "Announcement #1 has gone out to 2 residents.",
+            "Sent: 2",
+            "Queued: 0",
+        ]
+        assert len(chat.messages) == 7, "the report was edited, never sent anew"
+        await eventually(
+            lambda: Announcement.filter(state="done").exists(), what="the announcement done"
+        )
+        await runtime.stop()
