@@ -4,8 +4,9 @@ Start: database (migrated first on the SQLite default) → catalog and staff
 from the configuration → dispatcher → channels → HTTP server → Telegram →
 the scheduler (releases, staff progress reports) and the delivery worker.
 Stop (SIGTERM, SIGINT): the scheduler stops and the delivery worker reports
-the sends on the wire and hands the rest of its claim back → Telegram stops taking updates and finishes those in flight →
-web chat sockets close → HTTP server → database.
+the sends on the wire and hands the rest of its claim back → Telegram stops
+taking updates and finishes those in flight → web chat sockets close → HTTP
+server → database.
 """
 
 from __future__ import annotations
