@@ -31,6 +31,7 @@ from bot.pacing import Pacer, SharedBudget
 from bot.progress import REFRESH_EVERY, refresh_reports
 from bot.scheduler import build_scheduler
 from handlers.dispatcher import Dispatcher
+from handlers.staff import STAFF_MENU_ROLES
 from storage import catalog, db, events, settings, staff
 from storage.catalog import Entry
 
@@ -96,6 +97,9 @@ class Runtime:
             )
         if self.telegram is not None:
             await self.telegram.start()
+            await self.telegram.publish_staff_commands(
+                await staff.accounts_with("telegram", STAFF_MENU_ROLES)
+            )
         else:
             log.info("no Telegram token configured: serving the web chat only")
         self._start_delivery()
@@ -144,7 +148,7 @@ class Runtime:
             refresh_reports,
             "interval",
             seconds=REFRESH_EVERY.total_seconds(),
-            args=[channels],
+            args=[channels, self.config.municipality.zone],
             id="refresh-progress-reports",
             max_instances=1,
             coalesce=True,

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from bot.channels.base import Channel
 from bot.i18n import translator
 from bot.messages import Reply
-from dialogs.announce import progress_text
+from dialogs.announce import progress_text, status_text
 from storage import announcements, deliveries
 
 log = logging.getLogger(__name__)
@@ -25,19 +26,25 @@ log = logging.getLogger(__name__)
 REFRESH_EVERY = timedelta(seconds=3)
 
 
-async def refresh_reports(channels: Mapping[str, Channel], every: timedelta = REFRESH_EVERY) -> int:
+async def refresh_reports(
+    channels: Mapping[str, Channel], zone: ZoneInfo, every: timedelta = REFRESH_EVERY
+) -> int:
     """Refresh what is due; returns how many reports were edited."""
     edited = 0
     for row in await announcements.reports_due(every):
         counts = await deliveries.counts(row.id)
-        finished = counts["queued"] + counts["sending"] == 0
+        finished = row.state != "released" or counts["queued"] + counts["sending"] == 0
         if finished and await announcements.finish(row.id):
             log.info("announcement %d: every delivery has an outcome", row.id)
         report = row.report
         channel = channels.get(report.get("channel", ""))
         if channel is None or not report.get("message"):
             continue
-        text = progress_text(translator(report.get("language", "lv")), row, counts, finished)
+        tr = translator(report.get("language", "lv"))
+        if row.released_at is None:  # cancelled or declined before it went out
+            text = status_text(tr, row, zone)
+        else:
+            text = progress_text(tr, row, counts, finished)
         if text == report.get("shown"):
             continue
         try:

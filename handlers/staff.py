@@ -4,12 +4,20 @@ command" answer (the attempt is logged by the dispatcher)."""
 
 from __future__ import annotations
 
+from bot.i18n import N_
 from dialogs import announce, announcement_list
 from dialogs.announce import APPROVERS, COMPOSERS
 from dialogs.context import Ctx
 from handlers.router import Router
 
 router = Router()
+
+# Added to the command menu of staff accounts who may use them (the roles).
+STAFF_COMMANDS = (
+    ("announce", N_("Write an announcement")),
+    ("announcements", N_("Scheduled and recent announcements")),
+)
+STAFF_MENU_ROLES = COMPOSERS
 
 
 @router.command("announce", roles=set(COMPOSERS), anytime=True)

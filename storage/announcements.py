@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from storage import deliveries, staff
@@ -87,7 +88,8 @@ async def _decide(
             row.state, row.approved_by = "scheduled", actor
         else:
             row.state, row.cancelled_by = "cancelled", actor
-        await row.save(update_fields=["state", "approved_by", "cancelled_by"])
+        row.report_at = None  # the author's report says so once more (bot.progress)
+        await row.save(update_fields=["state", "approved_by", "cancelled_by", "report_at"])
         action = "announcement.approve" if approve else "announcement.decline"
         await staff.record(actor, action, {"id": row.id})
         return "done", row
@@ -118,8 +120,8 @@ async def cancel(announcement_id: int, actor: str) -> tuple[Outcome, Announcemen
             stopped = await Delivery.filter(
                 announcement_id=row.id, state__in=("queued", "sending", "waiting")
             ).update(state="cancelled", error="stopped by staff")
-        row.state, row.cancelled_by = "cancelled", actor
-        await row.save(update_fields=["state", "cancelled_by"])
+        row.state, row.cancelled_by, row.report_at = "cancelled", actor, None
+        await row.save(update_fields=["state", "cancelled_by", "report_at"])
         await staff.record(actor, "announcement.cancel", {"id": row.id, "stopped": stopped})
         return "done", row
 
@@ -181,14 +183,18 @@ async def notify(accounts: Iterable[tuple[str, str]], texts: Mapping[str, str]) 
 
 
 async def reports_due(every: timedelta, now: datetime | None = None) -> list[Announcement]:
-    """Announcements going out whose figures this worker should refresh now.
+    """Announcements whose report this worker should refresh now: those going out,
+    and, once, those just cancelled or stopped (``cancel`` clears ``report_at``).
 
     Each is claimed by moving ``report_at`` forward only if it was older than
     ``every``, so with several workers one of them refreshes at a time.
     """
     moment = now or _now()
     claimed: list[Announcement] = []
-    for row in await Announcement.filter(state="released").order_by("id"):
+    due = Announcement.filter(
+        Q(state="released") | Q(state="cancelled", report_at__isnull=True)
+    ).order_by("id")
+    for row in await due:
         stale = (
             Announcement.filter(id=row.id, report_at__isnull=True)
             if row.report_at is None

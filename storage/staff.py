@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.models import AuditEntry, StaffMember
+from storage.models import AuditEntry, ChannelIdentity, StaffMember
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,20 @@ async def revoke(channel: str, external_id: str, *, actor: str) -> bool:
 async def list_staff() -> list[StaffRecord]:
     rows = await StaffMember.all().order_by("channel", "external_id")
     return [StaffRecord(r.channel, r.external_id, r.role, r.granted_at) for r in rows]
+
+
+async def accounts_with(channel: str, roles: Iterable[str]) -> list[tuple[str, str]]:
+    """(account id, chosen language or "") of the staff on a channel holding one of ``roles``."""
+    rows = await StaffMember.filter(channel=channel, role__in=list(roles)).values_list(
+        "external_id", flat=True
+    )
+    wanted = [str(external_id) for external_id in rows]
+    languages = dict(
+        await ChannelIdentity.filter(channel=channel, external_id__in=wanted).values_list(
+            "external_id", "resident__language"
+        )
+    )
+    return [(external_id, str(languages.get(external_id) or "")) for external_id in wanted]
 
 
 async def sync_from_config(grants: Iterable[tuple[str, str, str]]) -> None:

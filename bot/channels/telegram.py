@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from aiohttp import web
 from telegram import (
     BotCommand,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -40,6 +41,7 @@ from bot.i18n import LANGUAGES, translator
 from bot.messages import ChannelLimits, Incoming, Kind, Location, Reply
 from handlers.commands import MENU_COMMANDS
 from handlers.dispatcher import Dispatcher
+from handlers.staff import STAFF_COMMANDS
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,26 @@ class TelegramChannel:
             tr = translator(language or default)
             commands = [BotCommand(name, tr.gettext(text)) for name, text in MENU_COMMANDS]
             await self.application.bot.set_my_commands(commands, language_code=language or None)
+
+    async def publish_staff_commands(self, accounts: list[tuple[str, str]]) -> None:
+        """Staff see their commands in the "/" menu of their own chat, in their language.
+
+        Read at start: a role granted later shows from the next start (the commands
+        work at once; the server checks the role on every use, not the menu).
+        """
+        default = self.dispatcher.config.municipality.default_language
+        for chat_id, language in accounts:
+            tr = translator(language or default)
+            commands = [
+                BotCommand(name, tr.gettext(text)) for name, text in MENU_COMMANDS + STAFF_COMMANDS
+            ]
+            try:
+                await self.application.bot.set_my_commands(
+                    commands, scope=BotCommandScopeChat(int(chat_id))
+                )
+            except (BadRequest, Forbidden, ValueError) as error:
+                # The account never opened the bot, or blocked it: nothing to show it in.
+                log.info("telegram: no staff menu for %s (%s)", chat_id, error)
 
     async def stop(self) -> None:
         """Stop taking updates, let in-flight ones finish, close the HTTP client."""

@@ -20,9 +20,10 @@ from tests.conftest import RuntimeFactory
 from tests.standins.telegram_api import BotApiStandIn
 
 
-def config_without_quiet_hours(tmp_path: Path) -> str:
-    """The example configuration with quiet hours off, so the test passes at any hour."""
-    text = Path("config.example.toml").read_text(encoding="utf-8")
+def config_without_quiet_hours(tmp_path: Path, extra: str = "") -> str:
+    """The example configuration with quiet hours off, so the test passes at any hour;
+    ``extra`` TOML is appended."""
+    text = Path("config.example.toml").read_text(encoding="utf-8") + extra
     text = text.replace('quiet_start = "21:00"', 'quiet_start = "00:00"')
     text = text.replace('quiet_end = "09:00"', 'quiet_end = "00:00"')
     path = tmp_path / "config.toml"

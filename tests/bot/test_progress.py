@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.messages import ChannelLimits, Reply
 from bot.progress import refresh_reports
-from storage import deliveries
+from storage import announcements, deliveries
 from storage.models import Announcement, ChannelIdentity, Resident
 
 NOW = datetime.now(UTC)
+RIGA = ZoneInfo("Europe/Riga")
 
 
 @dataclass
@@ -58,7 +60,7 @@ async def test_two_workers_refreshing_at_once_edit_the_report_once(database: str
     await released(3)
     channel = RecordingChannel()
     edited = await asyncio.gather(
-        refresh_reports({"telegram": channel}), refresh_reports({"telegram": channel})
+        refresh_reports({"telegram": channel}, RIGA), refresh_reports({"telegram": channel}, RIGA)
     )
     assert sorted(edited) == [0, 1]
     ((chat, message, text),) = channel.edits
@@ -72,27 +74,27 @@ async def test_the_report_is_edited_only_when_its_figures_change_and_ends_final(
     announcement = await released(2)
     channel = RecordingChannel()
     every = timedelta(0)
-    await refresh_reports({"telegram": channel}, every)
-    await refresh_reports({"telegram": channel}, every)
+    await refresh_reports({"telegram": channel}, RIGA, every)
+    await refresh_reports({"telegram": channel}, RIGA, every)
     assert len(channel.edits) == 1, "nothing changed, nothing edited"
 
     claimed = await deliveries.claim("w", "telegram", 10)
     await deliveries.mark_sent([claimed[0].id])
     await deliveries.mark_blocked("telegram", claimed[1].external_id, "Forbidden")
-    await refresh_reports({"telegram": channel}, every)
+    await refresh_reports({"telegram": channel}, RIGA, every)
     final = channel.edits[-1][2].splitlines()
     assert final[0] == "Announcement #1 has gone out to 2 residents."
     assert "Sent: 1" in final and "Blocked the bot: 1" in final
     assert (await Announcement.get(id=announcement.id)).state == "done"
-    await refresh_reports({"telegram": channel}, every)
+    await refresh_reports({"telegram": channel}, RIGA, every)
     assert len(channel.edits) == 2, "a done announcement is left alone"
 
 
 async def test_a_report_the_platform_will_not_edit_is_given_up(database: str) -> None:
     announcement = await released(1)
     channel = RecordingChannel(editable=False)
-    await refresh_reports({"telegram": channel}, timedelta(0))
-    await refresh_reports({"telegram": channel}, timedelta(0))
+    await refresh_reports({"telegram": channel}, RIGA, timedelta(0))
+    await refresh_reports({"telegram": channel}, RIGA, timedelta(0))
     assert len(channel.edits) == 1
     assert (await Announcement.get(id=announcement.id)).report["message"] == ""
 
@@ -101,9 +103,36 @@ async def test_an_announcement_with_no_report_is_done_when_everything_is_out(
     database: str,
 ) -> None:
     announcement = await released(1, report=False)
-    await refresh_reports({}, timedelta(0))
+    await refresh_reports({}, RIGA, timedelta(0))
     assert (await Announcement.get(id=announcement.id)).state == "released"
     (row,) = await deliveries.claim("w", "telegram", 10)
     await deliveries.mark_sent([row.id])
-    await refresh_reports({}, timedelta(0))
+    await refresh_reports({}, RIGA, timedelta(0))
     assert (await Announcement.get(id=announcement.id)).state == "done"
+
+
+async def test_a_report_says_so_once_when_its_announcement_is_cancelled_or_stopped(
+    database: str,
+) -> None:
+    later = await deliveries.create_announcement(
+        author="telegram:900",
+        texts={"lv": "Vēlāk"},
+        audience={"kind": "all"},
+        send_at=NOW + timedelta(hours=1),
+    )
+    later.report = {"channel": "telegram", "chat": "900", "message": "78", "language": "en"}
+    await later.save()
+    going = await released(2)
+    channel = RecordingChannel()
+    await refresh_reports({"telegram": channel}, RIGA, timedelta(0))
+    assert [message for _, message, _ in channel.edits] == ["77"], "only the one going out"
+
+    await announcements.cancel(later.id, "telegram:901")
+    await announcements.cancel(going.id, "telegram:901")
+    await refresh_reports({"telegram": channel}, RIGA, timedelta(0))
+    await refresh_reports({"telegram": channel}, RIGA, timedelta(0))
+    final = {message: text for _, message, text in channel.edits[1:]}
+    assert final["78"] == f"Announcement #{later.id} is cancelled; nobody got it."
+    assert final["77"].startswith(f"Announcement #{going.id} was stopped by staff.")
+    assert "Stopped before sending: 2" in final["77"]
+    assert len(channel.edits) == 3, "each said once"

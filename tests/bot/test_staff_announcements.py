@@ -7,7 +7,7 @@ from pathlib import Path
 
 from storage import staff
 from storage.models import Announcement
-from tests.bot.channels.telegram_helpers import Chat, eventually
+from tests.bot.channels.telegram_helpers import Chat, eventually, tr
 from tests.bot.test_announcements import config_without_quiet_hours, onboarded
 from tests.conftest import RuntimeFactory
 from tests.standins.telegram_api import BotApiStandIn
@@ -59,3 +59,26 @@ async def test_staff_compose_on_telegram_and_watch_the_report_reach_its_final_fi
             lambda: Announcement.filter(state="done").exists(), what="the announcement done"
         )
         await runtime.stop()
+
+
+async def test_staff_who_may_announce_find_the_commands_in_their_telegram_menu(
+    start_bot: RuntimeFactory, tmp_path: Path
+) -> None:
+    config = config_without_quiet_hours(
+        tmp_path,
+        '\n[[staff]]\nuser = "telegram:2001"\nrole = "communications"\n'
+        '\n[[staff]]\nuser = "telegram:2002"\nrole = "moderator"\n'
+        '\n[[staff]]\nuser = "telegram:2099"\nrole = "admin"\n',  # never opened the bot
+    )
+    async with BotApiStandIn() as api:
+        api.add_user(2001, "Ilze", language_code="en")
+        api.add_user(2002, "Pēteris", language_code="lv")
+        await start_bot(
+            config, IESAISTE_TELEGRAM_API_URL=api.url, IESAISTE_TELEGRAM_TOKEN=api.token
+        )
+        menu = [command["command"] for command in api.commands_by_chat[(2001, "")]]
+        assert menu[-2:] == ["announce", "announcements"]
+        assert menu[:-2] == [command["command"] for command in api.commands]
+        described = {c["command"]: c["description"] for c in api.commands_by_chat[(2001, "")]}
+        assert described["announce"] == tr("lv", "Write an announcement"), "Latvian by default"
+        assert set(api.commands_by_chat) == {(2001, "")}, "a moderator's menu is a resident's"

@@ -1274,6 +1274,8 @@ class BotApiStandIn:
         self.commands: list[JSONDict] = []  # the default list (no language_code)
         # The bot's command menu per language_code, "" for the default.
         self.commands_by_language: dict[str, list[JSONDict]] = {}
+        # Menus set for one private chat (scope "chat"), by chat id and language_code.
+        self.commands_by_chat: dict[tuple[int, str], list[JSONDict]] = {}
         # Flood control (``limit_rate``) and clients that did not wait as told.
         self.rate_limited: list[RateLimited] = []
         self.ignored_retry_after: list[IgnoredRetryAfter] = []
@@ -2725,10 +2727,33 @@ class BotApiStandIn:
         language = args.get("language_code", "")
         if language and not re.fullmatch(r"[a-z]{2}", language):
             raise _bad("LANG_CODE_INVALID")
+        chat = self._command_scope(args)
+        if chat is not None:
+            self.commands_by_chat[(chat, language)] = commands
+            return True
         self.commands_by_language[language] = commands
         if not language:
             self.commands = commands
         return True
+
+    def _command_scope(self, args: dict[str, str]) -> int | None:
+        """The chat of a "chat" scope, None for the default scope; other scopes are refused
+        (the bot uses no others, so a test would not notice them misapplied)."""
+        raw = args.get("scope")
+        if not raw:
+            return None
+        try:
+            scope = json.loads(raw)
+        except ValueError:
+            raise _bad("can't parse BotCommandScope JSON object") from None
+        if not isinstance(scope, dict) or scope.get("type") not in ("default", "chat"):
+            raise _bad("unsupported bot command scope type")
+        if scope["type"] == "default":
+            return None
+        chat = self._chats.get(_to_int(str(scope.get("chat_id", ""))))
+        if chat is None:
+            raise _bad("chat not found")
+        return chat.id
 
     async def _get_my_commands(
         self, args: dict[str, str], files: dict[str, UploadedFile]

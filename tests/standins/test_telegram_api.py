@@ -20,6 +20,9 @@ import pytest_asyncio
 from aiohttp import web
 from telegram import (
     Bot,
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -223,6 +226,23 @@ async def test_unknown_chat_is_rejected(bot: Bot, api: BotApiStandIn) -> None:
     with pytest.raises(BadRequest, match="Chat not found"):
         await bot.send_message(999_999, "Sveiki!")
     assert api.errors[-1] == ("sendMessage", "Bad Request: chat not found")
+
+
+@pytest.mark.asyncio
+async def test_a_command_menu_for_one_chat_needs_a_chat_that_exists(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    api.add_user(4242, "Ilze")
+    commands = [BotCommand("announce", "Write an announcement")]
+    assert await bot.set_my_commands(commands, scope=BotCommandScopeChat(4242))
+    assert api.commands_by_chat[(4242, "")] == [
+        {"command": "announce", "description": "Write an announcement"}
+    ]
+    assert api.commands == [], "the default menu is left alone"
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.set_my_commands(commands, scope=BotCommandScopeChat(999_999))
+    with pytest.raises(BadRequest, match="Unsupported"):  # a scope the bot never uses
+        await bot.set_my_commands(commands, scope=BotCommandScopeAllGroupChats())
 
 
 @pytest.mark.asyncio
