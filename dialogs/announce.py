@@ -471,13 +471,14 @@ async def send(ctx: Ctx) -> None:
     }
     approved_by = me if draft.urgent and await role(ctx) == "admin" else ""
     created = await announcements.schedule(draft, author=me, approved_by=approved_by, report=report)
+    told = 0
     if created.state == "pending":
         admins = [
             a
             for a in await announcements.admin_accounts()
             if a != (ctx.incoming.channel, ctx.incoming.user_id)
         ]
-        await announcements.notify(
+        told = await announcements.notify(
             admins,
             {
                 code: translator(code).gettext(ADMIN_ASKED, id=created.id, author=me)
@@ -486,6 +487,13 @@ async def send(ctx: Ctx) -> None:
         )
     ctx.clear_state()
     ctx.answer(Reply(status_text(ctx.tr, created, ctx.config.municipality.zone), replace=True))
+    if created.state == "pending" and not told:
+        ctx.answer(
+            ctx._(
+                "No admin could be told: none has written to the bot yet. Ask an admin "
+                "to send /announcements to confirm it."
+            )
+        )
 
 
 def status_text(tr: Translator, row: Announcement, zone: ZoneInfo) -> str:

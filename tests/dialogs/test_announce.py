@@ -241,3 +241,15 @@ async def test_staff_stop_an_announcement_going_out_and_nobody_else_gets_it(
     assert await deliveries.claim("w", "webchat", 10) == [], "nothing left to send"
     entry = await AuditEntry.get(action="announcement.cancel")
     assert entry.detail == {"id": going.id, "stopped": 2}
+
+
+async def test_the_author_hears_when_no_admin_can_be_asked(config: Config) -> None:
+    await staff.grant("telegram", "555", "admin", actor="test")  # never wrote to the bot
+    writer = await staff_chat(config, "communications")
+    await compose(writer)
+    await writer.press("Mark urgent")
+    await writer.press("Preview and send")
+    await writer.send_press("Send to an admin to confirm", message_id="m-1")
+    assert writer.said("waits for an admin's confirmation")
+    assert writer.said("No admin could be told")
+    assert await Delivery.all().count() == 0
