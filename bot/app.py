@@ -79,6 +79,7 @@ class Runtime:
             self.webchat.add_routes(self.http)
         if config.telegram.token:
             self.telegram = TelegramChannel(config.telegram, self.dispatcher)
+            self.dispatcher.files["telegram"] = self.telegram
             self.telegram.add_routes(self.http)
         self._runner = web.AppRunner(self.http, handle_signals=False, access_log=None)
         await self._runner.setup()

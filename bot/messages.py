@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 
 class Kind(StrEnum):
@@ -105,3 +106,10 @@ class Outcome:
 
     replies: list[Reply]
     language: str
+
+
+class FileSource(Protocol):
+    """A channel that can hand over the bytes of a file a resident sent (a photo)."""
+
+    async def fetch(self, file_id: str, max_bytes: int) -> bytes | None:
+        """The file's bytes; None when it is larger than ``max_bytes`` or gone."""

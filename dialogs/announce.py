@@ -11,6 +11,7 @@ progress report the bot keeps up to date while the announcement goes out
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,9 +25,11 @@ from dialogs.context import Ctx
 from dialogs.engine import Dialog, ask_again, enter
 from dialogs.moments import UnreadableTime, parse_local
 from dialogs.pickers import BACK, DONE, find, rows, toggle
-from storage import announcements, deliveries, staff
+from storage import announcements, deliveries, media, staff
 from storage.announcements import Draft
 from storage.models import Announcement
+
+log = logging.getLogger(__name__)
 
 COMPOSERS = frozenset({"communications", "admin"})
 APPROVERS = frozenset({"admin"})
@@ -70,6 +73,7 @@ def _draft(ctx: Ctx, now: datetime) -> Draft:
         urgent=bool(data.get("urgent")),
         image=data.get("image", ""),
         image_channel=data.get("image_channel", ""),
+        image_media=data.get("image_media", ""),
     )
 
 
@@ -111,7 +115,9 @@ async def render_card(ctx: Ctx) -> Reply:
         elif code != "lv":
             lines.append(ctx._("{language}: none (they get the Latvian text)", language=name))
     lines.append("")
-    if data.get("image"):
+    if data.get("image_media"):
+        lines.append(ctx._("Image: attached"))
+    elif data.get("image"):
         lines.append(ctx._("Image: attached (residents on the web chat get the text only)"))
     else:
         lines.append(ctx._("Image: none"))
@@ -212,10 +218,7 @@ text = dialog.step("text", render_text, on_button=on_text_button, on_text=on_tex
 
 # --- image -----------------------------------------------------------------------
 async def render_image(ctx: Ctx) -> Reply:
-    prompt = ctx._(
-        "Send the photo to go with the announcement. Residents on Telegram get it "
-        "with the text; on the web chat the text comes alone."
-    )
+    prompt = ctx._("Send the photo to go with the announcement; it comes with the text.")
     buttons = []
     if ctx.data.get("image"):
         buttons.append([image.button(ctx._("Remove the image"), "remove")])
@@ -224,15 +227,22 @@ async def render_image(ctx: Ctx) -> Reply:
 
 
 async def on_photo(ctx: Ctx, file_id: str) -> None:
-    # A photo's id is the platform's own: only that platform can show it.
-    ctx.data["image"], ctx.data["image_channel"] = file_id, ctx.incoming.channel
+    # A photo's id is the platform's own: only that platform can show it. A
+    # copy kept by us goes to the other channels; without one they get the text.
+    try:
+        data = await ctx.photo_bytes(media.MAX_BYTES)
+    except Exception as error:  # the platform did not hand it over now
+        log.warning("announcement photo not fetched: %s", error)
+        data = None
+    kept = await media.save_image(data) if data else None
+    ctx.data.update(image=file_id, image_channel=ctx.incoming.channel, image_media=kept or "")
     ctx.answer(ctx._("The image is attached."))
     await enter(ctx, card)
 
 
 async def on_image_button(ctx: Ctx, value: str) -> None:
     if value == "remove":
-        ctx.data["image"], ctx.data["image_channel"] = "", ""
+        ctx.data.update(image="", image_channel="", image_media="")
     elif value != BACK:
         await ask_again(ctx, image)
         return
@@ -386,12 +396,11 @@ async def show_preview(ctx: Ctx) -> None:
     if draft.send_at < now - timedelta(minutes=1):
         await ask_again(ctx, when, N_("That time has passed. Please give a time still to come."))
         return
-    ctx.answer(
-        Reply(
-            draft.texts["lv"],
-            image=draft.image if draft.image_channel == ctx.incoming.channel else "",
-        )
-    )
+    if draft.image_channel == ctx.incoming.channel:
+        shown = draft.image
+    else:
+        shown = media.url(draft.image_media) if draft.image_media else ""
+    ctx.answer(Reply(draft.texts["lv"], image=shown))
     await enter(ctx, preview)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Config
 from bot.i18n import Translator, localized, translator
-from bot.messages import Incoming, Reply
+from bot.messages import FileSource, Incoming, Reply
 from storage.models import Resident
 from storage.sessions import Session
 
@@ -20,6 +21,7 @@ class Ctx:
     tr: Translator
     role: str | None = None  # the staff role, checked on the server for every staff action
     replies: list[Reply] = field(default_factory=list)
+    files: Mapping[str, FileSource] = field(default_factory=dict)  # channel → its files
 
     # --- translation -----------------------------------------------------
     def _(self, message: str, /, **values: object) -> str:
@@ -67,3 +69,11 @@ class Ctx:
     # --- answering --------------------------------------------------------
     def answer(self, reply: Reply | str) -> None:
         self.replies.append(Reply(reply) if isinstance(reply, str) else reply)
+
+    # --- files ------------------------------------------------------------
+    async def photo_bytes(self, max_bytes: int) -> bytes | None:
+        """The photo this update carries, from its channel; None where that cannot be."""
+        source = self.files.get(self.incoming.channel)
+        if source is None or not self.incoming.photo_id:
+            return None
+        return await source.fetch(self.incoming.photo_id, max_bytes)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from bot.config import Config
 from bot.i18n import N_, translator
-from bot.messages import Incoming, Kind, Outcome, Reply
+from bot.messages import FileSource, Incoming, Kind, Outcome, Reply
 from dialogs import menu, onboarding
 from dialogs.context import Ctx
 from dialogs.engine import EXPIRED, handle
@@ -56,6 +56,8 @@ class _Held:
 class Dispatcher:
     config: Config
     router: Router = field(default_factory=lambda: default_router)
+    # Channels that can hand over a file a resident sent; filled in by the runtime.
+    files: dict[str, FileSource] = field(default_factory=dict)
     _locks: dict[str, _Held] = field(default_factory=dict)
 
     async def feed(self, incoming: Incoming) -> Outcome:
@@ -65,7 +67,7 @@ class Dispatcher:
                 async with open_session(
                     incoming.channel, incoming.user_id, incoming.event_id
                 ) as session:
-                    ctx = Ctx(incoming, session, self.config, translator("lv"))
+                    ctx = Ctx(incoming, session, self.config, translator("lv"), files=self.files)
                     await self._handle(ctx)
                 return Outcome(ctx.replies, ctx.language)
         except DuplicateEvent:

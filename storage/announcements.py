@@ -36,6 +36,7 @@ class Draft:
     urgent: bool = False
     image: str = ""
     image_channel: str = ""
+    image_media: str = ""
 
 
 async def schedule(
@@ -52,6 +53,7 @@ async def schedule(
             urgent=draft.urgent,
             image=draft.image,
             image_channel=draft.image_channel,
+            image_media=draft.image_media,
             state="pending" if pending else "scheduled",
             approved_by=approved_by,
             report=report or {},

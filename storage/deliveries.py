@@ -20,6 +20,7 @@ from tortoise.expressions import F, Subquery
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
+from storage import media
 from storage.models import Announcement, ChannelIdentity, Delivery, Resident
 
 STATES = ("queued", "sending", "sent", "failed", "blocked", "waiting")
@@ -182,9 +183,11 @@ async def release(announcement: Announcement, not_before: datetime) -> int:
         text = f'CASE r."language" {whens}ELSE {fallback} END' if whens else fallback
         image = param(fresh.image, "text")
         if fresh.image_channel:
-            # A platform's own file id means nothing elsewhere: the text goes alone there.
+            # A platform's own file id means nothing elsewhere: there the copy we
+            # keep is shown, or, if we have none, the text goes alone.
             on = param(fresh.image_channel, "text")
-            image = f"CASE WHEN ci.\"channel\" = {on} THEN {image} ELSE '' END"
+            kept = param(media.url(fresh.image_media) if fresh.image_media else "", "text")
+            image = f'CASE WHEN ci."channel" = {on} THEN {image} ELSE {kept} END'
         sql = (
             'INSERT INTO "delivery" ("announcement_id", "resident_id", "channel", "external_id", '
             '"text", "image", "urgent", "state", "not_before", "attempts", "claimed_by", '

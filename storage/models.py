@@ -178,6 +178,9 @@ class Announcement(Model):
     # The platform the image reference belongs to ("telegram" for a file id
     # Telegram gave us), or "" when none. Other channels get the text alone.
     image_channel = fields.CharField(max_length=16, default="")
+    # The same image kept by us (a Media key), served to channels that cannot use
+    # the platform's id, or "" when it could not be fetched.
+    image_media = fields.CharField(max_length=64, default="")
     audience: dict[str, Any] = fields.JSONField(default=dict)
     urgent = fields.BooleanField(default=False)
     send_at = fields.DatetimeField(db_index=True)
@@ -249,3 +252,18 @@ class SendBudget(Model):
 
     class Meta:
         table = "send_budget"
+
+
+class Media(Model):
+    """An image the municipality sends (an announcement's photo), served at /media/KEY.
+
+    Keyed by the SHA-256 of its bytes, so the same image is kept once.
+    """
+
+    key = fields.CharField(max_length=64, primary_key=True)
+    content_type = fields.CharField(max_length=32)
+    data = fields.BinaryField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "media"

@@ -317,6 +317,18 @@ class TelegramChannel:
                 retry if isinstance(retry, int | float) else retry.total_seconds()
             ) from error
 
+    async def fetch(self, file_id: str, max_bytes: int) -> bytes | None:
+        """Download a file a resident sent (getFile, then the file URL of the API root)."""
+        try:
+            found = await self.application.bot.get_file(file_id)
+            if found.file_size is not None and found.file_size > max_bytes:
+                return None
+            data = bytes(await found.download_as_bytearray())
+        except BadRequest as error:  # an unknown or expired file id
+            log.info("telegram: file not fetched (%s)", error)
+            return None
+        return data if len(data) <= max_bytes else None
+
     async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
         if not message_id.isdigit():
             return False

@@ -79,8 +79,8 @@ def test_a_bad_announcement_names_the_flag(
     assert raised.value.key == flag and expected in str(raised.value)
 
 
-async def onboarded(user_id: str, language: str, hood: str) -> None:
-    async with open_session("telegram", user_id, "") as session:
+async def onboarded(user_id: str, language: str, hood: str, channel: str = "telegram") -> None:
+    async with open_session(channel, user_id, "") as session:
         await residents.set_language(session.resident, language)
         await residents.set_neighbourhood(session.resident, hood)
         await residents.mark_onboarded(session.resident)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
+
 from storage import staff
-from storage.models import Announcement
+from storage.models import Announcement, Delivery
 from tests.bot.channels.telegram_helpers import Chat, eventually, tr
 from tests.bot.test_announcements import config_without_quiet_hours, onboarded
 from tests.conftest import RuntimeFactory
@@ -26,20 +28,21 @@ async def test_staff_compose_on_telegram_and_watch_the_report_reach_its_final_fi
         )
         await onboarded("1001", "en", "centrs")
         await onboarded("1002", "lv", "jaunciems")
+        await onboarded("browser-1", "lv", "centrs", channel="webchat")
         await staff.grant("telegram", "2001", "communications", actor="test")
         chat = Chat(api, 2001)
 
         (prompt,) = await chat.send("/announce")
         assert prompt.body.startswith("Write the announcement in Latvian")
         (card,) = await chat.send("Rīt Brīvības ielā nebūs ūdens.")
-        assert "Audience: everyone (2 residents now)" in card.body
+        assert "Audience: everyone (3 residents now)" in card.body
         (prompt,) = await chat.press(card, "Image")
         attached, card = await chat.send_photo(replies=2)
         assert attached.body == "The image is attached."
-        assert "Image: attached" in card.body
+        assert "Image: attached\n" in card.body, "kept by us: every channel can show it"
         shown, summary = await chat.press(card, "Preview and send", replies=2)
         assert shown.photo and shown.caption == "Rīt Brīvības ielā nebūs ūdens."
-        assert "2 residents now" in summary.body
+        assert "3 residents now" in summary.body
 
         report = await chat.press_to_edit(summary, "Send")
         assert "is going out now" in report.body
@@ -48,11 +51,30 @@ async def test_staff_compose_on_telegram_and_watch_the_report_reach_its_final_fi
             (got,) = api.messages(resident)
             assert got.photo == shown.photo and got.caption == "Rīt Brīvības ielā nebūs ūdens."
 
+        # The web chat shows the copy we keep, from our own server.
+        await eventually(
+            lambda: Delivery.filter(channel="webchat", state="waiting").exists(),
+            timeout=15,
+            what="the web-chat push (no tab open: it waits)",
+        )
+        web = await Delivery.get(channel="webchat")
+        assert web.image.startswith("/media/") and web.text == "Rīt Brīvības ielā nebūs ūdens."
+        root = f"http://127.0.0.1:{runtime.config.http_port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(root + web.image) as served:
+                assert served.status == 200 and served.content_type == "image/jpeg"
+                assert (await served.read()).startswith(b"\xff\xd8\xff")
+                assert "immutable" in served.headers["Cache-Control"]
+            for wrong in ("/media/" + "0" * 64, "/media/ABC", "/media/" + "f" * 65):
+                async with http.get(root + wrong) as refused:
+                    assert refused.status == 404, wrong
+
         await api.wait_until(lambda: "has gone out" in report.body, timeout=15)
-        assert report.body.splitlines()[:3] == [
-            "Announcement #1 has gone out to 2 residents.",
+        assert report.body.splitlines()[:4] == [
+            "Announcement #1 has gone out to 3 residents.",
             "Sent: 2",
             "Queued: 0",
+            "Waiting until the resident writes to the bot: 1",
         ]
         assert len(chat.messages) == 7, "the report was edited, never sent anew"
         await eventually(

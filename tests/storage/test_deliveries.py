@@ -9,7 +9,7 @@ import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from storage import announcements, deliveries, residents
+from storage import announcements, deliveries, media, residents
 from storage.models import Announcement, ChannelIdentity, Delivery, Resident
 from storage.sessions import open_session
 
@@ -269,8 +269,10 @@ async def test_release_writes_a_row_for_exactly_the_recipients(
     assert set(rows) == expected and len(rows) == len(expected)
 
 
-async def test_a_platforms_own_image_goes_only_to_that_platform(database: str) -> None:
-    """A Telegram file id means nothing to the web chat: there the text goes alone."""
+@pytest.mark.parametrize("kept", [True, False])
+async def test_a_platforms_own_image_goes_only_to_that_platform(database: str, kept: bool) -> None:
+    """A Telegram file id means nothing to the web chat: there the copy we keep is shown,
+    or, without one, the text goes alone."""
     await resident("1")
     async with open_session("webchat", "browser-1", "") as session:
         await residents.mark_onboarded(session.resident)
@@ -282,10 +284,25 @@ async def test_a_platforms_own_image_goes_only_to_that_platform(database: str) -
         image="AgACAgIAAxkBAAI-file-id",
     )
     announcement.image_channel = "telegram"
+    key = await media.save_image(JPEG) if kept else None
+    announcement.image_media = key or ""
     await announcement.save()
     assert await deliveries.release(announcement, NOW) == 2
     images = dict(await Delivery.all().values_list("channel", "image"))
-    assert images == {"telegram": "AgACAgIAAxkBAAI-file-id", "webchat": ""}
+    web = f"/media/{key}" if kept else ""
+    assert images == {"telegram": "AgACAgIAAxkBAAI-file-id", "webchat": web}
+
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00a photo of the street\xff\xd9"
+
+
+async def test_only_real_images_are_kept_and_each_once(database: str) -> None:
+    key = await media.save_image(JPEG)
+    assert key is not None and await media.save_image(JPEG) == key
+    assert await media.image(key) == (JPEG, "image/jpeg")
+    assert await media.save_image(b"<svg onload=alert(1)>") is None, "only what we can sniff"
+    assert await media.save_image(b"\xff\xd8\xff" + bytes(media.MAX_BYTES)) is None
+    assert await media.image("0" * 64) is None
 
 
 async def test_a_row_staff_stopped_while_it_was_on_the_wire_is_not_queued_again(
