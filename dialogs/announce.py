@@ -134,9 +134,12 @@ async def render_card(ctx: Ctx) -> Reply:
     )
     lines.append(ctx._("Urgent: yes") if data.get("urgent") else ctx._("Urgent: no"))
     lines.append(ctx._("Goes out: {when}", when=_when_label(ctx, data.get("at", ""))))
+    second_row = [card.button(ctx._("Audience"), "audience")]
+    if ctx.takes_photos or data.get("image"):  # only where the channel hands photos over
+        second_row.insert(0, card.button(ctx._("Image"), "image"))
     buttons = [
         [card.button(LANGUAGE_NAMES[code], f"text-{code}") for code in LANGUAGES],
-        [card.button(ctx._("Image"), "image"), card.button(ctx._("Audience"), "audience")],
+        second_row,
         [
             card.button(
                 ctx._("Mark not urgent") if data.get("urgent") else ctx._("Mark urgent"), "urgent"

@@ -71,6 +71,11 @@ class Ctx:
         self.replies.append(Reply(reply) if isinstance(reply, str) else reply)
 
     # --- files ------------------------------------------------------------
+    @property
+    def takes_photos(self) -> bool:
+        """Whether this channel can hand over a photo the resident sends."""
+        return self.incoming.channel in self.files
+
     async def photo_bytes(self, max_bytes: int) -> bytes | None:
         """The photo this update carries, from its channel; None where that cannot be."""
         source = self.files.get(self.incoming.channel)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.config import Config
+from bot.messages import Kind
 from handlers.dispatcher import Dispatcher
 from storage import announcements, deliveries, staff
 from storage.models import Announcement, AuditEntry, Delivery
@@ -119,10 +121,8 @@ async def test_bad_answers_in_the_draft_are_explained_and_asked_again(config: Co
     await chat.text("01.01.2020 10:00")
     assert chat.said("That time has passed")
     await chat.press("As soon as I confirm")
-    await chat.press("Image")
-    await chat.text("here is the picture")
-    assert chat.said("Please send a photo, or press Back.")
-    await chat.press("Back")
+    with pytest.raises(AssertionError):
+        chat.button("Image")  # this channel hands no photos over: no button for one
     await chat.press("Audience")
     await chat.press("Topics")
     await chat.press("Done")
@@ -253,3 +253,33 @@ async def test_the_author_hears_when_no_admin_can_be_asked(config: Config) -> No
     assert writer.said("waits for an admin's confirmation")
     assert writer.said("No admin could be told")
     assert await Delivery.all().count() == 0
+
+
+@dataclass
+class PhotoSource:
+    """A channel's files, as a channel hands them over (bytes by file id)."""
+
+    files: dict[str, bytes]
+
+    async def fetch(self, file_id: str, max_bytes: int) -> bytes | None:
+        data = self.files.get(file_id)
+        return data if data is not None and len(data) <= max_bytes else None
+
+
+async def test_a_photo_is_attached_where_the_channel_hands_photos_over(config: Config) -> None:
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00street\xff\xd9"
+    source = PhotoSource({"photo-1": jpeg, "not-an-image": b"%PDF-1.7"})
+    await staff.grant("webchat", "staff-1", "communications", actor="test")
+    chat = Chat(Dispatcher(config, files={"webchat": source}), user_id="staff-1", locale="en")
+    await compose(chat)
+    await chat.press("Image")
+    await chat.text("here is the picture")
+    assert chat.said("Please send a photo, or press Back.")
+    await chat.send(Kind.PHOTO, photo_id="not-an-image")
+    assert chat.said("Image: attached (residents on the web chat get the text only)")
+    await chat.press("Image")
+    await chat.send(Kind.PHOTO, photo_id="photo-1")
+    assert chat.said("Image: attached\n")
+    await chat.press("Image")
+    await chat.press("Remove the image")
+    assert chat.said("Image: none")
