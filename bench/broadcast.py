@@ -55,9 +55,9 @@ ROOT = Path(SELF).parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.scratch_db import scratch_postgres  # noqa: E402
 from bench.standin_process import StandIn, free_port, serve_commands  # noqa: E402
 
-ADMIN_URL = os.environ.get("IESAISTE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 FIRST_CHAT = 800_000_001
 TEXT = "Rīt no 9:00 līdz 15:00 Brīvības ielā nebūs ūdens. Paldies par sapratni!"
 WEBHOOK_SECRET = "broadcast-bench-webhook-secret"
@@ -280,43 +280,32 @@ def healthy(port: int) -> bool:
 # ============================================================================================
 
 
-async def _admin(statement: str) -> None:
-    import asyncpg
-
-    from storage import db
-
-    url = db.normalise_url(ADMIN_URL).replace("postgres://", "postgresql://", 1)
-    connection = await asyncio.wait_for(asyncpg.connect(url), 10)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @contextlib.asynccontextmanager
 async def database(backend: str, workdir: Path) -> Any:
     """A fresh, migrated, open database; closed and dropped (or deleted) afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+        if backend == "sqlite":
+            url, name = f"sqlite://{workdir}/broadcast-{uuid.uuid4().hex[:8]}.sqlite3", None
+        else:
+            url, name = await stack.enter_async_context(scratch_postgres())
+        yield await stack.enter_async_context(_opened(url)), name
+
+
+@contextlib.asynccontextmanager
+async def _opened(url: str) -> Any:
+    """The database migrated and open; closed afterwards (before it is dropped)."""
     from storage import db
 
-    if backend == "sqlite":
-        url = f"sqlite://{workdir}/broadcast-{uuid.uuid4().hex[:8]}.sqlite3"
-        name = None
-    else:
-        name = f"iesaiste_bench_{uuid.uuid4().hex[:10]}"
-        await _admin(f'CREATE DATABASE "{name}"')
-        url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     try:
         await db.migrate(url)
         await db.open_database(url)
-        yield url, name
+        yield url
     finally:
         with contextlib.suppress(Exception):
             await db.close_database()
         from tortoise.backends.base.executor import EXECUTOR_CACHE
 
         EXECUTOR_CACHE.clear()
-        if name is not None:
-            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def onboard(count: int) -> None:

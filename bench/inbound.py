@@ -51,9 +51,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.scratch_db import scratch_postgres  # noqa: E402
 from bench.standin_process import StandIn, free_port, serve_commands  # noqa: E402
 
-ADMIN_URL = os.environ.get("IESAISTE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 FIRST_USER_ID = 700_000_001
 PHRASES = (
     "Sveiki! Kad salabos bedres Rīgas ielā?",
@@ -504,19 +504,6 @@ async def _measure(
             result.problems.append(f"stopping: {type(error).__name__}: {error}")
 
 
-async def _admin(statement: str) -> None:
-    import asyncpg
-
-    from storage import db
-
-    url = db.normalise_url(ADMIN_URL).replace("postgres://", "postgresql://", 1)
-    connection = await asyncio.wait_for(asyncpg.connect(url), 10)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @contextlib.asynccontextmanager
 async def database(backend: str, workdir: Path) -> Any:
     """A fresh, empty database URL for one backend; dropped or deleted afterwards."""
@@ -524,16 +511,14 @@ async def database(backend: str, workdir: Path) -> Any:
         # On disk, as in production (sqlite://data/iesaiste.sqlite3), not in memory.
         yield f"sqlite://{workdir}/bench-{uuid.uuid4().hex[:8]}.sqlite3"
         return
-    name = f"iesaiste_bench_{uuid.uuid4().hex[:10]}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with contextlib.suppress(Exception):
-            from storage import db
+    async with scratch_postgres() as (url, _):
+        try:
+            yield url
+        finally:
+            with contextlib.suppress(Exception):
+                from storage import db
 
-            await db.close_database()
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await db.close_database()
 
 
 async def run(args: argparse.Namespace) -> list[Result]:
