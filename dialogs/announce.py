@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.config import Municipality, Named
+from bot.config import Named
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
 from bot.messages import Reply
 from bot.quiet_hours import next_allowed
@@ -24,7 +24,7 @@ from dialogs import menu
 from dialogs.context import Ctx
 from dialogs.engine import Dialog, ask_again, enter
 from dialogs.moments import UnreadableTime, parse_local
-from dialogs.pickers import BACK, DONE, find, rows, toggle
+from dialogs.pickers import BACK, DONE, find, names_of, rows, toggle
 from storage import announcements, deliveries, media, staff
 from storage.announcements import Draft
 from storage.models import Announcement
@@ -82,19 +82,14 @@ def snippet(value: str) -> str:
     return f"«{flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1].rstrip() + '…'}»"
 
 
-def audience_label(tr: Translator, m: Municipality, audience: dict[str, Any]) -> str:
+def audience_label(ctx: Ctx, audience: dict[str, Any]) -> str:
     """Everyone / neighbourhoods: … / topics: …, in the staff member's language."""
-    kind, keys = audience.get("kind", "all"), audience.get("keys", [])
+    m, kind, keys = ctx.config.municipality, audience.get("kind", "all"), audience.get("keys", [])
     if kind == "neighbourhood":
-        return tr.gettext("neighbourhoods: {names}", names=_names(tr, m.neighbourhoods, keys))
+        return ctx._("neighbourhoods: {names}", names=names_of(ctx, m.neighbourhoods, keys))
     if kind == "topic":
-        return tr.gettext("topics: {names}", names=_names(tr, m.topics, keys))
-    return tr.gettext("everyone")
-
-
-def _names(tr: Translator, items: tuple[Named, ...], keys: list[str]) -> str:
-    wanted = set(keys)
-    return ", ".join(item.name(tr.language) for item in items if item.id in wanted)
+        return ctx._("topics: {names}", names=names_of(ctx, m.topics, keys))
+    return ctx._("everyone")
 
 
 def _when_label(ctx: Ctx, at: str) -> str:
@@ -128,7 +123,7 @@ async def render_card(ctx: Ctx) -> Reply:
             "Audience: {who} ({count} resident now)",
             "Audience: {who} ({count} residents now)",
             count,
-            who=audience_label(ctx.tr, ctx.config.municipality, audience),
+            who=audience_label(ctx, audience),
             count=ctx.tr.number(count),
         )
     )
@@ -419,7 +414,7 @@ async def render_preview(ctx: Ctx) -> Reply:
             "Above is how it looks. Audience: {who} — {count} residents now. Each gets the "
             "text in their language if you wrote one, otherwise the Latvian text.",
             count,
-            who=audience_label(ctx.tr, config.municipality, draft.audience),
+            who=audience_label(ctx, draft.audience),
             count=ctx.tr.number(count),
         )
     ]

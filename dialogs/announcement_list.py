@@ -42,7 +42,7 @@ def _line(ctx: Ctx, row: Announcement) -> str:
     parts = [
         f"#{row.id}",
         ctx.tr.moment(row.send_at, zone),
-        audience_label(ctx.tr, ctx.config.municipality, row.audience),
+        audience_label(ctx, row.audience),
     ]
     if row.urgent:
         parts.append(ctx._("urgent"))

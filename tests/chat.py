@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from bot.messages import Button, Incoming, Kind, Reply
+from bot.config import Config
+from bot.messages import Button, Incoming, Kind, Outcome, Reply
 from handlers.dispatcher import Dispatcher
 
 _events = itertools.count(1)
@@ -72,3 +73,14 @@ class Chat:
         await self.press_payload("onb:neighbourhood:centrs")
         await self.press_payload("onb:topics:_done")
         await self.press_payload("onb:privacy:_yes")
+
+
+@dataclass
+class Scripted:
+    """Stands in for the dispatcher: answers each update with the next replies of a script."""
+
+    script: list[list[Reply]]
+    config: Config = field(default_factory=Config)
+
+    async def feed(self, incoming: Incoming) -> Outcome:
+        return Outcome(self.script.pop(0), "en")

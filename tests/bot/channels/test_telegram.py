@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
@@ -23,7 +22,7 @@ from bot.app import Runtime
 from bot.channels.base import RateLimited, RecipientBlocked, split_text, utf16_length
 from bot.channels.telegram import LIMITS, SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from bot.config import Config, TelegramConfig
-from bot.messages import Button, Incoming, Outcome, Reply
+from bot.messages import Button, Reply
 from dialogs.engine import CANNOT_READ, EXPIRED, USE_BUTTONS
 from handlers.dispatcher import UNKNOWN_COMMAND, Dispatcher
 from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident, Subscription
@@ -59,6 +58,7 @@ from tests.bot.channels.telegram_helpers import (
     too_long,
     tr,
 )
+from tests.chat import Scripted
 from tests.conftest import RuntimeFactory, free_port
 from tests.standins.telegram_api import BotApiStandIn, BotMessage, JSONDict
 
@@ -897,17 +897,6 @@ async def test_a_blocked_resident_and_flood_control_are_reported_as_such(
 
 
 # --- a notice and the reply after it: one message ---------------------------------
-@dataclass
-class Scripted:
-    """Stands in for the dispatcher: answers each update with the next replies of a script."""
-
-    script: list[list[Reply]]
-    config: Config = field(default_factory=Config)
-
-    async def feed(self, incoming: Incoming) -> Outcome:
-        return Outcome(self.script.pop(0), "en")
-
-
 async def handle(channel: TelegramChannel, update: JSONDict) -> None:
     """The channel handles ``update`` as if it had polled it, and sends what it answers."""
     await channel.application.process_update(Update.de_json(update, channel.application.bot))

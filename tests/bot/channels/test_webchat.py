@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -23,13 +22,13 @@ from aiohttp import web
 
 from bot.app import Runtime
 from bot.channels.webchat import COOKIE, UI_STRINGS, WebChat, verify
-from bot.config import Config
 from bot.http import build_app
 from bot.i18n import translator
-from bot.messages import Button, Incoming, Outcome, Reply
+from bot.messages import Button, Reply
 from storage import residents
 from storage.models import ChannelIdentity, DialogState, Resident
 from tests.bot.channels.browser import ChatPage, chromium, expect, require_chromium
+from tests.chat import Scripted
 from tests.conftest import RuntimeFactory, free_port
 
 if TYPE_CHECKING:
@@ -564,17 +563,6 @@ async def test_my_data_shows_what_is_held_and_deletes_it(
 
 
 # --- a notice and the reply after it: one message ---------------------------------------
-@dataclass
-class Scripted:
-    """Stands in for the dispatcher: answers each update with the next replies of a script."""
-
-    script: list[list[Reply]]
-    config: Config = field(default_factory=Config)
-
-    async def feed(self, incoming: Incoming) -> Outcome:
-        return Outcome(self.script.pop(0), "en")
-
-
 @asynccontextmanager
 async def serve(webchat: WebChat) -> AsyncIterator[str]:
     """The web chat alone on a free port, as the bot's HTTP server serves it; yields its URL."""
