@@ -55,6 +55,7 @@ ROOT = Path(SELF).parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.proc_stats import machine_busy, postgres_cpu, process_cpu, status_kb  # noqa: E402
 from bench.scratch_db import scratch_postgres  # noqa: E402
 from bench.standin_process import StandIn, free_port, serve_commands  # noqa: E402
 
@@ -159,53 +160,6 @@ def _standin_report(api: Any, samples: list[tuple[float, int]], first: int, coun
 # ============================================================================================
 
 
-def _status_kb(pid: int, key: str) -> int:
-    """A ``VmHWM``-style line of /proc/<pid>/status in kB; 0 when gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _process_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) of a live process; 0.0 when gone."""
-    try:
-        values = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _postgres_cpu(database_name: str | None) -> float:
-    """CPU seconds so far of the PostgreSQL backends connected to ``database_name``."""
-    if not database_name:
-        return 0.0
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if database_name.encode() not in (entry / "cmdline").read_bytes():
-                continue
-        except OSError:
-            continue
-        total += _process_cpu(int(entry.name))
-    return total
-
-
-def _machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:
-        return 0, 0
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return sum(values) - idle, sum(values)
-
-
 @dataclass
 class Bot:
     """One ``python -m bot run`` process."""
@@ -220,8 +174,8 @@ class Bot:
     def measure(self) -> None:
         """Peak memory and CPU so far, read while the process lives."""
         if self.process.poll() is None:
-            self.peak_kb = max(self.peak_kb, _status_kb(self.process.pid, "VmHWM"))
-            self.cpu = max(self.cpu, _process_cpu(self.process.pid))
+            self.peak_kb = max(self.peak_kb, status_kb(self.process.pid, "VmHWM"))
+            self.cpu = max(self.cpu, process_cpu(self.process.pid))
 
     def tail(self, lines: int = 15) -> str:
         try:
@@ -378,7 +332,7 @@ async def _release(database_url: str, text: str) -> int:
         count = await deliveries.release(announcement, datetime.now(UTC))
         print(
             f"released {count} {time.perf_counter() - started:.2f} "
-            f"{_status_kb(os.getpid(), 'VmHWM')}",
+            f"{status_kb(os.getpid(), 'VmHWM')}",
             flush=True,
         )
     finally:
@@ -531,9 +485,9 @@ async def _execute(
             raise RuntimeError("a bot did not start")
         await asyncio.sleep(0.2)
 
-    cpu0 = sum(_process_cpu(bot.process.pid) for bot in bots)
-    db0, standin0 = _postgres_cpu(database_name), _process_cpu(standin.process.pid or 0)
-    busy0, total0 = _machine_busy()
+    cpu0 = sum(process_cpu(bot.process.pid) for bot in bots)
+    db0, standin0 = postgres_cpu(database_name), process_cpu(standin.process.pid or 0)
+    busy0, total0 = machine_busy()
     wall0 = time.perf_counter()
     run.release = args.release
     if run.release == "cli":
@@ -612,10 +566,10 @@ async def _execute(
     wall = time.perf_counter() - wall0
     for bot in bots:
         bot.measure()
-    cpu = sum(_process_cpu(bot.process.pid) for bot in bots) - cpu0
-    run.db_cpu = _postgres_cpu(database_name) - db0 if database_name else math.nan
-    run.standin_cpu = _process_cpu(standin.process.pid or 0) - standin0
-    busy1, total1 = _machine_busy()
+    cpu = sum(process_cpu(bot.process.pid) for bot in bots) - cpu0
+    run.db_cpu = postgres_cpu(database_name) - db0 if database_name else math.nan
+    run.standin_cpu = process_cpu(standin.process.pid or 0) - standin0
+    busy1, total1 = machine_busy()
     if total1 > total0:
         cores = (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
         known = cpu + run.standin_cpu + (0.0 if math.isnan(run.db_cpu) else run.db_cpu)

@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.proc_stats import machine_busy, postgres_cpu  # noqa: E402
 from bench.scratch_db import scratch_postgres  # noqa: E402
 from bench.standin_process import StandIn, free_port, serve_commands  # noqa: E402
 
@@ -352,41 +353,6 @@ class Result:
         return 1000 * self.bot_cpu / self.updates
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat; (0, 0) where absent."""
-    try:
-        fields_ = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return 0, 0
-    values = [int(v) for v in fields_]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return sum(values) - idle, sum(values)
-
-
-def _postgres_cpu(database_name: str | None) -> float:
-    """CPU seconds so far of the PostgreSQL backends connected to ``database_name``.
-
-    A backend's process title names its database ("postgres: postgres iesaiste_bench_… ");
-    the bot's pool keeps its connections for the whole burst, so the difference of two
-    readings is what serving the burst cost the server (its background writers aside).
-    """
-    if database_name is None:
-        return 0.0
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if database_name.encode() not in (entry / "cmdline").read_bytes():
-                continue
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        values = stat.rsplit(")", 1)[1].split()
-        total += int(values[11]) + int(values[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def workload(user_ids: Sequence[int], count: int, offset: int) -> list[tuple[int, str]]:
     """``count`` texts round-robin over the residents; each text is unique (the echo is checked)."""
     return [
@@ -405,8 +371,8 @@ async def burst(
 ) -> None:
     expected = stack.expect([text for _, text in items])
     expected_total = sum(expected.values())
-    busy0, total0 = _cpu_ticks()
-    db0 = _postgres_cpu(database_name)
+    busy0, total0 = machine_busy()
+    db0 = postgres_cpu(database_name)
     cpu0 = time.process_time()
     wall0 = time.perf_counter()
     outcome = await standin.call(
@@ -419,8 +385,8 @@ async def burst(
     )
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - wall0
-    db_cpu = _postgres_cpu(database_name) - db0
-    busy1, total1 = _cpu_ticks()
+    db_cpu = postgres_cpu(database_name) - db0
+    busy1, total1 = machine_busy()
     problems = []
     if outcome["pending_before"]:
         problems.append(f"{outcome['pending_before']} updates were still queued before the burst")
