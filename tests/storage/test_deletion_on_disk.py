@@ -29,7 +29,6 @@ KEPT = "6204118731"  # another resident, who stays: proves the search finds a li
 NOTE = "note-Zvaigznes-iela-17-dz-42"  # something they wrote, kept in their dialog data
 
 
-
 @pytest.fixture(params=["default", "secure_delete=OFF"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An open SQLite file with the demo catalog, as the running bot holds it.
