@@ -21,6 +21,7 @@ from datetime import timedelta
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import logs
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChat
@@ -64,6 +65,8 @@ class Runtime:
                 "the database schema is older than this version: run `iesaiste migrate` first"
             )
         await db.open_database(config.database_url)
+        # Kept in the database, so every worker tags a resident alike in its logs.
+        logs.use_tag_key(await settings.secret("log_tag_key"))
         m = config.municipality
         await catalog.sync(
             [Entry(n.id, n.names) for n in m.neighbourhoods],

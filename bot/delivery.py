@@ -25,6 +25,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.channels.base import PushRefused, RateLimited, RecipientBlocked
+from bot.logs import about
 from bot.messages import Reply
 from bot.pacing import Pacer
 from bot.quiet_hours import DEFAULT_END, DEFAULT_START, next_allowed
@@ -180,6 +181,11 @@ class DeliveryWorker:
 
     async def _deliver_one(self, row: Claimed, pacer: Pacer) -> None:
         """Send one row and report its fate; never raises (it runs as a task of its own)."""
+        # Whatever is logged meanwhile (a failure's text too) names the recipient by its tag.
+        with about(row.channel, row.external_id):
+            await self._send_and_report(row, pacer)
+
+    async def _send_and_report(self, row: Claimed, pacer: Pacer) -> None:
         now = datetime.now(UTC)
         try:
             await self.senders[row.channel](row.external_id, Reply(row.text, image=row.image))

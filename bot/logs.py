@@ -1,35 +1,91 @@
-"""Logging set-up: plain lines, and never a secret in them."""
+"""Logging set-up: plain lines, never a secret in them, and no platform id in clear.
+
+A log outlives the data: a resident who asked to be forgotten must not stay in
+it by their platform id. Every log line names an account by ``who(channel,
+user_id)``, a short keyed hash, so lines about one resident can still be
+followed. The key is the deployment's (kept in the database, like the web-chat
+cookie secret, so every worker tags a resident alike); without the key the
+tag cannot be turned back into an id by trying them all, so a log shipped
+elsewhere gives nobody the ids (whoever holds the database holds the key).
+
+Texts we do not write (an exception's, a library's) may name an account too:
+while an update or a push is handled (``about``), its account's id is replaced
+by its tag in every line the handler writes out.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from secrets import token_bytes
+
+# Set once at start from the database (bot.app): process-wide, as logging itself is,
+# and the same in every worker. Until then, and in a process that never opens the
+# database, a key of its own: tags then differ between processes, ids never show.
+_tag_key = token_bytes(32)
+_about: ContextVar[tuple[str, str] | None] = ContextVar("logged_account", default=None)
+
+
+def use_tag_key(key: str) -> None:
+    """Tag accounts with the deployment's key from now on."""
+    global _tag_key
+    _tag_key = key.encode()
+
+
+def who(channel: str, user_id: str | int) -> str:
+    """An account as a log line names it: ``telegram:3f9a1c2b``, never the id itself."""
+    digest = hmac.new(_tag_key, f"{channel}:{user_id}".encode(), hashlib.sha256)
+    return f"{channel}:{digest.hexdigest()[:8]}"
+
+
+@contextmanager
+def about(channel: str, user_id: str | int) -> Iterator[None]:
+    """Lines logged inside are about this account: its id shows as its tag, whoever wrote them."""
+    token = _about.set((channel, str(user_id)))
+    try:
+        yield
+    finally:
+        _about.reset(token)
 
 
 class RedactSecrets(logging.Filter):
-    """Replace each secret (the bot token, say) wherever it appears in a record."""
+    """Replace each secret (the bot token, say) wherever it appears in a record,
+    and the id of the account being handled (``about``) by its tag."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        self.secrets = [(re.compile(re.escape(s)), "[redacted]") for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        swaps = list(self.secrets)
+        account = _about.get()
+        if account is not None and account[1]:
+            # Whole ids only: the account 42 must not turn "line 420" into a tag.
+            pattern = re.compile(rf"(?<![\w-]){re.escape(account[1])}(?![\w-])")
+            swaps.append((pattern, who(*account)))
+        if not swaps:
             return True
         message = record.getMessage()
-        redacted = message
-        for secret in self.secrets:
-            redacted = redacted.replace(secret, "[redacted]")
+        redacted = _swap(message, swaps)
         if record.exc_info and record.exc_info[1] is not None:
-            # Exception texts (an httpx error with a URL) may hold the token too.
+            # Exception texts (an httpx error with a URL, a database error) may hold them too.
             text = logging.Formatter().formatException(record.exc_info)
-            if any(secret in text for secret in self.secrets):
-                for secret in self.secrets:
-                    text = text.replace(secret, "[redacted]")
-                record.exc_info, record.exc_text = None, text
+            if (swapped := _swap(text, swaps)) != text:
+                record.exc_info, record.exc_text = None, swapped
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
+
+
+def _swap(text: str, swaps: list[tuple[re.Pattern[str], str]]) -> str:
+    for pattern, replacement in swaps:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def configure(level: str, secrets: Iterable[str]) -> None:
@@ -39,14 +95,22 @@ def configure(level: str, secrets: Iterable[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # httpx logs every request URL, and Telegram's URLs contain the token.
-    for noisy in (
-        "httpx",
-        "httpcore",
-        "telegram.ext.Updater",
-        "apscheduler",
-        "tortoise",
-        "aiosqlite",
-        "asyncpg",
+    quiet_libraries(level)
+
+
+def quiet_libraries(level: str) -> None:
+    """Libraries whose chatty lines would print a secret or personal data stay above them."""
+    for noisy, floor in (
+        # httpx logs every request URL, and Telegram's URLs contain the token.
+        ("httpx", logging.WARNING),
+        ("httpcore", logging.WARNING),
+        ("telegram.ext.Updater", logging.WARNING),
+        # PTB's debug lines dump whole updates and API calls: residents' ids, names, texts.
+        ("telegram", logging.INFO),
+        ("apscheduler", logging.WARNING),
+        # The database drivers' debug lines print every query with its values.
+        ("tortoise", logging.WARNING),
+        ("aiosqlite", logging.WARNING),
+        ("asyncpg", logging.WARNING),
     ):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+        logging.getLogger(noisy).setLevel(max(floor, logging.getLevelName(level)))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from bot.config import Config
 from bot.i18n import N_, translator
+from bot.logs import about, who
 from bot.messages import FileSource, Incoming, Kind, Outcome, Reply
 from dialogs import menu, onboarding
 from dialogs.context import Ctx
@@ -62,6 +63,11 @@ class Dispatcher:
 
     async def feed(self, incoming: Incoming) -> Outcome:
         """Handle one update; return what to answer (nothing for a duplicate)."""
+        # Whatever is logged meanwhile (an exception's text too) names the account by its tag.
+        with about(incoming.channel, incoming.user_id):
+            return await self._feed(incoming)
+
+    async def _feed(self, incoming: Incoming) -> Outcome:
         try:
             async with self._resident_lock(f"{incoming.channel}:{incoming.user_id}"):
                 async with open_session(
@@ -74,7 +80,12 @@ class Dispatcher:
             log.info("duplicate event %s:%s dropped", incoming.channel, incoming.event_id)
             return Outcome([], self._fallback_language(incoming))
         except Exception:
-            log.exception("update %s:%s failed", incoming.channel, incoming.event_id)
+            log.exception(
+                "update %s:%s of %s failed",
+                incoming.channel,
+                incoming.event_id,
+                who(incoming.channel, incoming.user_id),
+            )
             language = self._fallback_language(incoming)
             return Outcome([Reply(translator(language).gettext(FAILED))], language)
 
@@ -115,10 +126,9 @@ class Dispatcher:
             if route is None or not await middlewares.allowed(ctx, route):
                 if route is not None:
                     log.warning(
-                        "staff command /%s refused to %s:%s",
+                        "staff command /%s refused to %s",
                         incoming.command,
-                        incoming.channel,
-                        incoming.user_id,
+                        who(incoming.channel, incoming.user_id),
                     )
                 ctx.answer(ctx._(UNKNOWN_COMMAND))
                 await resume_or_menu(ctx)
@@ -131,10 +141,9 @@ class Dispatcher:
             route = self.router.find_button(incoming.payload)
             if route is not None and not await middlewares.allowed(ctx, route):
                 log.warning(
-                    "staff button %r refused to %s:%s",
+                    "staff button %r refused to %s",
                     incoming.payload,
-                    incoming.channel,
-                    incoming.user_id,
+                    who(incoming.channel, incoming.user_id),
                 )
                 ctx.answer(ctx._(UNKNOWN_COMMAND))
                 await resume_or_menu(ctx)
@@ -147,10 +156,9 @@ class Dispatcher:
             # A staff dialog: checked on every update, not only on entry.
             if not await middlewares.has_role(ctx, dialog.roles):
                 log.warning(
-                    "staff dialog %s refused to %s:%s",
+                    "staff dialog %s refused to %s",
                     dialog.name,
-                    incoming.channel,
-                    incoming.user_id,
+                    who(incoming.channel, incoming.user_id),
                 )
                 if REGISTRY.dialog(ctx.state) is dialog:
                     ctx.clear_state()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from bot.i18n import LANGUAGES, translator
+from bot.logs import who
 from bot.messages import Incoming, Kind
 from dialogs.context import Ctx
 from handlers.router import Route
@@ -65,7 +66,7 @@ def throttled(ctx: Ctx) -> bool:
                 "Please wait a minute, then carry on."
             )
         )
-        log.info("throttled %s:%s", ctx.incoming.channel, ctx.incoming.user_id)
+        log.info("throttled %s", who(ctx.incoming.channel, ctx.incoming.user_id))
     return verdict != "ok"
 
 

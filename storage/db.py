@@ -32,6 +32,9 @@ def tortoise_config(url: str) -> dict[str, Any]:
         path = url.removeprefix("sqlite://")
         if path not in ("", ":memory:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Deleted rows are overwritten with zeros, not left in free pages: a
+        # forgotten resident's ids are gone from the file (storage.residents.forget).
+        url += ("&" if "?" in url else "?") + "secure_delete=ON"
     return {
         "connections": {"default": url},
         "apps": {

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tortoise import connections
+from tortoise.backends.base.client import TransactionalDBClient
+
 from storage.models import ChannelIdentity, Neighbourhood, Resident, Subscription, Topic
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -135,8 +141,29 @@ async def personal_data(resident: Resident) -> PersonalData:
 async def forget(resident: Resident) -> None:
     """Delete the resident's identity and contact data.
 
-    Identities, subscriptions and dialog state cascade with the row. Public
-    contributions (proposals, ballots, later) are detached, not deleted:
-    their foreign keys are SET NULL.
+    Identities, subscriptions, dialog state and pending pushes cascade with
+    the row. Public contributions (proposals, ballots, later) are detached,
+    not deleted: their foreign keys are SET NULL. Inside a transaction (an
+    update's session) the disk can be scrubbed only once it commits, so
+    whoever commits calls ``scrub_deleted``; outside one it is done here.
     """
     await resident.delete()
+    if not isinstance(connections.get("default"), TransactionalDBClient):
+        await scrub_deleted()
+
+
+async def scrub_deleted() -> None:
+    """After a committed deletion: leave no copy of the deleted rows on disk.
+
+    SQLite overwrites deleted rows with zeros (``secure_delete``, set where the
+    database is opened), but the write-ahead log still holds the pages as they
+    were until a checkpoint: copy it into the file now and truncate it.
+    PostgreSQL offers no such guarantee (old row versions stay until VACUUM).
+    """
+    client = connections.get("default")
+    if client.capabilities.dialect != "sqlite":
+        return
+    (result,) = await client.execute_query_dict("PRAGMA wal_checkpoint(TRUNCATE)")
+    if result["busy"]:
+        # Another process (an `iesaiste` command) was reading: the next checkpoint will do.
+        log.warning("a reader held the write-ahead log: a deletion stays in it for now")

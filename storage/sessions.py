@@ -23,6 +23,7 @@ from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from storage import residents
 from storage.errors import DuplicateEvent
 from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident
 
@@ -107,11 +108,12 @@ async def open_session(channel: str, external_id: str, event_id: str) -> AsyncIt
         session = Session(resident, dialog, is_new)
         session._saved_state = (dialog.state, _copy(dialog.data))
         yield session
-        if session.deleted:
-            return
-        await resident.save(update_fields=SESSION_FIELDS)
-        if (dialog.state, dialog.data) != session._saved_state:
-            await dialog.save()
+        if not session.deleted:
+            await resident.save(update_fields=SESSION_FIELDS)
+            if (dialog.state, dialog.data) != session._saved_state:
+                await dialog.save()
+    if session.deleted:
+        await residents.scrub_deleted()  # committed: now it can go from the disk too
 
 
 def _copy(data: Any) -> Any:

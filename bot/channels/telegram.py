@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
 from aiohttp import web
@@ -38,6 +39,7 @@ from bot.channels.base import (
 from bot.channels.telegram_push import PushSender
 from bot.config import TelegramConfig
 from bot.i18n import LANGUAGES, translator
+from bot.logs import about, who
 from bot.messages import ChannelLimits, Incoming, Kind, Location, Reply
 from handlers.commands import MENU_COMMANDS
 from handlers.dispatcher import Dispatcher
@@ -212,7 +214,9 @@ class TelegramChannel:
                 )
             except (BadRequest, Forbidden, ValueError) as error:
                 # The account never opened the bot, or blocked it: nothing to show it in.
-                log.info("telegram: no staff menu for %s (%s)", chat_id, error)
+                # (A ValueError's text would repeat the id.)
+                why = "not a Telegram user id" if isinstance(error, ValueError) else error
+                log.info("telegram: no staff menu for %s (%s)", who(NAME, chat_id), why)
 
     async def stop(self) -> None:
         """Stop taking updates, let in-flight ones finish, close the HTTP client."""
@@ -269,11 +273,14 @@ class TelegramChannel:
             try:
                 await self._send(chat_id, reply, incoming.message_id)
             except RecipientBlocked:
-                log.info("telegram: %s blocked the bot", chat_id)
+                log.info("telegram: %s blocked the bot", who(NAME, chat_id))
                 return
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("telegram: update failed: %s", context.error, exc_info=context.error)
+        user = update.effective_user if isinstance(update, Update) else None
+        # The error's text may name the account (a send to it failed): tagged, as in feed().
+        with about(NAME, user.id) if user is not None else nullcontext():
+            log.error("telegram: update failed: %s", context.error, exc_info=context.error)
 
     # --- sending ------------------------------------------------------------
     async def send(self, recipient: str, reply: Reply) -> None:

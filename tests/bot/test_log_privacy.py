@@ -1,0 +1,220 @@
+"""No log line keeps a resident's platform id in clear: a keyed tag names the account.
+
+The whole bot runs against the local Bot API over real HTTP, as in production, with
+logging at DEBUG and the libraries' levels as ``iesaiste run`` sets them. The flows are
+those that log an account: a resident typing a staff command, a resident over the
+throttle, a resident who blocked the bot (an answer and a push), a staff account that
+never opened the bot, and failures whose exception text names the account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import logging
+import traceback
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot import logs
+from bot.logs import who
+from handlers import middlewares
+from handlers.dispatcher import FAILED, UNKNOWN_COMMAND
+from storage import announcements, settings
+from storage.announcements import Draft
+from storage.models import Delivery
+from tests.bot.channels.telegram_helpers import Chat, eventually, telegram_env, tr
+from tests.conftest import RuntimeFactory
+from tests.standins.telegram_api import BotApiStandIn
+
+RESIDENT = 7305119842  # types a staff command, then writes too fast
+BLOCKER = 7305119843  # blocked the bot
+ABSENT_STAFF = 6204118731  # an admin in the configuration who never opened the bot
+THROTTLE = 6
+THROTTLED = (
+    "You are sending messages faster than I can read them. Please wait a minute, then carry on."
+)
+
+storage = pytest.mark.storage
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """Every logger's level and the root's handlers as they were, after the test."""
+    root = logging.getLogger()
+    handlers, root_level = root.handlers[:], root.level
+    levels = {
+        name: logger.level
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(root_level)
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))
+
+
+def config_file(tmp_path: Path) -> str:
+    """The example configuration with a throttle of 6 messages, an absent admin, no quiet hours."""
+    text = Path("config.example.toml").read_text(encoding="utf-8")
+    text = text.replace("throttle_messages = 20", f"throttle_messages = {THROTTLE}")
+    text = text.replace('quiet_start = "21:00"', 'quiet_start = "00:00"')
+    text = text.replace('quiet_end = "09:00"', 'quiet_end = "00:00"')
+    text += f'\n[[staff]]\nuser = "telegram:{ABSENT_STAFF}"\nrole = "admin"\n'
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def record_text(record: logging.LogRecord) -> str:
+    """All a record would print: its message and the text of its exception, if any."""
+    text = record.getMessage()
+    if record.exc_info and record.exc_info[1] is not None:
+        text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+    return text + (record.exc_text or "")
+
+
+async def push_to_everyone() -> None:
+    """An urgent, approved announcement to all, due now: the bot releases and sends it."""
+    draft = Draft({"lv": "Rīt nebūs ūdens."}, {"kind": "all"}, datetime.now(UTC), urgent=True)
+    await announcements.schedule(draft, author="cli", approved_by="cli")
+
+
+@storage
+async def test_the_flows_that_log_an_account_name_it_by_its_tag_never_by_its_id(
+    start_bot: RuntimeFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    restored_logging: None,
+) -> None:
+    logs.quiet_libraries("DEBUG")  # as `iesaiste run` with IESAISTE_LOG_LEVEL=DEBUG
+    caplog.set_level(logging.DEBUG)
+    async with BotApiStandIn() as api:
+        api.add_user(RESIDENT, "Anna", language_code="en")
+        api.add_user(BLOCKER, "Jānis", language_code="en")
+        runtime = await start_bot(config_file(tmp_path), **telegram_env(api))
+        resident, blocker = Chat(api, RESIDENT), Chat(api, BLOCKER)
+
+        (refused,) = await resident.send("/announce")
+        assert refused.text.startswith(tr("en", UNKNOWN_COMMAND) + "\n\n")
+        for n in range(THROTTLE - 1):
+            await resident.send(f"message {n}")
+        (warned,) = await resident.send("one too many")
+        assert warned.text == THROTTLED
+
+        await blocker.onboard(topics=())
+        api.block(BLOCKER)
+        await push_to_everyone()
+        await eventually(
+            lambda: Delivery.filter(external_id=str(BLOCKER), state="blocked").exists(),
+            timeout=20,
+            what="the push to the blocked chat",
+        )
+        api.send_text(BLOCKER, "hello?")  # the answer meets the blocked chat too
+        await eventually(lambda: "blocked the bot" in caplog.text, what="the blocked answer")
+        await runtime.stop()
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert f"staff command /announce refused to {who('telegram', RESIDENT)}" in messages
+    assert f"throttled {who('telegram', RESIDENT)}" in messages
+    assert f"telegram: {who('telegram', BLOCKER)} blocked the bot" in messages
+    assert f"telegram: no staff menu for {who('telegram', ABSENT_STAFF)} (Chat not found)" in (
+        messages
+    )
+    for record in caplog.records:
+        text = record_text(record)
+        for user_id in (RESIDENT, BLOCKER, ABSENT_STAFF):
+            assert str(user_id) not in text, f"{record.name}: {text}"
+
+
+@pytest.fixture
+def production_log(restored_logging: None) -> io.StringIO:
+    """Logging exactly as ``iesaiste run`` sets it up at DEBUG, written into a buffer."""
+    logs.configure("DEBUG", [])
+    (handler,) = logging.getLogger().handlers
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    handler.setStream(buffer)
+    return buffer
+
+
+@storage
+async def test_an_exception_that_names_the_account_is_logged_with_its_tag(
+    start_bot: RuntimeFactory, production_log: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Texts we do not write: Telegram's error, and a database error with the key in it
+    (PostgreSQL's DETAIL names the row), each logged with its traceback."""
+    async with BotApiStandIn() as api:
+        api.add_user(RESIDENT, "Anna", language_code="en")
+        runtime = await start_bot(**telegram_env(api))
+        resident = Chat(api, RESIDENT)
+        await resident.send("/start")
+
+        api.fail_next("sendMessage", 400, f"Bad Request: chat {RESIDENT} is not available")
+        api.send_text(RESIDENT, "/help")
+        await eventually(lambda: "telegram: update failed" in production_log.getvalue())
+
+        async def role_of(channel: str, user_id: str) -> str:
+            raise RuntimeError(f"Key (channel, external_id)=({channel}, {user_id}) is locked")
+
+        monkeypatch.setattr(middlewares.staff, "role_of", role_of)
+        (apology,) = await resident.send("/announce")
+        assert apology.text == tr("en", FAILED)
+        await runtime.stop()
+
+    output = production_log.getvalue()
+    tag = who("telegram", RESIDENT)
+    assert f"telegram: update failed: Chat {tag} is not available\nTraceback" in output
+    assert f"of {tag} failed\nTraceback" in output
+    assert f"RuntimeError: Key (channel, external_id)=(telegram, {tag}) is locked" in output
+    assert str(RESIDENT) not in output
+
+
+@storage
+async def test_the_tag_is_keyed_with_the_deployments_secret_alike_in_every_worker(
+    start_bot: RuntimeFactory,
+) -> None:
+    """The key lives in the database: a restarted or second worker tags a resident alike,
+    and without the key nobody can find the id by hashing every possible one."""
+    runtime = await start_bot()
+    key = await settings.secret("log_tag_key")
+    expected = hmac.new(key.encode(), f"telegram:{RESIDENT}".encode(), hashlib.sha256)
+    tag = who("telegram", RESIDENT)
+    assert tag == f"telegram:{expected.hexdigest()[:8]}"
+    assert tag != f"telegram:{hashlib.sha256(f'telegram:{RESIDENT}'.encode()).hexdigest()[:8]}"
+    await runtime.stop()
+
+    logs.use_tag_key("a fresh process's own key")
+    assert who("telegram", RESIDENT) != tag
+    await start_bot()  # another worker on the same database
+    assert who("telegram", RESIDENT) == tag
+
+
+def test_the_handlers_filter_redacts_secrets_and_tags_whole_ids_only() -> None:
+    """The filter ``configure`` installs, on one line and on an exception's text."""
+    token = "123456:AAE-secret_part"
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.addFilter(logs.RedactSecrets([token]))
+    logger = logging.getLogger("tests.log_privacy")
+    logger.addHandler(handler)
+    try:
+        with logs.about("telegram", 42):
+            try:
+                raise RuntimeError(f"POST /bot{token}/sendMessage to chat 42 failed")
+            except RuntimeError:
+                logger.error("announcement 420 to 42: %s", "no luck", exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    tag = who("telegram", 42)
+    assert buffer.getvalue().splitlines()[0] == f"announcement 420 to {tag}: no luck"
+    assert f"RuntimeError: POST /bot[redacted]/sendMessage to chat {tag} failed" in (
+        buffer.getvalue()
+    )
+    assert token not in buffer.getvalue() and "secret_part" not in buffer.getvalue()
