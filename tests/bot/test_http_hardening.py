@@ -20,6 +20,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -34,9 +35,10 @@ from tests.bot.channels.telegram_helpers import (
     WEBHOOK_SECRET,
     Chat,
     telegram_env,
+    text_update,
 )
 from tests.conftest import RuntimeFactory, free_port
-from tests.standins.telegram_api import BotApiStandIn
+from tests.standins.telegram_api import BotApiStandIn, JSONDict
 
 HEADER, BODY, KEEPALIVE = 1.0, 2.0, 4.0  # seconds, all different: each close has one cause
 MARGIN = 3.0
@@ -447,3 +449,142 @@ async def test_a_webhook_body_over_a_megabyte_gets_413(
     ) as response:
         assert response.status == 413
     assert await rows() == {"residents": 0, "identities": 0, "events": 0, "dialogs": 0}
+
+
+@sqlite_only
+async def test_a_secret_header_that_is_not_utf8_gets_403_and_no_traceback(
+    bot: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = b'{"update_id": 1}'
+
+    async def post(secret: bytes) -> bytes:
+        raw = await Raw.open(bot.config.http_port)
+        await raw.send(
+            head("POST", WEBHOOK_PATH, f"Content-Length: {len(body)}", "Connection: close").replace(
+                b"\r\n\r\n", b"\r\n" + SECRET_HEADER.encode() + b": " + secret + b"\r\n\r\n"
+            )
+            + body
+        )
+        received, _ = await raw.until_closed()
+        return received.split(b"\r\n", 1)[0]
+
+    for secret in (b"\xff\xfe\xfd", WEBHOOK_SECRET.encode() + b"\xe9", "ā".encode()):
+        assert await post(secret) == b"HTTP/1.1 403 Forbidden", secret
+    assert await post(WEBHOOK_SECRET.encode()) == b"HTTP/1.1 200 OK"  # the same path, right secret
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert failures == []
+    refused = [r.getMessage() for r in caplog.records if "wrong secret" in r.getMessage()]
+    assert refused == ["telegram webhook: wrong secret token from 127.0.0.1"] * 3
+
+
+# --- updates of the wrong shape -----------------------------------------------
+def malformed_updates(template: JSONDict) -> dict[str, tuple[JSONDict, str]]:
+    """Updates Telegram never sends, each with the field the warning must name."""
+
+    def message(**changes: Any) -> JSONDict:
+        update = text_update(template, "/mydata")
+        update["message"].update(changes)
+        return update
+
+    def sender(user_id: object) -> JSONDict:
+        update = text_update(template, "/mydata")
+        if user_id is ...:
+            del update["message"]["from"]["id"]
+        else:
+            update["message"]["from"]["id"] = user_id
+        return update
+
+    def location(**where: object) -> JSONDict:
+        update = text_update(template, "/mydata")
+        for key in ("text", "entities"):
+            del update["message"][key]
+        update["message"]["location"] = where
+        return update
+
+    def chat(chat_id: object) -> JSONDict:
+        update = text_update(template, "/mydata")
+        update["message"]["chat"]["id"] = chat_id
+        return update
+
+    def press(**query: Any) -> JSONDict:
+        update = text_update(template, "/mydata")
+        user = update.pop("message")["from"]
+        update["callback_query"] = {"id": "1", "from": user, "data": "menu:help", **query}
+        return update
+
+    user = template["message"]["from"]
+    return {
+        "from.id letters": (sender("abc"), "message.from.id: not a Telegram user id"),
+        "from.id digits as a string": (
+            sender(str(ANNA)),
+            "message.from.id: not a Telegram user id",
+        ),
+        "from.id fraction": (sender(1001.5), "message.from.id: not a Telegram user id"),
+        "from.id true": (sender(True), "message.from.id: not a Telegram user id"),
+        "from.id negative": (sender(-ANNA), "message.from.id: not a Telegram user id"),
+        "from.id over 52 bits": (sender(2**60), "message.from.id: not a Telegram user id"),
+        "from.id null": (sender(None), "message.from.id: not a Telegram user id"),
+        "from without id": (sender(...), "message.from.id: missing"),
+        "chat.id letters": (chat("abc"), "message.chat.id: not a Telegram chat id"),
+        "message not an object": (
+            {"update_id": 900_000_000, "message": 7},
+            "message: not an object",
+        ),
+        "text a number": (message(text=5), "message.text: not a string"),
+        "text a lone surrogate": (message(text="\ud800"), "message.text: not a string"),
+        "entities not a list": (message(entities="x"), "message.entities: not a list"),
+        "latitude of 400 digits": (
+            location(latitude=10**400, longitude=24.1),
+            "message.location.latitude: not a latitude",
+        ),
+        "longitude a string": (
+            location(latitude=56.9, longitude="24.1"),
+            "message.location.longitude: not a longitude",
+        ),
+        "update_id over 63 bits": (
+            {**text_update(template, "/mydata"), "update_id": 2**70},
+            "update_id: not an update id",
+        ),
+        "press from.id letters": (
+            press(**{"from": {**user, "id": "abc"}}),
+            "callback_query.from.id: not a Telegram user id",
+        ),
+        "press data a number": (press(data=12), "callback_query.data: not a string"),
+        "press not an object": (
+            {"update_id": 900_000_001, "callback_query": "x"},
+            "callback_query: not an object",
+        ),
+    }
+
+
+@pytest.mark.storage
+async def test_a_malformed_update_is_acknowledged_and_dropped_with_one_line(
+    api: BotApiStandIn, bot: Runtime, base: str, http: aiohttp.ClientSession, caplog: Any
+) -> None:
+    """Acknowledged with 200: Telegram sends again what is not, and this never gets better."""
+    anna = Chat(api, ANNA)
+    await anna.send("/start")
+    before = await rows()
+    assert before == {"residents": 1, "identities": 1, "events": 1, "dialogs": 1}
+
+    for name, (update, field) in malformed_updates(anna.last_update).items():
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            async with http.post(
+                f"{base}{WEBHOOK_PATH}",
+                data=json.dumps(update),
+                headers={SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"},
+            ) as response:
+                assert response.status == 200, name
+        assert await rows() == before, name
+        lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("bot")]
+        assert lines == [
+            ("WARNING", f"telegram webhook: a malformed update was dropped ({field})")
+        ], name
+        assert not any(r.exc_info for r in caplog.records), name
+    assert len(anna.messages) == 1  # nobody was answered, not Anna either
+
+    # The bot carries on: the same update, well-formed, is handled.
+    (answer,) = await anna.send("/help")
+    assert answer.text.startswith("I am the residents' assistant of")
