@@ -27,7 +27,7 @@ from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChat
 from bot.config import Config
 from bot.delivery import DeliveryWorker, Send
-from bot.http import build_app
+from bot.http import HttpRunner, build_app
 from bot.pacing import Pacer, SharedBudget
 from bot.progress import REFRESH_EVERY, refresh_reports
 from bot.scheduler import build_scheduler
@@ -75,7 +75,7 @@ class Runtime:
         await staff.sync_from_config((g.channel, g.user_id, g.role) for g in config.staff)
         await events.prune()  # the scheduler repeats it daily
         self.dispatcher = Dispatcher(config)
-        self.http = build_app()
+        self.http = build_app(config.http_timeouts)
         if config.webchat.enabled:
             secret = config.webchat.cookie_secret or await settings.secret("webchat_cookie")
             self.webchat = WebChat(self.dispatcher, secret)
@@ -84,7 +84,7 @@ class Runtime:
             self.telegram = TelegramChannel(config.telegram, self.dispatcher)
             self.dispatcher.files["telegram"] = self.telegram
             self.telegram.add_routes(self.http)
-        self._runner = web.AppRunner(self.http, handle_signals=False, access_log=None)
+        self._runner = HttpRunner(self.http, config.http_timeouts)
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.http_host, config.http_port)
         try:

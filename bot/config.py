@@ -67,6 +67,15 @@ class Municipality:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpTimeouts:
+    """How long a client may take over its request; config.example.toml says why these."""
+
+    header_seconds: float = 10.0  # a request head, from its first byte
+    body_seconds: float = 30.0  # a request body, from the end of its head
+    keepalive_seconds: float = 75.0  # an idle connection, waiting for its next request
+
+
+@dataclass(frozen=True, slots=True)
 class TelegramConfig:
     token: str = ""
     api_url: str = "https://api.telegram.org"
@@ -112,6 +121,7 @@ class Config:
     database_url: str = DEFAULT_DATABASE_URL
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    http_timeouts: HttpTimeouts = field(default_factory=HttpTimeouts)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     webchat: WebchatConfig = field(default_factory=WebchatConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -199,6 +209,12 @@ def _int(key: str, raw: object, low: int, high: int) -> int:
     return raw
 
 
+def _seconds(key: str, raw: object, low: float, high: float) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not low <= raw <= high:
+        raise ConfigError(key, raw, f"a number of seconds from {low:g} to {high:g}")
+    return float(raw)
+
+
 def _bool(key: str, raw: object) -> bool:
     if not isinstance(raw, bool):
         raise ConfigError(key, raw, "true or false")
@@ -265,7 +281,17 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
     db = _section(data, "database")
     _check_unknown("database", db, {"url"})
     http = _section(data, "http")
-    _check_unknown("http", http, {"host", "port"})
+    _check_unknown(
+        "http",
+        http,
+        {
+            "host",
+            "port",
+            "header_timeout_seconds",
+            "body_timeout_seconds",
+            "keepalive_timeout_seconds",
+        },
+    )
     tg = _section(data, "telegram")
     _check_unknown("telegram", tg, {"token", "api_url", "mode", "webhook_url", "webhook_secret"})
     wc = _section(data, "webchat")
@@ -292,6 +318,7 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
         database_url=_str("database.url", db.get("url", defaults.database_url)),
         http_host=_str("http.host", http.get("host", defaults.http_host)),
         http_port=_int("http.port", http.get("port", defaults.http_port), 1, 65535),
+        http_timeouts=_http_timeouts(http),
         telegram=TelegramConfig(
             token=_str("telegram.token", tg.get("token", "")),
             api_url=_str("telegram.api_url", tg.get("api_url", defaults.telegram.api_url)),
@@ -329,6 +356,20 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             lease_seconds=_int("delivery.lease_seconds", dl.get("lease_seconds", 300), 60, 86_400),
         ),
         log_level=_str("log.level", log.get("level", "INFO")).upper(),
+    )
+
+
+def _http_timeouts(http: Mapping[str, Any]) -> HttpTimeouts:
+    """Half a second at least (the tests use short ones), an hour at most."""
+    defaults = HttpTimeouts()
+
+    def seconds(key: str, default: float) -> float:
+        return _seconds(f"http.{key}", http.get(key, default), 0.5, 3600)
+
+    return HttpTimeouts(
+        header_seconds=seconds("header_timeout_seconds", defaults.header_seconds),
+        body_seconds=seconds("body_timeout_seconds", defaults.body_seconds),
+        keepalive_seconds=seconds("keepalive_timeout_seconds", defaults.keepalive_seconds),
     )
 
 

@@ -8,10 +8,13 @@ root, so a self-hosted Bot API server (or the test stand-in) works the same.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from typing import TypeGuard
 
 from aiohttp import web
 from telegram import (
@@ -61,6 +64,10 @@ LIMITS = ChannelLimits(
     messages_per_second_per_chat=1.0,
 )
 CAPTION_LENGTH = 1024
+# Telegram's largest updates (a 4096-character message with its entities, the
+# message it replies to and a keyboard) are some tens of kilobytes; a megabyte
+# leaves room for what the Bot API may add and refuses anything else cheaply.
+WEBHOOK_MAX_BYTES = 1024 * 1024
 
 
 def to_incoming(update: Update) -> Incoming | None:
@@ -135,6 +142,114 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
             for row in reply.buttons
         ]
     )
+
+
+def _secret_matches(request: web.Request, secret: str) -> bool:
+    """Compared as bytes in constant time: a header is any bytes, not always UTF-8."""
+    given = request.headers.get(SECRET_HEADER, "")
+    # aiohttp decodes header bytes that are not UTF-8 as surrogates; this undoes it.
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode())
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    """an integer"""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_update_id(value: object) -> bool:
+    """an update id"""
+    return _is_int(value) and 0 <= value < 2**63
+
+
+def _is_user_id(value: object) -> bool:
+    """a Telegram user id"""
+    # Telegram: "at most 52 significant bits"; a person's id is positive.
+    return _is_int(value) and 0 < value < 2**52
+
+
+def _is_chat_id(value: object) -> bool:
+    """a Telegram chat id"""
+    return _is_int(value) and -(2**52) < value < 2**52
+
+
+def _is_text(value: object) -> bool:
+    """a string"""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\\ud800" in JSON): Telegram sends UTF-8
+        return False
+    return True
+
+
+def _is_latitude(value: object) -> bool:
+    """a latitude"""
+    return isinstance(value, int | float) and not isinstance(value, bool) and -90 <= value <= 90
+
+
+def _is_longitude(value: object) -> bool:
+    """a longitude"""
+    return isinstance(value, int | float) and not isinstance(value, bool) and -180 <= value <= 180
+
+
+# What to_incoming reads of an update, as the Bot API documents it. A key that
+# ends in "?" may be absent; a dict is an object of that shape, a list of one
+# shape a list of such; a function checks a value (its docstring says what).
+Shape = Callable[[object], bool] | dict[str, "Shape"] | list["Shape"]
+USER: Shape = {"id": _is_user_id, "language_code?": _is_text}
+CHAT: Shape = {"id": _is_chat_id, "type": _is_text}
+UPDATE: Shape = {
+    "update_id": _is_update_id,
+    "message?": {
+        "message_id": _is_int,
+        "chat": CHAT,
+        "from?": USER,
+        "text?": _is_text,
+        "caption?": _is_text,
+        "entities?": [{"type": _is_text, "offset": _is_int, "length": _is_int}],
+        "location?": {"latitude": _is_latitude, "longitude": _is_longitude},
+        "photo?": [{"file_id": _is_text}],
+        "contact?": {"phone_number": _is_text},
+    },
+    "callback_query?": {
+        "id": _is_text,
+        "from": USER,
+        "data?": _is_text,
+        "message?": {"message_id": _is_int, "chat": CHAT},
+    },
+}
+
+
+def malformed(value: object, shape: Shape = UPDATE, where: str = "") -> str | None:
+    """What in an update is not as Telegram sends it (a field's name, never its value), or None.
+
+    Checked before the dispatcher sees the update: ``from.id: "abc"`` would
+    otherwise make a resident of "abc" and then fail to answer them.
+    """
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{where or 'update'}: not an object"
+        for key, inner in shape.items():
+            name = key.removesuffix("?")
+            path = f"{where}.{name}" if where else name
+            if name not in value:
+                if key.endswith("?"):
+                    continue
+                return f"{path}: missing"
+            problem = malformed(value[name], inner, path)
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{where}: not a list"
+        for index, item in enumerate(value):
+            problem = malformed(item, shape[0], f"{where}[{index}]")
+            if problem is not None:
+                return problem
+        return None
+    return None if shape(value) else f"{where}: not {shape.__doc__}"
 
 
 @dataclass(slots=True)
@@ -235,18 +350,34 @@ class TelegramChannel:
             app.router.add_post(WEBHOOK_PATH, self.receive_webhook)
 
     async def receive_webhook(self, request: web.Request) -> web.Response:
-        given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.config.webhook_secret.encode()):
+        if not _secret_matches(request, self.config.webhook_secret):
             log.warning("telegram webhook: wrong secret token from %s", request.remote)
             return web.Response(status=403)
+        if (request.content_length or 0) > WEBHOOK_MAX_BYTES:
+            raise web.HTTPRequestEntityTooLarge(WEBHOOK_MAX_BYTES, request.content_length or 0)
+        raw = await request.read()
+        if len(raw) > WEBHOOK_MAX_BYTES:
+            raise web.HTTPRequestEntityTooLarge(WEBHOOK_MAX_BYTES, len(raw))
         try:
-            body = await request.json()
-            if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
-                raise ValueError("not an update object")
-            update = Update.de_json(body, self.application.bot)
-        except Exception:  # whatever a malformed body makes the parser raise
+            body = json.loads(raw)
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
+            body = None
+        if not isinstance(body, dict) or not _is_int(body.get("update_id")):
+            # Telegram never sends this, so it will not send it again either.
             log.info("telegram webhook: a body that is not an update was refused")
             return web.Response(status=400, text="not a Telegram update")
+        problem = malformed(body)
+        update = None
+        if problem is None:
+            try:
+                update = Update.de_json(body, self.application.bot)
+            except Exception:  # whatever else a malformed update makes PTB raise
+                problem = "not readable as an update"
+        if update is None:
+            # Acknowledged, so Telegram does not send it again and again: it would
+            # never become well-formed. The field is named, never its value.
+            log.warning("telegram webhook: a malformed update was dropped (%s)", problem)
+            return web.Response(status=200)
         # Handled before we answer 200: a crash makes Telegram redeliver, and
         # the processed-event record makes the redelivery harmless.
         await self.application.process_update(update)
