@@ -1,7 +1,9 @@
 """The ``iesaiste`` command: run the bot, migrate, manage staff.
 
 Operator mistakes end with one line naming the setting and exit code 2,
-never a traceback.
+never a traceback. Anything else that goes wrong ends with one line too and
+exit code 1; its traceback is logged at DEBUG (IESAISTE_LOG_LEVEL=DEBUG).
+No line carries a password or a token.
 """
 
 from __future__ import annotations
@@ -9,22 +11,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import unquote
 
 from bot import logs
-from bot.config import ROLES, Config, ConfigError, load, parse_role, parse_user_ref
+from bot.config import (
+    ROLES,
+    Config,
+    ConfigError,
+    load,
+    masked_url,
+    parse_role,
+    parse_user_ref,
+)
 
 log = logging.getLogger("iesaiste")
 
 ANNOUNCEMENT_LENGTH = 4096  # Telegram's limit for one message
 
 
+class _Parser(argparse.ArgumentParser):
+    """A command-line mistake is one line and a hint, not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; try '{self.prog} --help'\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="iesaiste", description="Iesaiste: the residents' chatbot of a municipality."
     )
     parser.add_argument(
@@ -32,11 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="TOML configuration (default: $IESAISTE_CONFIG, else the demo)",
     )
-    commands = parser.add_subparsers(dest="command")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="run the bot (the default)")
     commands.add_parser("migrate", help="bring the database schema up to date")
     staff = commands.add_parser("staff", help="manage staff accounts").add_subparsers(
-        dest="staff_command", required=True
+        dest="staff_command", required=True, metavar="{add,remove,list}"
     )
     add = staff.add_parser("add", help="give an account a role")
     add.add_argument("user", help="CHANNEL:USER_ID, e.g. telegram:123456")
@@ -66,61 +85,91 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    config: Config | None = None
     try:
         config = load(args.config)
-    except ConfigError as error:
-        print(f"iesaiste: configuration error: {error}", file=sys.stderr)
-        return 2
-    logs.configure(config.log_level, [config.telegram.token, config.telegram.webhook_secret])
-    command = args.command or "run"
-    try:
-        if command == "run":
-            from bot.app import serve
-
-            asyncio.run(serve(config))
-        elif command == "migrate":
-            asyncio.run(_migrate(config))
-        elif command == "announce":
-            request = announcement_request(config, args)
-            return asyncio.run(_with_database(config, lambda: _announce(request)))
-        else:
-            return asyncio.run(_with_database(config, lambda: _staff(args)))
-    except ConfigError as error:
-        print(f"iesaiste: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:
-        from bot.app import StartupError
-
-        if isinstance(error, StartupError):
-            print(f"iesaiste: cannot start: {error}", file=sys.stderr)
-            return 2
-        if _is_database_unreachable(error):
-            print(
-                f"iesaiste: database.url = {_safe_url(config.database_url)}: "
-                f"cannot connect ({error})",
-                file=sys.stderr,
-            )
-            return 2
-        raise
+        logs.configure(config.log_level, _secrets(config))
+        return asyncio.run(_command(config, args))
     except KeyboardInterrupt:
         return 130
-    return 0
+    except ConfigError as error:
+        prefix = "" if config else "configuration error: "
+        return _fail(f"{prefix}{error}", config)
+    except Exception as error:
+        from bot.app import StartupError
+        from storage.db import DatabaseUnavailable, is_connection_error
+
+        url = masked_url(config.database_url) if config else "?"
+        if isinstance(error, StartupError):
+            return _fail(f"cannot start: {error}", config)
+        if isinstance(error, DatabaseUnavailable):
+            return _fail(f"database.url = {url}: {error}", config)
+        if is_connection_error(error):
+            return _fail(f"database.url = {url}: cannot connect ({error})", config)
+        # A defect, not an operator's mistake: one line here, the traceback at DEBUG.
+        log.debug("unexpected error", exc_info=True)
+        return _fail(
+            f"unexpected error: {type(error).__name__}: {error} "
+            "(IESAISTE_LOG_LEVEL=DEBUG shows where)",
+            config,
+            code=1,
+        )
 
 
-def _is_database_unreachable(error: Exception) -> bool:
-    from storage.db import is_connection_error
+async def _command(config: Config, args: argparse.Namespace) -> int:
+    from storage import db
 
-    return is_connection_error(error)
+    command = args.command or "run"
+    if command == "announce":
+        request = announcement_request(config, args)  # the command line first, then the database
+    # Before Tortoise sees the database: a failed connection there can hang. `staff`
+    # and `announce` migrate SQLite themselves; PostgreSQL must have been migrated.
+    needs_schema = command in ("staff", "announce") and not db.is_sqlite(config.database_url)
+    await db.check(config.database_url, migrated=needs_schema)
+    if command == "run":
+        from bot.app import serve
+
+        await serve(config)
+        return 0
+    if command == "migrate":
+        await _migrate(config)
+        return 0
+    if command == "announce":
+        return await _with_database(config, lambda: _announce(request))
+    return await _with_database(config, lambda: _staff(args))
 
 
-def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    from urllib.parse import urlsplit
+def _secrets(config: Config | None) -> list[str]:
+    """What must never appear in an error line or a log line."""
+    if config is None:  # the file did not load: what the environment holds
+        names = ("IESAISTE_TELEGRAM_TOKEN", "IESAISTE_TELEGRAM_WEBHOOK_SECRET")
+        found = [os.environ.get(name, "") for name in names]
+        found.append(_password(os.environ.get("IESAISTE_DATABASE_URL", "")))
+    else:
+        found = [
+            config.telegram.token,
+            config.telegram.webhook_secret,
+            config.webchat.cookie_secret,
+            _password(config.database_url),
+        ]
+    # A URL's password may be written %-encoded; Tortoise and asyncpg use it decoded.
+    # Four characters at least: replacing a shorter one would garble every line.
+    return [secret for secret in {*found, *map(unquote, found)} if len(secret) >= 4]
 
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":…@")
-    return url
+
+def _password(url: str) -> str:
+    """The password in a URL's user part, read as bot.config.masked_url reads it."""
+    userinfo = (url.partition("://")[2] or url).rpartition("@")[0]
+    return userinfo.partition(":")[2]
+
+
+def _fail(message: str, config: Config | None, code: int = 2) -> int:
+    """Print one line on stderr, whatever the message held: no newline, no secret."""
+    line = " ".join(message.splitlines())
+    for secret in sorted(_secrets(config), key=len, reverse=True):
+        line = line.replace(secret, "…")
+    print(f"iesaiste: {line}", file=sys.stderr)
+    return code
 
 
 async def _migrate(config: Config) -> None:
@@ -148,19 +197,26 @@ async def _staff(args: argparse.Namespace) -> int:
         if not rows:
             print("no staff accounts")
         for row in rows:
-            print(f"{row.channel}:{row.external_id}\t{row.role}\tsince {row.granted_at:%Y-%m-%d}")
+            account = _account(row.channel, row.external_id)
+            print(f"{account}\t{row.role}\tsince {row.granted_at:%Y-%m-%d}")
         return 0
-    channel, user_id = parse_user_ref("user", args.user)
+    # Removal takes any id, so that one recorded before ids were checked can go too.
+    channel, user_id = parse_user_ref("user", args.user, any_id=args.staff_command == "remove")
     if args.staff_command == "add":
         role = parse_role("--role", args.role)
         changed = await staff.grant(channel, user_id, role, actor="cli")
         print(f"{channel}:{user_id} is {role}" + ("" if changed else " (unchanged)"))
         return 0
     if await staff.revoke(channel, user_id, actor="cli"):
-        print(f"{channel}:{user_id} is no longer staff")
+        print(f"{_account(channel, user_id)} is no longer staff")
         return 0
-    print(f"iesaiste: {channel}:{user_id} is not a staff account", file=sys.stderr)
+    print(f"iesaiste: {_account(channel, user_id)} is not a staff account", file=sys.stderr)
     return 1
+
+
+def _account(channel: str, user_id: str) -> str:
+    """CHANNEL:ID on one line, even for an id recorded before ids were checked."""
+    return f"{channel}:{user_id if user_id.isprintable() else repr(user_id)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,14 +257,19 @@ def announcement_request(config: Config, args: argparse.Namespace) -> Announceme
         )
     send_at = datetime.now(UTC)
     if args.at:
+        from dialogs.announce import FAR_AHEAD  # the limit staff have in the chat
+
         try:
             moment = datetime.fromisoformat(args.at)
         except ValueError:
             raise ConfigError("--at", args.at, "a local time such as 2026-12-01T10:00") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=config.municipality.zone)
+        # Compared before converting: 9999-12-31T23:59-05:00 has no UTC time.
         if moment < send_at - timedelta(minutes=1):
             raise ConfigError("--at", args.at, "a time that has not passed yet")
+        if moment - send_at > FAR_AHEAD:
+            raise ConfigError("--at", args.at, "a time at most a year ahead")
         send_at = moment.astimezone(UTC)
     return AnnouncementRequest(
         {k: v for k, v in texts.items() if v}, audience, send_at, args.urgent

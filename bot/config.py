@@ -165,13 +165,49 @@ def _named_list(key: str, raw: object) -> tuple[Named, ...]:
     return tuple(items)
 
 
-def parse_user_ref(key: str, ref: object) -> tuple[str, str]:
-    """Split 'telegram:123456' into channel and platform user id."""
-    if isinstance(ref, str) and ":" in ref:
-        channel, _, user_id = ref.partition(":")
-        if channel in CHANNELS and user_id.strip():
-            return channel, user_id.strip()
-    raise ConfigError(key, ref, f"CHANNEL:USER_ID with CHANNEL one of {', '.join(CHANNELS)}")
+# What each platform sends as a user id: a staff account matches only that exact
+# string, and it must fit the 64-character column and one line of `staff list`.
+USER_IDS: dict[str, tuple[re.Pattern[str], str]] = {
+    # Telegram: "at most 52 significant bits" (Bot API, User.id); never negative.
+    "telegram": (
+        re.compile(r"[1-9][0-9]{0,15}"),
+        "a Telegram user id (a positive whole number, e.g. 123456789)",
+    ),
+    "webchat": (
+        re.compile(r"[0-9a-f]{32}"),
+        "a web-chat id (the 32 hex digits the web chat issues)",
+    ),
+    "messenger": (re.compile(r"[0-9]{1,64}"), "a Messenger id (PSID: digits only)"),
+}
+TELEGRAM_MAX_ID = 2**52 - 1
+
+
+def parse_user_ref(key: str, ref: object, *, any_id: bool = False) -> tuple[str, str]:
+    """Split 'telegram:123456' into channel and platform user id, checked per channel.
+
+    ``any_id`` takes any id that fits the column, so that an account recorded
+    before ids were checked can still be removed.
+    """
+    shown = _shorten(ref)
+    if not isinstance(ref, str) or ":" not in ref:
+        raise ConfigError(key, shown, f"CHANNEL:USER_ID with CHANNEL one of {', '.join(CHANNELS)}")
+    channel, _, user_id = ref.partition(":")
+    if channel not in USER_IDS:
+        raise ConfigError(key, shown, f"CHANNEL:USER_ID with CHANNEL one of {', '.join(CHANNELS)}")
+    user_id = user_id.strip(" ")
+    pattern, expected = USER_IDS[channel]
+    if any_id and 0 < len(user_id) <= 64:
+        return channel, user_id
+    if not pattern.fullmatch(user_id) or (channel == "telegram" and int(user_id) > TELEGRAM_MAX_ID):
+        raise ConfigError(key, shown, f"{channel}:ID with ID {expected}")
+    return channel, user_id
+
+
+def _shorten(value: object, limit: int = 40) -> object:
+    """A long value cut for an error line: the line names it, it need not repeat it."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "…"
+    return value
 
 
 def parse_role(key: str, role: object) -> str:
@@ -244,9 +280,8 @@ def _check_unknown(where: str, section: Mapping[str, Any], known: set[str]) -> N
     for key in section:
         if key not in known:
             prefix = f"{where}." if where else ""
-            raise ConfigError(
-                f"{prefix}{key}", section[key], f"a known key ({', '.join(sorted(known))})"
-            )
+            # Not the value: a misspelt key may well hold a token or a password.
+            raise ConfigError(f"{prefix}{key}", "…", f"a known key ({', '.join(sorted(known))})")
 
 
 def from_mapping(data: Mapping[str, Any]) -> Config:
@@ -433,26 +468,20 @@ def validate(config: Config) -> Config:
         raise ConfigError(
             "municipality.default_language", m.default_language, f"one of {', '.join(LANGUAGES)}"
         )
-    scheme = urlsplit(config.database_url).scheme
-    if scheme not in ("sqlite", "postgres", "postgresql", "asyncpg"):
-        raise ConfigError(
-            "database.url",
-            config.database_url,
-            "sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
-        )
+    _check_database_url(config.database_url)
     api = urlsplit(config.telegram.api_url)
     if api.scheme not in ("http", "https") or not api.netloc:
         raise ConfigError(
             "telegram.api_url",
-            config.telegram.api_url,
+            masked_url(config.telegram.api_url),
             "an http(s) URL such as https://api.telegram.org",
         )
     token = config.telegram.token
     if token and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
-        # Show only the bot id: the rest of a token is a secret.
-        raise ConfigError(
-            "telegram.token", token.split(":")[0] + ":…", "a token from @BotFather, 123456:ABC…"
-        )
+        # Show at most the bot id, the digits before ':'; the rest of a token is a secret.
+        bot_id, colon, _ = token.partition(":")
+        shown = f"{bot_id}:…" if colon and bot_id.isdigit() and bot_id.isascii() else "…"
+        raise ConfigError("telegram.token", shown, "a token from @BotFather, 123456:ABC…")
     if config.telegram.mode not in ("polling", "webhook"):
         raise ConfigError("telegram.mode", config.telegram.mode, "polling or webhook")
     if token and config.telegram.mode == "webhook":
@@ -460,7 +489,7 @@ def validate(config: Config) -> Config:
         if hook.scheme != "https" and hook.hostname not in ("127.0.0.1", "localhost"):
             raise ConfigError(
                 "telegram.webhook_url",
-                config.telegram.webhook_url,
+                masked_url(config.telegram.webhook_url).replace(token, "…"),
                 "the public https URL of /webhooks/telegram, e.g. https://bot.example.lv/webhooks/telegram",
             )
         if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", config.telegram.webhook_secret):
@@ -472,6 +501,83 @@ def validate(config: Config) -> Config:
     return config
 
 
+DATABASE_URL_FORMS = "sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def _check_database_url(url: str) -> None:
+    """What Tortoise would refuse with a traceback, named here in one line."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("sqlite", "postgres", "postgresql", "asyncpg"):
+        raise ConfigError("database.url", masked_url(url), DATABASE_URL_FORMS)
+    if parts.scheme == "sqlite":
+        if not url.removeprefix("sqlite://").split("?", 1)[0]:
+            raise ConfigError(
+                "database.url",
+                url,
+                "sqlite://PATH with a path, e.g. sqlite://data/iesaiste.sqlite3",
+            )
+        return
+    if "@" in parts.path + parts.query + parts.fragment:
+        # urlsplit ended the user part early: the password would show in errors.
+        raise ConfigError(
+            "database.url",
+            masked_url(url),
+            "a password with '/', '?', '#' or '@' %-encoded (%2F, %3F, %23, %40)",
+        )
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ConfigError(
+            "database.url", masked_url(url), "a port from 1 to 65535 after the host, e.g. :5432"
+        ) from None
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password, if any, replaced by '…': for error lines and logs.
+
+    Read by hand rather than by urlsplit, which stops the user part at a '/'
+    or '?' that a careless password may contain.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = userinfo.partition(":")[0] + ":…@" + host
+    return scheme + sep + re.sub(r"(?i)(password=)[^&#]*", r"\1…", rest)
+
+
+def _read(file: Path) -> dict[str, Any]:
+    """Parse the configuration file; every way it can be unreadable is one ConfigError."""
+    where = str(file)
+    if file.is_dir():
+        raise ConfigError("--config", where, "a TOML file, not a directory")
+    if file.exists() and not file.is_file():
+        # A FIFO or a device would block or never end.
+        raise ConfigError("--config", where, "a regular TOML file")
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("--config", where, "an existing TOML file") from None
+    except OSError as error:
+        raise ConfigError("--config", where, f"a readable file ({error.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ConfigError(
+            "--config",
+            where,
+            f"a file saved as UTF-8 (byte 0x{raw[error.start]:02x} on line {line} is not UTF-8)",
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError("--config", where, f"valid TOML ({error})") from None
+    except RecursionError:
+        raise ConfigError("--config", where, "TOML nested less deeply") from None
+
+
 def load(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Config:
@@ -480,13 +586,7 @@ def load(
     path = path or environ.get("IESAISTE_CONFIG") or None
     data: dict[str, Any] = {}
     if path is not None:
-        file = Path(path)
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("--config", str(file), "an existing TOML file") from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError("--config", str(file), f"valid TOML ({error})") from None
+        data = _read(Path(path))
     config = from_mapping(data)
     if not config.municipality.neighbourhoods and not config.municipality.topics and not data:
         config = replace(config, municipality=demo_municipality())

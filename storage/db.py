@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 from tortoise import Tortoise, connections
-from tortoise.exceptions import DBConnectionError
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.exceptions import ConfigurationError, DBConnectionError
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.migrations.executor import PlanStep
 
 log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0  # seconds; asyncpg's own default is a minute
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be used as configured; the message says why, with no secret."""
 
 
 def normalise_url(url: str) -> str:
@@ -67,6 +77,86 @@ async def close_database() -> None:
     await Tortoise.close_connections()
     # Forget the models' binding too, so the next open may use another backend.
     await Tortoise._reset_apps()
+
+
+async def check(url: str, *, migrated: bool = False) -> None:
+    """Connect once, outside Tortoise, and say in one sentence why that fails.
+
+    Tortoise's SQLite client keeps its connection lock when the connection
+    fails (a directory, a file that is not a database), and the next query
+    then waits on it forever: a command would hang instead of failing.
+    ``migrated`` also refuses a database that lacks a migration of this version.
+    """
+    url = normalise_url(url)
+    try:
+        if is_sqlite(url):
+            await asyncio.to_thread(_check_sqlite, url.removeprefix("sqlite://").split("?", 1)[0])
+        else:
+            await _check_postgres(expand_db_url(url)["credentials"])
+        if migrated and await pending_migrations(url):
+            raise DatabaseUnavailable(
+                "the database lacks this version's schema: run `iesaiste migrate` first"
+            )
+    except ConfigurationError as error:  # what Tortoise cannot read in the URL
+        raise DatabaseUnavailable(str(error)) from None
+    except DatabaseUnavailable as error:
+        raise DatabaseUnavailable(_without_password(str(error), url)) from None
+
+
+def _check_sqlite(path: str) -> None:
+    if path == ":memory:":
+        return
+    file = Path(path)
+    if file.is_dir():
+        raise DatabaseUnavailable("a directory, not a SQLite database file")
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatabaseUnavailable(
+            f"cannot create the directory {str(file.parent)!r} ({error.strerror})"
+        ) from None
+    try:
+        connection = sqlite3.connect(file)
+        try:
+            connection.execute("PRAGMA schema_version").fetchone()  # reads the file's header
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        if getattr(error, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            raise DatabaseUnavailable("the file is not a SQLite database") from None
+        raise DatabaseUnavailable(f"cannot open the file ({error})") from None
+
+
+async def _check_postgres(credentials: dict[str, Any]) -> None:
+    where = f"{credentials.get('host') or 'localhost'}:{credentials.get('port')}"
+    try:
+        connection = await asyncpg.connect(
+            host=credentials.get("host"),
+            port=credentials.get("port"),
+            user=credentials.get("user"),
+            password=credentials.get("password"),
+            database=credentials.get("database"),
+            ssl=credentials.get("ssl"),
+            timeout=CONNECT_TIMEOUT,
+        )
+    except asyncpg.InvalidAuthorizationSpecificationError as error:  # and a wrong password
+        raise DatabaseUnavailable(f"the server refused the login ({error})") from None
+    except asyncpg.PostgresError as error:  # no such database, too many connections, …
+        raise DatabaseUnavailable(f"the server refused the connection ({error})") from None
+    except TimeoutError:
+        raise DatabaseUnavailable(
+            f"no answer from {where} within {CONNECT_TIMEOUT:g} seconds"
+        ) from None
+    except OSError as error:
+        raise DatabaseUnavailable(f"cannot connect to {where} ({error})") from None
+    except (asyncpg.InterfaceError, ValueError) as error:  # a malformed URL, an SSL mismatch
+        raise DatabaseUnavailable(f"cannot connect to {where} ({error})") from None
+    await connection.close()
+
+
+def _without_password(text: str, url: str) -> str:
+    password = expand_db_url(url)["credentials"].get("password") if not is_sqlite(url) else None
+    return text.replace(password, "…") if password else text
 
 
 def is_connection_error(error: BaseException) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_DATABASE_URL, ConfigError, load
+from bot.config import DEFAULT_DATABASE_URL, ConfigError, load, masked_url, parse_user_ref
 
 TOKEN = "123456:ABCdefGhIJKlmnOPQRstuVWXyz0123456789"
 
@@ -159,3 +159,106 @@ def test_a_bad_token_is_reported_without_revealing_it() -> None:
 def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="an existing TOML file"):
         load(str(tmp_path / "nope.toml"), {})
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("telegram:123456789", ("telegram", "123456789")),
+        ("telegram: 42 ", ("telegram", "42")),
+        ("telegram:4503599627370495", ("telegram", "4503599627370495")),  # 2**52 - 1
+        (
+            "webchat:0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            ("webchat", "0f1e2d3c4b5a69788796a5b4c3d2e1f0"),
+        ),
+        ("messenger:1254459154682919", ("messenger", "1254459154682919")),
+    ],
+)
+def test_a_staff_reference_takes_the_ids_each_platform_sends(
+    ref: str, expected: tuple[str, str]
+) -> None:
+    assert parse_user_ref("user", ref) == expected
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "telegram:abc",
+        "telegram:-42",
+        "telegram:0",
+        "telegram:042",
+        "telegram:4503599627370496",  # over Telegram's 52 bits
+        "telegram:" + "1" * 65,
+        "telegram:12\n34",
+        "telegram:12\t",
+        "telegram:١٢٣",  # digits, but not the ASCII ones Telegram sends
+        "webchat:hello",
+        "webchat:0F1E2D3C4B5A69788796A5B4C3D2E1F0",
+        "messenger:abc",
+        "messenger:",
+        "signal:123",
+        123,
+    ],
+)
+def test_a_staff_reference_refuses_an_id_the_platform_never_sends(ref: object) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_user_ref("staff[0].user", ref)
+    assert raised.value.key == "staff[0].user"
+    assert "\n" not in str(raised.value)
+
+
+def test_removal_takes_an_id_recorded_before_ids_were_checked() -> None:
+    assert parse_user_ref("user", "telegram:12\n34", any_id=True) == ("telegram", "12\n34")
+    with pytest.raises(ConfigError):
+        parse_user_ref("user", "telegram:" + "1" * 65, any_id=True)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgres://iesaiste:secret@db:5432/x", "postgres://iesaiste:…@db:5432/x"),
+        ("postgres://iesaiste@db/x", "postgres://iesaiste@db/x"),
+        ("postgres://u:p@ss:w/rd@db/x", "postgres://u:…@db/x"),
+        (
+            "postgres://u@db/x?password=secret&ssl=require",
+            "postgres://u@db/x?password=…&ssl=require",
+        ),
+        ("u:secret@db/x", "u:…@db/x"),
+        ("sqlite://data/a@b.sqlite3", "sqlite://data/a@b.sqlite3"),
+    ],
+)
+def test_a_url_is_shown_without_its_password(url: str, masked: str) -> None:
+    assert masked_url(url) == masked
+
+
+@pytest.mark.parametrize(
+    ("environ", "secret"),
+    [
+        ({"IESAISTE_DATABASE_URL": "mysql://root:hunter2@db/x"}, "hunter2"),
+        ({"IESAISTE_TELEGRAM_TOKEN": "ABCdefGhIJKlmnOPQRstuVWXyz0123456789"}, "ABCdef"),
+        ({"IESAISTE_TELEGRAM_TOKEN": "secretbotid:ABCdefGhIJKlmnOPQRstuVWXyz"}, "secretbotid"),
+        ({"IESAISTE_TELEGRAM_API_URL": "ftp://bot:hunter2@api.example.lv"}, "hunter2"),
+        (
+            {
+                "IESAISTE_TELEGRAM_TOKEN": TOKEN,
+                "IESAISTE_TELEGRAM_MODE": "webhook",
+                "IESAISTE_TELEGRAM_WEBHOOK_URL": f"http://bot.example.lv/{TOKEN}",
+            },
+            TOKEN.split(":")[1],
+        ),
+    ],
+    ids=["database-url", "token-without-colon", "token-with-a-word", "api-url", "webhook-url"],
+)
+def test_no_error_line_shows_a_password_or_a_token(environ: dict[str, str], secret: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load(None, environ)
+    assert secret not in str(raised.value)
+
+
+def test_a_config_file_in_another_encoding_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes('[municipality]\nname = "Ķekavas novads"\n'.encode("cp1257"))
+    with pytest.raises(ConfigError) as raised:
+        load(str(path), {})
+    assert raised.value.key == "--config"
+    assert raised.value.expected == "a file saved as UTF-8 (byte 0xcd on line 2 is not UTF-8)"
