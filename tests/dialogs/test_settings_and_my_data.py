@@ -2,96 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from bot.config import Config
 from handlers.dispatcher import Dispatcher
 from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident, Subscription
 from tests.chat import Chat
 from tests.phrases import (
-    ACCOUNT_LINE,
     CANCELLED,
     DATA_DELETED,
-    DATA_HEADER,
     DELETE_CONFIRMATION,
-    LANGUAGE_LINE,
     LANGUAGE_QUESTION,
     LANGUAGE_SWITCHED,
-    LAST_MESSAGE_LINE,
     MAIN_MENU,
     MUNICIPALITY,
-    NEIGHBOURHOOD_LINE,
     NEIGHBOURHOOD_QUESTION,
-    NO_NEIGHBOURHOOD_LINE,
-    NO_TOPICS_LINE,
     NOTHING_DELETED,
     NOTHING_TO_CANCEL,
-    PRIVACY_LINE,
-    SETTINGS_HEADER,
     SETTINGS_NEIGHBOURHOOD,
     SETTINGS_TOPICS,
-    TOPICS_LINE,
-    WEB_CHAT,
+    my_data_overview,
+    settings_home,
     tr,
 )
 
 MENU_LABELS = [["Settings", "My data"], ["Stop announcements", "Help"]]
 
 
-def settings_home(language: str, language_name: str, hood: str | None, topics: str = "") -> str:
-    """The settings overview as the resident sees it; ``hood`` and ``topics`` as named there."""
-    return "\n".join(
-        [
-            tr(language, SETTINGS_HEADER),
-            tr(language, LANGUAGE_LINE, name=language_name),
-            tr(language, NEIGHBOURHOOD_LINE, name=hood)
-            if hood
-            else tr(language, NO_NEIGHBOURHOOD_LINE),
-            tr(language, TOPICS_LINE, names=topics) if topics else tr(language, NO_TOPICS_LINE),
-        ]
-    )
-
-
-async def my_data_overview(
-    chat: Chat,
-    config: Config,
-    language: str,
-    language_name: str,
-    hood: str | None,
-    topics: str = "",
-) -> str:
-    """What /mydata shows this web-chat resident: the given choices, and the moments the
-    database holds (in the municipality's time, to the minute)."""
-
-    def when(moment: datetime | None) -> str:
-        return (
-            moment.astimezone(config.municipality.zone).strftime("%Y-%m-%d %H:%M")
-            if moment
-            else "—"
-        )
-
-    identity = await ChannelIdentity.get(channel="webchat", external_id=chat.user_id)
-    resident = await Resident.get(id=identity.resident_id)  # type: ignore[attr-defined]
-    return "\n".join(
-        [
-            tr(language, DATA_HEADER),
-            "",
-            tr(language, LANGUAGE_LINE, name=language_name),
-            tr(language, NEIGHBOURHOOD_LINE, name=hood)
-            if hood
-            else tr(language, NO_NEIGHBOURHOOD_LINE),
-            tr(language, TOPICS_LINE, names=topics) if topics else tr(language, NO_TOPICS_LINE),
-            tr(
-                language,
-                ACCOUNT_LINE,
-                channel=tr(language, WEB_CHAT),
-                id=chat.user_id,
-                since=when(identity.created_at),
-            ),
-            tr(language, PRIVACY_LINE, when=when(resident.privacy_accepted_at)),
-            tr(language, LAST_MESSAGE_LINE, when=when(resident.last_seen_at)),
-        ]
-    )
+async def overview(chat: Chat, config: Config, *choices: str) -> str:
+    """/mydata of this web-chat resident: language, its name, neighbourhood, topics."""
+    return await my_data_overview("webchat", chat.user_id, config.municipality.zone, *choices)
 
 
 async def test_settings_change_language_neighbourhood_and_topics(config: Config) -> None:
@@ -164,7 +102,7 @@ async def test_my_data_shows_everything_held(config: Config) -> None:
     chat = Chat(Dispatcher(config), user_id="anna")
     await chat.onboard("en")
     await chat.press("My data")
-    assert chat.texts() == [await my_data_overview(chat, config, "en", "English", "Centre")]
+    assert chat.texts() == [await overview(chat, config, "en", "English", "Centre")]
     assert chat.labels() == [["Delete my data"], ["Back to the menu"]]
     assert await chat.dialog() == ("data:overview", {})
     resident = await Resident.get()
@@ -178,7 +116,7 @@ async def test_my_data_is_shown_in_the_residents_language(config: Config) -> Non
     await chat.press_payload("set:home:topics")
     await chat.press_payload("set:topics:culture")
     await chat.command("mydata")
-    expected = await my_data_overview(chat, config, "ru", "Русский", "Центр", "Культура и спорт")
+    expected = await overview(chat, config, "ru", "Русский", "Центр", "Культура и спорт")
     assert chat.texts() == [expected]
 
 

@@ -23,7 +23,7 @@ from storage.models import (
     Subscription,
 )
 from tests.chat import Chat
-from tests.dialogs.test_settings_and_my_data import my_data_overview, settings_home
+from tests.dialogs.test_settings_and_my_data import overview
 from tests.phrases import (
     CANCELLED,
     CHOOSE_LANGUAGE,
@@ -40,6 +40,7 @@ from tests.phrases import (
     THROTTLED,
     TOPICS_QUESTION,
     UNKNOWN_NEIGHBOURHOOD,
+    settings_home,
     too_long,
     tr,
 )
@@ -318,7 +319,7 @@ async def test_mydata_in_the_middle_of_a_dialog_shows_the_data(config: Config) -
     await chat.command("settings")
     await chat.press("Topics")
     await chat.command("mydata")
-    assert chat.texts() == [await my_data_overview(chat, config, "en", "English", "Centre")]
+    assert chat.texts() == [await overview(chat, config, "en", "English", "Centre")]
     assert chat.labels() == [["Delete my data"], ["Back to the menu"]]
     assert await chat.dialog() == ("data:overview", {})
 
