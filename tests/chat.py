@@ -72,6 +72,7 @@ class Chat:
         return [reply.text for reply in self.last]
 
     def said(self, fragment: str) -> bool:
+        """Whether a fragment shows in the last replies; a test asserts ``texts()`` whole."""
         return any(fragment in reply.text for reply in self.last)
 
     def labels(self, index: int = -1) -> list[list[str]]:

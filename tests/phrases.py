@@ -120,7 +120,10 @@ def _message_ids(language: str) -> frozenset[str]:
         catalog = read_po(file, locale=language)
     ids: set[str] = set()
     for message in catalog:
-        ids.update(message.id if isinstance(message.id, tuple) else (message.id,))
+        if isinstance(message.id, str):
+            ids.add(message.id)
+        else:  # a plural: (singular, plural)
+            ids.update(str(part) for part in message.id)
     return frozenset(ids)
 
 

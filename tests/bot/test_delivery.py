@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -228,8 +229,8 @@ async def test_a_stopping_worker_does_not_sit_out_a_retry_after(database: str) -
     await released("1", "2")
     stopping = asyncio.Event()
     platform = Platform()
-    w = worker(platform)
-    pacer = w.pacers["telegram"] = Watched(10_000, 10_000)
+    pacer = Watched(10_000, 10_000)
+    w = dataclasses.replace(worker(platform), pacers={"telegram": pacer})
     await pacer.pause(600)
     draining = asyncio.create_task(w.drain_once(stopping))
     await eventually(claimed_count(2), what="both rows claimed")
