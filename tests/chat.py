@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.config import Config
 from bot.messages import Button, Incoming, Kind, Outcome, Reply
 from handlers.dispatcher import Dispatcher
+from storage.models import ChannelIdentity, DialogState
+from tests.phrases import failed_apologies
 
 _events = itertools.count(1)
 
@@ -18,6 +21,9 @@ class Chat:
     user_id: str = "resident-1"
     channel: str = "webchat"
     locale: str = ""
+    # An update that crashes into the generic apology fails the test at once, unless the
+    # test is about that very apology: no assertion can then pass on the error path.
+    may_fail: bool = False
     last: list[Reply] = field(default_factory=list)
     shown: list[Reply] = field(default_factory=list)  # every reply, in order
 
@@ -33,6 +39,8 @@ class Chat:
         )
         self.last = (await self.dispatcher.feed(incoming)).replies
         self.shown.extend(self.last)
+        if not self.may_fail and failed_apologies() & set(self.texts()):
+            raise AssertionError(f"the update {incoming} crashed into the apology: {self.texts()}")
         return self.last
 
     async def command(self, name: str) -> list[Reply]:
@@ -64,7 +72,18 @@ class Chat:
         return [reply.text for reply in self.last]
 
     def said(self, fragment: str) -> bool:
+        """Whether a fragment shows in the last replies; a test asserts ``texts()`` whole."""
         return any(fragment in reply.text for reply in self.last)
+
+    def labels(self, index: int = -1) -> list[list[str]]:
+        """The button labels of one of the last replies (the last by default), as rows."""
+        return [[button.label for button in row] for row in self.last[index].buttons]
+
+    async def dialog(self) -> tuple[str, dict[str, Any]]:
+        """Where this resident's conversation stands in the database: (state, data)."""
+        identity = await ChannelIdentity.get(channel=self.channel, external_id=self.user_id)
+        dialog = await DialogState.get(resident_id=identity.resident_id)  # type: ignore[attr-defined]
+        return dialog.state, dialog.data
 
     async def onboard(self, language: str = "en") -> None:
         """Through onboarding by payloads, whatever the labels say in that language."""

@@ -8,6 +8,7 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +17,7 @@ from bot.config import ConfigError, load
 from storage import residents
 from storage.models import Announcement, AuditEntry, Delivery
 from storage.sessions import open_session
+from tests.bot.channels.telegram_helpers import eventually
 from tests.conftest import RuntimeFactory
 from tests.standins.telegram_api import BotApiStandIn
 
@@ -53,30 +55,40 @@ def test_an_announcement_for_chosen_neighbourhoods_is_checked_against_the_catalo
 
 
 def test_a_local_time_is_read_in_the_municipalitys_zone() -> None:
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
-    made = request(at=f"{tomorrow}T10:00")
+    riga = ZoneInfo("Europe/Riga")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).astimezone(riga).date()
+    made = request(at=f"{tomorrow:%Y-%m-%d}T10:00")
     assert made.send_at.tzinfo == UTC
-    assert made.send_at.hour in (7, 8)  # 10:00 in Riga is 07:00 or 08:00 UTC
+    # 07:00 or 08:00 UTC, as summer time has it that day.
+    assert made.send_at == datetime(tomorrow.year, tomorrow.month, tomorrow.day, 10, tzinfo=riga)
+    assert made.send_at.astimezone(riga).hour == 10
+
+
+AUDIENCES = (
+    "all, neighbourhood:ID[,ID…] or topic:ID[,ID…] (neighbourhood: centrs, jaunciems, lauki, "
+    "parupe; topic: culture, education, environment, social, transport)"
+)
 
 
 @pytest.mark.parametrize(
-    ("flags", "flag", "expected"),
+    ("flags", "flag", "value", "expected"),
     [
-        ({"text": "  "}, "--text", "in Latvian"),
-        ({"text": "x" * 5000}, "--text", "at most 4096"),
-        ({"audience": "neighbourhood:atlantis"}, "--audience", "centrs"),
-        ({"audience": "topic:"}, "--audience", "topic:ID"),
-        ({"audience": "everyone"}, "--audience", "all,"),
-        ({"at": "tomorrow"}, "--at", "2026-12-01T10:00"),
-        ({"at": "2001-01-01T10:00"}, "--at", "not passed"),
+        ({"text": "  "}, "--text", "  ", "the announcement's text in Latvian"),
+        ({"text": "x" * 5000}, "--text", "x" * 20 + "…", "at most 4096 characters"),
+        ({"audience": "neighbourhood:atlantis"}, "--audience", "neighbourhood:atlantis", AUDIENCES),
+        ({"audience": "topic:"}, "--audience", "topic:", AUDIENCES),
+        ({"audience": "everyone"}, "--audience", "everyone", AUDIENCES),
+        ({"at": "tomorrow"}, "--at", "tomorrow", "a local time such as 2026-12-01T10:00"),
+        ({"at": "2001-01-01T10:00"}, "--at", "2001-01-01T10:00", "a time that has not passed yet"),
     ],
 )
 def test_a_bad_announcement_names_the_flag(
-    flags: dict[str, object], flag: str, expected: str
+    flags: dict[str, object], flag: str, value: str, expected: str
 ) -> None:
     with pytest.raises(ConfigError) as raised:
         request(**flags)
-    assert raised.value.key == flag and expected in str(raised.value)
+    assert (raised.value.key, raised.value.value, raised.value.expected) == (flag, value, expected)
+    assert str(raised.value) == f"{flag} = {value!r}: expected {expected}"
 
 
 async def onboarded(user_id: str, language: str, hood: str, channel: str = "telegram") -> None:
@@ -118,7 +130,7 @@ async def test_an_announcement_queued_from_the_command_line_reaches_its_audience
         )
         out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode == 0
-        assert out.decode().strip().endswith("queued for 2 recipients")
+        assert out.decode().strip() == "announcement 1 queued for 2 recipients"
 
         await api.wait_until(lambda: api.messages(1001) and api.messages(1002), timeout=15)
         assert api.last_message(1001).text == "No water on Brīvības street tomorrow."
@@ -126,10 +138,14 @@ async def test_an_announcement_queued_from_the_command_line_reaches_its_audience
         assert api.messages(1003) == []
         announcement = await Announcement.get()
         assert (announcement.state, announcement.recipients) == ("released", 2)
-        for _ in range(100):  # the report follows the send by a moment
-            if await Delivery.filter(state="sent").count() == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert await Delivery.filter(state="sent").count() == 2
+
+        async def both_reported_sent() -> bool:  # the report follows the send by a moment
+            return await Delivery.filter(state="sent").count() == 2
+
+        await eventually(both_reported_sent, what="both deliveries reported sent")
+        sent = await Delivery.all().values_list("external_id", "state")
+        assert sorted(sent) == [("1001", "sent"), ("1002", "sent")]
+        assert [m.text for m in api.messages(1001)] == ["No water on Brīvības street tomorrow."]
+        assert [m.text for m in api.messages(1002)] == ["Rīt Brīvības ielā nebūs ūdens."]
         assert await AuditEntry.filter(actor="cli", action="announcement.queue").count() == 1
         await runtime.stop()

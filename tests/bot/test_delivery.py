@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -104,7 +105,8 @@ async def test_a_failing_send_is_retried_with_backoff_then_recorded_as_failed(
         assert row.attempts == attempt
         await Delivery.filter(id=row.id).update(not_before=datetime.now(UTC))
     row = await Delivery.get(external_id="1")
-    assert row.state == "failed" and "ConnectionError: reset" in row.error
+    assert (row.state, row.attempts, row.error) == ("failed", 3, "ConnectionError: reset")
+    assert platform.sent == []
 
 
 async def test_a_push_the_channel_refuses_by_policy_waits(database: str) -> None:
@@ -151,6 +153,19 @@ class Gated(Platform):
             await super().send(recipient, reply)
         finally:
             self.at_once -= 1
+
+
+class Watched(Pacer):
+    """A pacer that tells when a send has booked its turn, and so waits for it."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.reserved = asyncio.Event()
+
+    async def reserve(self, chat: str) -> float:
+        slot = await super().reserve(chat)
+        self.reserved.set()
+        return slot
 
 
 async def sent_count(count: int) -> bool:
@@ -214,11 +229,12 @@ async def test_a_stopping_worker_does_not_sit_out_a_retry_after(database: str) -
     await released("1", "2")
     stopping = asyncio.Event()
     platform = Platform()
-    w = worker(platform)
-    await w.pacers["telegram"].pause(600)
+    pacer = Watched(10_000, 10_000)
+    w = dataclasses.replace(worker(platform), pacers={"telegram": pacer})
+    await pacer.pause(600)
     draining = asyncio.create_task(w.drain_once(stopping))
     await eventually(claimed_count(2), what="both rows claimed")
-    await asyncio.sleep(0.1)  # the worker now waits for its turn
+    await asyncio.wait_for(pacer.reserved.wait(), 10)  # the worker now waits for its turn
     stopping.set()
     assert await asyncio.wait_for(draining, 30) == 0
     assert platform.sent == []

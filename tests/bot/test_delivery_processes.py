@@ -34,7 +34,9 @@ import pytest
 from bot.delivery import DeliveryWorker
 from storage import db
 from storage.models import ChannelIdentity, Delivery, Resident
+from tests.bot.channels.telegram_helpers import joined
 from tests.conftest import free_port
+from tests.phrases import HELP, MAIN_MENU, MUNICIPALITY, tr
 from tests.standins.telegram_api import BotApiStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -378,7 +380,10 @@ async def test_two_bots_on_one_database_share_a_broadcast_without_duplicates(bot
         ), dict(shares)
         # And residents are still answered: the update goes to the first bot.
         api.send_text(chats[0], "/help")
-        await api.wait_for_messages(chats[0], 2, timeout=15)
+        announced, answer = await api.wait_for_messages(chats[0], 2, timeout=15)
+        assert announced.text == TEXT
+        help_ = tr("lv", HELP, municipality=MUNICIPALITY)
+        assert answer.text == joined(help_, tr("lv", MAIN_MENU)), "in Latvian, with the menu"
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

@@ -16,6 +16,16 @@ from bot.messages import ChannelLimits, Reply
 from bot.progress import refresh_reports
 from storage import announcements, deliveries
 from storage.models import Announcement, ChannelIdentity, Resident
+from tests.phrases import (
+    CANCELLED_NOBODY,
+    GOING_OUT,
+    GOING_OUT_ONE,
+    GONE_OUT,
+    GONE_OUT_ONE,
+    STOPPED_BY_STAFF,
+    progress,
+    tr,
+)
 
 NOW = datetime.now(UTC)
 RIGA = ZoneInfo("Europe/Riga")
@@ -65,7 +75,7 @@ async def test_two_workers_refreshing_at_once_edit_the_report_once(database: str
     assert sorted(edited) == [0, 1]
     ((chat, message, text),) = channel.edits
     assert (chat, message) == ("900", "77")
-    assert text.splitlines()[:2] == ["Announcement #1 is going out to 3 residents.", "Sent: 0"]
+    assert text == progress("en", 1, 3, (GOING_OUT_ONE, GOING_OUT), queued=3)
 
 
 async def test_the_report_is_edited_only_when_its_figures_change_and_ends_final(
@@ -76,15 +86,15 @@ async def test_the_report_is_edited_only_when_its_figures_change_and_ends_final(
     every = timedelta(0)
     await refresh_reports({"telegram": channel}, RIGA, every)
     await refresh_reports({"telegram": channel}, RIGA, every)
-    assert len(channel.edits) == 1, "nothing changed, nothing edited"
+    going = progress("en", announcement.id, 2, (GOING_OUT_ONE, GOING_OUT), queued=2)
+    assert channel.edits == [("900", "77", going)], "nothing changed, nothing edited"
 
     claimed = await deliveries.claim("w", "telegram", 10)
     await deliveries.mark_sent([claimed[0].id])
     await deliveries.mark_blocked("telegram", claimed[1].external_id, "Forbidden")
     await refresh_reports({"telegram": channel}, RIGA, every)
-    final = channel.edits[-1][2].splitlines()
-    assert final[0] == "Announcement #1 has gone out to 2 residents."
-    assert "Sent: 1" in final and "Blocked the bot: 1" in final
+    final = progress("en", announcement.id, 2, (GONE_OUT_ONE, GONE_OUT), sent=1, blocked=1)
+    assert channel.edits[1:] == [("900", "77", final)]
     assert (await Announcement.get(id=announcement.id)).state == "done"
     await refresh_reports({"telegram": channel}, RIGA, every)
     assert len(channel.edits) == 2, "a done announcement is left alone"
@@ -125,14 +135,16 @@ async def test_a_report_says_so_once_when_its_announcement_is_cancelled_or_stopp
     going = await released(2)
     channel = RecordingChannel()
     await refresh_reports({"telegram": channel}, RIGA, timedelta(0))
-    assert [message for _, message, _ in channel.edits] == ["77"], "only the one going out"
+    going_out = progress("en", going.id, 2, (GOING_OUT_ONE, GOING_OUT), queued=2)
+    assert channel.edits == [("900", "77", going_out)], "only the one going out"
 
     await announcements.cancel(later.id, "telegram:901")
     await announcements.cancel(going.id, "telegram:901")
     await refresh_reports({"telegram": channel}, RIGA, timedelta(0))
     await refresh_reports({"telegram": channel}, RIGA, timedelta(0))
     final = {message: text for _, message, text in channel.edits[1:]}
-    assert final["78"] == f"Announcement #{later.id} is cancelled; nobody got it."
-    assert final["77"].startswith(f"Announcement #{going.id} was stopped by staff.")
-    assert "Stopped before sending: 2" in final["77"]
+    assert final == {
+        "78": tr("en", CANCELLED_NOBODY, id=later.id),
+        "77": progress("en", going.id, 2, STOPPED_BY_STAFF, cancelled=2),
+    }
     assert len(channel.edits) == 3, "each said once"

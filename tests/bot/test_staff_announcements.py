@@ -9,10 +9,26 @@ import aiohttp
 
 from storage import staff
 from storage.models import Announcement, Delivery
-from tests.bot.channels.telegram_helpers import Chat, eventually, tr
+from tests.bot.channels.telegram_helpers import Chat, eventually
 from tests.bot.test_announcements import config_without_quiet_hours, onboarded
 from tests.conftest import RuntimeFactory
+from tests.phrases import (
+    GOING_OUT_NOW,
+    GONE_OUT,
+    GONE_OUT_ONE,
+    IMAGE_ATTACHED,
+    PHOTO_ATTACHED,
+    SEND_PHOTO,
+    audience,
+    draft_card,
+    preview_summary,
+    progress,
+    tr,
+    write_prompt,
+)
 from tests.standins.telegram_api import BotApiStandIn
+
+TEXT = "Rīt Brīvības ielā nebūs ūdens."
 
 
 async def test_staff_compose_on_telegram_and_watch_the_report_reach_its_final_figures(
@@ -32,24 +48,28 @@ async def test_staff_compose_on_telegram_and_watch_the_report_reach_its_final_fi
         await staff.grant("telegram", "2001", "communications", actor="test")
         chat = Chat(api, 2001)
 
+        everyone = audience("en")
         (prompt,) = await chat.send("/announce")
-        assert prompt.body.startswith("Write the announcement in Latvian")
-        (card,) = await chat.send("Rīt Brīvības ielā nebūs ūdens.")
-        assert "Audience: everyone (3 residents now)" in card.body
+        assert prompt.body == write_prompt("en")
+        (card,) = await chat.send(TEXT)
+        assert card.body == draft_card("en", {"lv": TEXT}, everyone, 3)
+        assert card.button_texts()[1] == ["Image", "Audience"], "Telegram hands photos over"
         (prompt,) = await chat.press(card, "Image")
+        assert prompt.body == tr("en", SEND_PHOTO)
         attached, card = await chat.send_photo(replies=2)
-        assert attached.body == "The image is attached."
-        assert "Image: attached\n" in card.body, "kept by us: every channel can show it"
+        assert attached.body == tr("en", PHOTO_ATTACHED)
+        # Kept by us, so every channel can show it.
+        assert card.body == draft_card("en", {"lv": TEXT}, everyone, 3, image=IMAGE_ATTACHED)
         shown, summary = await chat.press(card, "Preview and send", replies=2)
-        assert shown.photo and shown.caption == "Rīt Brīvības ielā nebūs ūdens."
-        assert "3 residents now" in summary.body
+        assert shown.photo and shown.caption == TEXT
+        assert summary.body == preview_summary("en", everyone, 3)
 
         report = await chat.press_to_edit(summary, "Send")
-        assert "is going out now" in report.body
+        assert report.body == tr("en", GOING_OUT_NOW, id=1)
         for resident in (1001, 1002):
             await api.wait_until(lambda r=resident: api.messages(r), timeout=15)  # type: ignore[misc]
             (got,) = api.messages(resident)
-            assert got.photo == shown.photo and got.caption == "Rīt Brīvības ielā nebūs ūdens."
+            assert got.photo == shown.photo and got.caption == TEXT
 
         # The web chat shows the copy we keep, from our own server.
         await eventually(
@@ -58,24 +78,19 @@ async def test_staff_compose_on_telegram_and_watch_the_report_reach_its_final_fi
             what="the web-chat push (no tab open: it waits)",
         )
         web = await Delivery.get(channel="webchat")
-        assert web.image.startswith("/media/") and web.text == "Rīt Brīvības ielā nebūs ūdens."
+        assert web.image.startswith("/media/") and web.text == TEXT
         root = f"http://127.0.0.1:{runtime.config.http_port}"
         async with aiohttp.ClientSession() as http:
             async with http.get(root + web.image) as served:
                 assert served.status == 200 and served.content_type == "image/jpeg"
                 assert (await served.read()).startswith(b"\xff\xd8\xff")
-                assert "immutable" in served.headers["Cache-Control"]
+                assert served.headers["Cache-Control"] == "public, max-age=31536000, immutable"
             for wrong in ("/media/" + "0" * 64, "/media/ABC", "/media/" + "f" * 65):
                 async with http.get(root + wrong) as refused:
                     assert refused.status == 404, wrong
 
-        await api.wait_until(lambda: "has gone out" in report.body, timeout=15)
-        assert report.body.splitlines()[:4] == [
-            "Announcement #1 has gone out to 3 residents.",
-            "Sent: 2",
-            "Queued: 0",
-            "Waiting until the resident writes to the bot: 1",
-        ]
+        final = progress("en", 1, 3, (GONE_OUT_ONE, GONE_OUT), sent=2, waiting=1)
+        await api.wait_until(lambda: report.body == final, timeout=15, what=final)
         assert len(chat.messages) == 7, "the report was edited, never sent anew"
         await eventually(
             lambda: Announcement.filter(state="done").exists(), what="the announcement done"

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
-from bot.config import Config
+import pytest
+
+from bot.config import Config, demo_municipality
+from dialogs.engine import EXPIRED
 from handlers.dispatcher import Dispatcher
 from storage.models import ChannelIdentity, DialogState, Resident, Subscription
 from tests.chat import Chat
+from tests.phrases import (
+    ALL_SET,
+    DECLINED,
+    LANGUAGE_QUESTION,
+    MAIN_MENU,
+    MUNICIPALITY,
+    NEIGHBOURHOOD_QUESTION,
+    PRIVACY_QUESTION,
+    TOPICS_CHOSEN,
+    TOPICS_CHOSEN_ONE,
+    TOPICS_QUESTION,
+    UNKNOWN_NEIGHBOURHOOD,
+    ntr,
+    tr,
+)
+
+LANGUAGE_LABELS = [["Latviešu", "English", "Русский"]]
+DEMO = demo_municipality()
 
 
 async def stored(user_id: str = "resident-1") -> Resident | None:
@@ -13,47 +34,103 @@ async def stored(user_id: str = "resident-1") -> Resident | None:
     return await Resident.get(id=identity.resident_id) if identity else None  # type: ignore[attr-defined]
 
 
+def greeting(language: str) -> str:
+    return tr(language, LANGUAGE_QUESTION, municipality=MUNICIPALITY)
+
+
+def hood_labels(language: str) -> list[list[str]]:
+    names = [hood.name(language) for hood in DEMO.neighbourhoods]
+    return [names[0:2], names[2:4], [tr(language, "Skip")]]
+
+
+def topic_labels(language: str, ticked: tuple[str, ...] = ()) -> list[list[str]]:
+    names = [("✓ " if t.id in ticked else "") + t.name(language) for t in DEMO.topics]
+    return [names[0:2], names[2:4], names[4:5], [tr(language, "Done")]]
+
+
+def topics_question(language: str, chosen: tuple[str, ...] = ()) -> str:
+    text = tr(language, TOPICS_QUESTION)
+    if not chosen:
+        return text
+    names = ", ".join(t.name(language) for t in DEMO.topics if t.id in chosen)
+    n = len(chosen)
+    return f"{text}\n\n{ntr(language, TOPICS_CHOSEN_ONE, TOPICS_CHOSEN, n, names=names)}"
+
+
 async def test_a_new_resident_is_greeted_in_the_language_of_their_app(config: Config) -> None:
     chat = Chat(Dispatcher(config), locale="ru-RU")
     await chat.command("start")
-    assert "Демо" in chat.texts()[0] or "язык" in chat.texts()[0]
-    assert [b.label for b in chat.last[0].all_buttons()] == ["Latviešu", "English", "Русский"]
+    assert chat.texts() == [greeting("ru")]
+    assert chat.labels() == LANGUAGE_LABELS
+    assert await chat.dialog() == ("onb:language", {})
+    resident = await stored()
+    assert resident is not None and resident.language == "", "nothing chosen yet"
 
 
 async def test_without_a_known_app_language_the_greeting_is_latvian(config: Config) -> None:
     chat = Chat(Dispatcher(config))
     await chat.command("start")
-    assert "valodu" in chat.texts()[0]
+    assert chat.texts() == [greeting("lv")]
+    assert chat.labels() == LANGUAGE_LABELS
 
 
-async def test_a_resident_walks_through_onboarding_to_the_main_menu(config: Config) -> None:
+@pytest.mark.parametrize(
+    ("label", "language"), [("English", "en"), ("Latviešu", "lv"), ("Русский", "ru")]
+)
+async def test_a_resident_walks_through_onboarding_to_the_main_menu(
+    config: Config, label: str, language: str
+) -> None:
+    def said(message: str) -> str:
+        return tr(language, message)
+
     chat = Chat(Dispatcher(config))
     await chat.command("start")
-    await chat.press("English")
-    assert chat.said("Which neighbourhood")
-    await chat.press("Centre")
-    assert chat.said("Which topics")
-    await chat.press("Roads and transport")
+    await chat.press(label)
+    assert chat.texts() == [said(NEIGHBOURHOOD_QUESTION)]
+    assert chat.labels() == hood_labels(language)
+    assert await chat.dialog() == ("onb:neighbourhood", {})
+
+    await chat.press(DEMO.neighbourhoods[0].name(language))
+    assert chat.texts() == [topics_question(language)]
+    assert chat.labels() == topic_labels(language)
+    assert await chat.dialog() == ("onb:topics", {"neighbourhood": "centrs"})
+
+    await chat.press(DEMO.topics[0].name(language))
+    assert chat.texts() == [topics_question(language, ("transport",))]
     assert chat.last[0].replace, "a toggle edits the message in place"
-    assert chat.button("✓ Roads and transport")
-    await chat.press("Culture and sport")
-    assert chat.said("2 topics chosen")
-    await chat.press("Done")
-    assert chat.said("how we treat your data")
-    await chat.press("I agree")
-    assert chat.texts()[-1].startswith("Main menu")
-    labels = [b.label for b in chat.last[-1].all_buttons()]
-    assert labels == ["Settings", "My data", "Stop announcements", "Help"]
+    assert chat.labels() == topic_labels(language, ("transport",))
+    await chat.press(DEMO.topics[3].name(language))
+    assert chat.texts() == [topics_question(language, ("transport", "culture"))]
+    assert chat.labels() == topic_labels(language, ("transport", "culture"))
+    assert await chat.dialog() == (
+        "onb:topics",
+        {"neighbourhood": "centrs", "topics": ["transport", "culture"]},
+    )
+
+    await chat.press(said("Done"))
+    assert chat.texts() == [said(PRIVACY_QUESTION)]
+    assert chat.labels() == [[said("I agree"), said("No, thanks")]]
+    assert await chat.dialog() == (
+        "onb:privacy",
+        {"neighbourhood": "centrs", "topics": ["transport", "culture"]},
+    )
+
+    await chat.press(said("I agree"))
+    assert chat.texts() == [said(ALL_SET), said(MAIN_MENU)]
+    assert chat.labels() == [
+        [said("Settings"), said("My data")],
+        [said("Stop announcements"), said("Help")],
+    ]
 
     resident = await stored()
     assert resident is not None
-    assert resident.language == "en"
+    assert resident.language == language
     assert resident.onboarded_at is not None and resident.privacy_accepted_at is not None
     await resident.fetch_related("neighbourhood")
     assert resident.neighbourhood.key == "centrs"
     topics = await Subscription.filter(resident=resident).prefetch_related("topic")
     assert sorted(s.topic.key for s in topics) == ["culture", "transport"]
-    assert (await DialogState.get(resident=resident)).state == ""
+    assert await chat.dialog() == ("", {})
 
 
 async def test_a_neighbourhood_may_be_typed_by_name_in_any_language(config: Config) -> None:
@@ -61,7 +138,8 @@ async def test_a_neighbourhood_may_be_typed_by_name_in_any_language(config: Conf
     await chat.command("start")
     await chat.press("English")
     await chat.text("  pārupe ")
-    assert chat.said("Which topics")
+    assert chat.texts() == [topics_question("en")]
+    assert await chat.dialog() == ("onb:topics", {"neighbourhood": "parupe"})
     await chat.press("Done")
     await chat.press("I agree")
     resident = await stored()
@@ -75,8 +153,9 @@ async def test_an_unknown_typed_neighbourhood_asks_again(config: Config) -> None
     await chat.command("start")
     await chat.press("English")
     await chat.text("Atlantis")
-    assert chat.said("I do not know that neighbourhood")
-    assert chat.said("Which neighbourhood")
+    assert chat.texts() == [tr("en", UNKNOWN_NEIGHBOURHOOD), tr("en", NEIGHBOURHOOD_QUESTION)]
+    assert chat.labels() == hood_labels("en")
+    assert await chat.dialog() == ("onb:neighbourhood", {})
 
 
 async def test_skipping_the_neighbourhood_leaves_it_unset(config: Config) -> None:
@@ -84,10 +163,13 @@ async def test_skipping_the_neighbourhood_leaves_it_unset(config: Config) -> Non
     await chat.command("start")
     await chat.press("English")
     await chat.press("Skip")
+    assert chat.texts() == [topics_question("en")]
+    assert await chat.dialog() == ("onb:topics", {"neighbourhood": None})
     await chat.press("Done")
     await chat.press("I agree")
     resident = await stored()
-    assert resident is not None and resident.neighbourhood_id is None  # type: ignore[attr-defined]
+    assert resident is not None and resident.onboarded_at is not None
+    assert resident.neighbourhood_id is None  # type: ignore[attr-defined]
 
 
 async def test_declining_the_privacy_notice_forgets_the_resident(config: Config) -> None:
@@ -97,17 +179,23 @@ async def test_declining_the_privacy_notice_forgets_the_resident(config: Config)
     await chat.press("Centre")
     await chat.press("Done")
     await chat.press("No, thanks")
-    assert chat.said("We have not kept anything about you")
+    assert chat.texts() == [tr("en", DECLINED)]
+    assert chat.labels() == []
     assert await stored() is None
     assert await Resident.all().count() == 0
+    assert await DialogState.all().count() == 0
+    # A new conversation starts from the top, and in Latvian: the English choice went too.
     await chat.text("hello again")
-    assert chat.said("valodu") or chat.said("language"), "a new conversation starts from the top"
+    assert chat.texts() == [greeting("lv")]
+    assert await chat.dialog() == ("onb:language", {})
 
 
 async def test_any_first_message_starts_onboarding(config: Config) -> None:
     chat = Chat(Dispatcher(config))
     await chat.text("Labdien! Kur var izmest lielgabarīta atkritumus?")
-    assert "valodu" in chat.texts()[0]
+    assert chat.texts() == [greeting("lv")]
+    assert chat.labels() == LANGUAGE_LABELS
+    assert await chat.dialog() == ("onb:language", {})
 
 
 async def test_menu_buttons_do_nothing_before_onboarding_is_finished(config: Config) -> None:
@@ -115,7 +203,9 @@ async def test_menu_buttons_do_nothing_before_onboarding_is_finished(config: Con
     await chat.command("start")
     await chat.press("English")
     await chat.press_payload("menu:settings")
-    assert chat.said("has expired")
-    assert chat.said("Which neighbourhood")
+    assert chat.texts() == [tr("en", EXPIRED), tr("en", NEIGHBOURHOOD_QUESTION)]
+    assert chat.labels() == hood_labels("en")
     await chat.command("settings")
-    assert chat.said("Which neighbourhood")
+    assert chat.texts() == [tr("en", NEIGHBOURHOOD_QUESTION)]
+    assert chat.labels() == hood_labels("en")
+    assert await chat.dialog() == ("onb:neighbourhood", {})

@@ -11,16 +11,56 @@ import pytest
 from bot.config import Config, LimitsConfig
 from bot.messages import Incoming, Kind
 from dialogs.context import Ctx
+from dialogs.engine import CANNOT_READ, EXPIRED, RESTARTED
 from handlers.commands import router as commands
-from handlers.dispatcher import Dispatcher
+from handlers.dispatcher import FAILED, UNKNOWN_COMMAND, Dispatcher
 from handlers.router import Router
-from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident, Subscription
+from storage.models import (
+    ChannelIdentity,
+    DialogState,
+    ProcessedEvent,
+    Resident,
+    Subscription,
+)
 from tests.chat import Chat
+from tests.dialogs.test_settings_and_my_data import overview
+from tests.phrases import (
+    CANCELLED,
+    CHOOSE_LANGUAGE,
+    EMPTY,
+    HELP,
+    LANGUAGE_BUTTON_EXPIRED,
+    LANGUAGE_QUESTION,
+    LANGUAGE_SWITCHED,
+    MAIN_MENU,
+    MUNICIPALITY,
+    NEIGHBOURHOOD_QUESTION,
+    PLEASE_USE_BUTTONS,
+    SETTINGS_TOPICS,
+    THROTTLED,
+    TOPICS_QUESTION,
+    UNKNOWN_NEIGHBOURHOOD,
+    settings_home,
+    too_long,
+    tr,
+)
+
+MENU_LABELS = [["Settings", "My data"], ["Stop announcements", "Help"]]
+SETTINGS_TOPIC_LABELS = [
+    ["Roads and transport", "Environment and parks"],
+    ["Education", "Culture and sport"],
+    ["Social care"],
+    ["Done"],
+]
 
 
-async def state_of(user_id: str = "resident-1") -> DialogState:
-    identity = await ChannelIdentity.get(channel="webchat", external_id=user_id)
-    return await DialogState.get(resident_id=identity.resident_id)  # type: ignore[attr-defined]
+def en(message: str, /, **values: object) -> str:
+    return tr("en", message, **values)
+
+
+async def language_of(chat: Chat) -> str:
+    identity = await ChannelIdentity.get(channel=chat.channel, external_id=chat.user_id)
+    return (await Resident.get(id=identity.resident_id)).language  # type: ignore[attr-defined]
 
 
 async def test_a_duplicate_delivery_has_one_effect(config: Config) -> None:
@@ -28,9 +68,10 @@ async def test_a_duplicate_delivery_has_one_effect(config: Config) -> None:
     await chat.command("start")
     first = await chat.press_payload("onb:language:en", event_id="update-7")
     again = await chat.press_payload("onb:language:en", event_id="update-7")
-    assert first and again == []
+    assert [reply.text for reply in first] == [en(NEIGHBOURHOOD_QUESTION)]
+    assert again == []
     assert await ProcessedEvent.filter(event_id="update-7").count() == 1
-    assert (await state_of()).state == "onb:neighbourhood"
+    assert await chat.dialog() == ("onb:neighbourhood", {})
 
 
 async def test_a_stale_button_says_it_has_expired_and_changes_nothing(config: Config) -> None:
@@ -38,70 +79,114 @@ async def test_a_stale_button_says_it_has_expired_and_changes_nothing(config: Co
     await chat.command("start")
     await chat.press("English")
     await chat.press("Centre")
-    before = await state_of()
+    question = chat.last[0]
+    before = await chat.dialog()
+    assert before == ("onb:topics", {"neighbourhood": "centrs"})
     await chat.press_payload("onb:language:ru")
-    assert chat.said("has expired")
-    assert chat.said("Which topics"), "the current question is asked again"
-    after = await state_of()
-    assert (after.state, after.data) == (before.state, before.data)
-    resident = await Resident.get(id=after.resident_id)  # type: ignore[attr-defined]
-    assert resident.language == "en"
+    assert chat.texts() == [en(EXPIRED), en(TOPICS_QUESTION)], "the current question again"
+    assert chat.last[1].buttons == question.buttons
+    assert await chat.dialog() == before
+    assert await language_of(chat) == "en"
 
 
-async def test_a_forged_or_unknown_payload_is_answered_plainly(config: Config) -> None:
+@pytest.mark.parametrize("where", ["the menu", "the middle of settings"])
+@pytest.mark.parametrize(
+    ("payload", "notice"),
+    [
+        ("onb:privacy:_yes", EXPIRED),  # a step of another dialog
+        ("set:home:reboot", EXPIRED),  # a step that is not the current one
+        ("set:topics:no-such-topic", None),  # the current step, a value it does not know
+        ("nonsense", EXPIRED),
+        ("lang:xx", LANGUAGE_BUTTON_EXPIRED),
+        ("x" * 64, EXPIRED),
+    ],
+)
+async def test_a_forged_or_unknown_payload_is_answered_plainly_and_the_dialog_resumes(
+    config: Config, where: str, payload: str, notice: str | None
+) -> None:
     chat = Chat(Dispatcher(config))
     await chat.onboard()
-    for payload in ("onb:privacy:_yes", "nonsense", "set:home:reboot", "lang:xx", "x" * 64):
-        replies = await chat.press_payload(payload)
-        assert replies, payload
-        assert all("Traceback" not in r.text for r in replies)
-    assert chat.said("Main menu") or chat.said("Your settings")
+    if where == "the menu":
+        expected_state: tuple[str, dict[str, object]] = ("", {})
+        question, labels = en(MAIN_MENU), MENU_LABELS
+    else:
+        await chat.command("settings")
+        await chat.press("Topics")
+        expected_state = ("set:topics", {})
+        question, labels = en(SETTINGS_TOPICS), SETTINGS_TOPIC_LABELS
+    if notice is None:  # only a dialog's own step can tell a value it does not know
+        notice = EXPIRED if where == "the menu" else PLEASE_USE_BUTTONS
+
+    await chat.press_payload(payload)
+    assert chat.texts() == [en(notice), question]
+    assert chat.labels() == labels
+    assert await chat.dialog() == expected_state
+    assert await Subscription.all().count() == 0
+
+    # And the question shown works: the conversation goes on from there.
+    if where == "the menu":
+        await chat.press("Settings")
+        assert chat.texts() == [settings_home("en", "English", "Centre")]
+        assert await chat.dialog() == ("set:home", {})
+    else:
+        await chat.press("Education")
+        assert chat.texts() == [en(SETTINGS_TOPICS)]
+        assert chat.labels()[1] == ["✓ Education", "Culture and sport"]
+        assert await chat.dialog() == ("set:topics", {})
 
 
 async def test_a_step_renamed_by_a_deploy_restarts_politely(config: Config) -> None:
     chat = Chat(Dispatcher(config))
     await chat.onboard()
     await chat.command("settings")
-    state = await state_of()
-    state.state, state.data = "set:colour", {"old": True}
-    await state.save()
+    identity = await ChannelIdentity.get(external_id=chat.user_id)
+    await DialogState.filter(resident_id=identity.resident_id).update(  # type: ignore[attr-defined]
+        state="set:colour", data={"old": True}
+    )
     await chat.text("blue")
-    assert chat.said("I lost track of our conversation")
-    assert chat.said("Main menu")
-    assert (await state_of()).state == ""
+    assert chat.texts() == [en(RESTARTED), en(MAIN_MENU)]
+    assert chat.labels() == MENU_LABELS
+    assert await chat.dialog() == ("", {})
 
 
 async def test_bad_input_gets_an_answer_and_the_question_again(config: Config) -> None:
     chat = Chat(Dispatcher(config))
     await chat.command("start")
     await chat.press("English")
+    question = chat.last[0]
+    assert question.text == en(NEIGHBOURHOOD_QUESTION)
     for kind, fields, answer in [
-        (Kind.TEXT, {"text": "   "}, "Your message was empty"),
-        (Kind.TEXT, {"text": "x" * 10_000}, "at most 2000 characters"),
-        (Kind.TEXT, {"text": "😀🎉👍"}, "I do not know that neighbourhood"),
-        (Kind.OTHER, {}, "I can only read text and buttons here"),
-        (Kind.PHOTO, {"photo_id": "AgAD"}, "I can only read text and buttons here"),
-        (Kind.COMMAND, {"command": "nope"}, "I do not know that command"),
+        (Kind.TEXT, {"text": "   "}, en(EMPTY)),
+        (Kind.TEXT, {"text": "x" * 10_000}, too_long("en")),
+        (Kind.TEXT, {"text": "😀🎉👍"}, en(UNKNOWN_NEIGHBOURHOOD)),
+        (Kind.OTHER, {}, en(CANNOT_READ)),
+        (Kind.PHOTO, {"photo_id": "AgAD"}, en(CANNOT_READ)),
+        (Kind.COMMAND, {"command": "nope"}, en(UNKNOWN_COMMAND)),
     ]:
         await chat.send(kind, **fields)
-        assert chat.said(answer), (kind, chat.texts())
-        assert chat.said("Which neighbourhood"), "the open question is repeated"
-    assert (await state_of()).state == "onb:neighbourhood"
+        assert chat.texts() == [answer, question.text], (kind, fields)
+        assert chat.last[1].buttons == question.buttons, "the open question is repeated"
+        assert await chat.dialog() == ("onb:neighbourhood", {})
+    await chat.press("Centre")
+    assert chat.texts() == [en(TOPICS_QUESTION)], "and it can still be answered"
 
 
 async def test_a_resident_who_floods_is_asked_once_to_slow_down(config: Config) -> None:
     limits = LimitsConfig(throttle_messages=3, throttle_seconds=60)
     chat = Chat(Dispatcher(replace(config, limits=limits)), locale="en")
-    for _ in range(3):
-        assert await chat.text("hello")
-    warned = await chat.text("hello")
-    assert len(warned) == 1 and "faster than I can read" in warned[0].text
+    asked = en(LANGUAGE_QUESTION, municipality=MUNICIPALITY)
+    assert [r.text for r in await chat.text("hello")] == [asked]
+    for _ in range(2):
+        assert [r.text for r in await chat.text("hello")] == [en(PLEASE_USE_BUTTONS), asked]
+    assert [r.text for r in await chat.text("hello")] == [en(THROTTLED)]
     assert await chat.text("hello") == []
+    assert await chat.dialog() == ("onb:language", {})
     identity = await ChannelIdentity.get(external_id="resident-1")
     resident = await Resident.get(id=identity.resident_id)  # type: ignore[attr-defined]
     resident.throttle_window_start = datetime.now(UTC) - timedelta(minutes=2)
     await resident.save()
-    assert await chat.text("hello"), "a new window lets the resident talk again"
+    replies = await chat.text("hello")
+    assert [r.text for r in replies] == [en(PLEASE_USE_BUTTONS), asked], "a new window"
 
 
 async def test_a_failing_handler_apologises_and_saves_nothing_half_done(config: Config) -> None:
@@ -113,12 +198,15 @@ async def test_a_failing_handler_apologises_and_saves_nothing_half_done(config: 
         raise RuntimeError("boom")
 
     router.include(commands)
-    chat = Chat(Dispatcher(config, router=router), locale="en")
+    chat = Chat(Dispatcher(config, router=router), locale="en", may_fail=True)
     await chat.command("start")
     replies = await chat.command("explode")
-    assert len(replies) == 1 and "something went wrong" in replies[0].text
-    assert "boom" not in replies[0].text
-    assert (await state_of()).state == "onb:language"
+    assert [reply.text for reply in replies] == [en(FAILED)]
+    assert await chat.dialog() == ("onb:language", {})
+    # Nothing is left broken: the next update carries on from the saved step.
+    await chat.press("English")
+    assert chat.texts() == [en(NEIGHBOURHOOD_QUESTION)]
+    assert await chat.dialog() == ("onb:neighbourhood", {})
 
 
 async def test_a_resident_cannot_reach_a_staff_command_but_staff_can(config: Config) -> None:
@@ -135,14 +223,13 @@ async def test_a_resident_cannot_reach_a_staff_command_but_staff_can(config: Con
     resident = Chat(dispatcher, user_id="resident-1")
     await resident.onboard()
     await resident.command("broadcast")
-    assert resident.said("I do not know that command")
-    assert not resident.said("broadcast composer")
+    assert resident.texts() == [en(UNKNOWN_COMMAND), en(MAIN_MENU)]
 
     await staff.grant("webchat", "officer-1", "communications", actor="test")
     officer = Chat(dispatcher, user_id="officer-1")
     await officer.onboard()
     await officer.command("broadcast")
-    assert officer.said("broadcast composer")
+    assert officer.texts() == ["broadcast composer"]
 
 
 async def test_one_residents_updates_are_handled_one_after_another_even_on_two_workers(
@@ -163,19 +250,87 @@ async def test_one_residents_updates_are_handled_one_after_another_even_on_two_w
             for i in range(10)
         )
     )
-    answers = [reply.text for outcome in outcomes for reply in outcome.replies]
-    assert not [text for text in answers if "something went wrong" in text]
+    # Each toggle answered by the topics question, edited in place: half of them with the
+    # topic ticked, as ten toggles one after another leave it.
+    for outcome in outcomes:
+        assert [(r.text, r.replace) for r in outcome.replies] == [(en(SETTINGS_TOPICS), True)]
+    ticked = [o.replies[0].buttons[0][0].label == "✓ Roads and transport" for o in outcomes]
+    assert ticked.count(True) == 5
     identity = await ChannelIdentity.get(external_id="resident-1")
     count = await Subscription.filter(
         resident_id=identity.resident_id, topic__key="transport"
     ).count()  # type: ignore[attr-defined]
     assert count == 0, "ten toggles of one topic leave it as it was"
+    assert await chat.dialog() == ("set:topics", {})
 
 
-@pytest.mark.parametrize("command", ["help", "language", "cancel", "menu", "mydata"])
-async def test_global_commands_work_in_the_middle_of_a_dialog(config: Config, command: str) -> None:
+async def test_help_in_the_middle_of_a_dialog_answers_and_the_dialog_resumes(
+    config: Config,
+) -> None:
     chat = Chat(Dispatcher(config))
     await chat.onboard()
     await chat.command("settings")
-    replies = await chat.command(command)
-    assert replies and all(r.text for r in replies)
+    await chat.press("Topics")
+    await chat.command("help")
+    assert chat.texts() == [en(HELP, municipality=MUNICIPALITY), en(SETTINGS_TOPICS)]
+    assert chat.labels() == SETTINGS_TOPIC_LABELS
+    assert await chat.dialog() == ("set:topics", {})
+    await chat.press("Education")
+    assert chat.texts() == [en(SETTINGS_TOPICS)]
+    assert await Subscription.filter(topic__key="education").count() == 1
+
+
+async def test_language_in_the_middle_of_a_dialog_switches_and_the_dialog_resumes(
+    config: Config,
+) -> None:
+    chat = Chat(Dispatcher(config))
+    await chat.onboard()
+    await chat.command("settings")
+    await chat.press("Topics")
+    await chat.command("language")
+    assert chat.texts() == [en(CHOOSE_LANGUAGE)]
+    assert [b.payload for b in chat.last[0].all_buttons()] == ["lang:lv", "lang:en", "lang:ru"]
+    assert await chat.dialog() == ("set:topics", {})
+    await chat.press("Русский")
+    assert chat.texts() == [tr("ru", LANGUAGE_SWITCHED), tr("ru", SETTINGS_TOPICS)]
+    assert chat.labels()[0] == ["Дороги и транспорт", "Среда и парки"]
+    assert await chat.dialog() == ("set:topics", {})
+    assert await language_of(chat) == "ru"
+
+
+@pytest.mark.parametrize("command", ["cancel", "menu"])
+async def test_cancel_and_menu_in_the_middle_of_a_dialog_leave_it_for_the_menu(
+    config: Config, command: str
+) -> None:
+    chat = Chat(Dispatcher(config))
+    await chat.onboard()
+    await chat.command("settings")
+    await chat.press("Topics")
+    await chat.command(command)
+    menu = [en(MAIN_MENU)]
+    assert chat.texts() == ([en(CANCELLED), *menu] if command == "cancel" else menu)
+    assert chat.labels() == MENU_LABELS
+    assert await chat.dialog() == ("", {})
+
+
+async def test_mydata_in_the_middle_of_a_dialog_shows_the_data(config: Config) -> None:
+    chat = Chat(Dispatcher(config))
+    await chat.onboard()
+    await chat.command("settings")
+    await chat.press("Topics")
+    await chat.command("mydata")
+    assert chat.texts() == [await overview(chat, config, "en", "English", "Centre")]
+    assert chat.labels() == [["Delete my data"], ["Back to the menu"]]
+    assert await chat.dialog() == ("data:overview", {})
+
+
+async def test_a_language_button_pressed_while_no_dialog_is_open_shows_the_menu(
+    config: Config,
+) -> None:
+    chat = Chat(Dispatcher(config))
+    await chat.onboard()
+    await chat.command("language")
+    await chat.press("Latviešu")
+    assert chat.texts() == [tr("lv", LANGUAGE_SWITCHED), tr("lv", MAIN_MENU)]
+    assert await chat.dialog() == ("", {})
+    assert await language_of(chat) == "lv"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from storage import catalog, residents, settings, staff
 from storage.catalog import Entry
-from storage.models import AuditEntry, Neighbourhood, Resident, Subscription
+from storage.models import AuditEntry, Neighbourhood, Resident, Setting, Subscription
 from storage.sessions import open_session
 
 
@@ -64,8 +66,10 @@ async def test_staff_grants_and_revocations_are_audited(database: str) -> None:
 
 async def test_the_cookie_secret_is_made_once_and_shared(database: str) -> None:
     first = await settings.secret("webchat_cookie")
-    assert len(first) >= 32
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", first), "32 random bytes, URL-safe base64"
     assert await settings.secret("webchat_cookie") == first
+    assert await Setting.all().values_list("key", "value") == [("webchat_cookie", first)]
+    assert await settings.secret("other") not in ("", first)
 
 
 async def test_event_ids_older_than_a_week_are_pruned(database: str) -> None:
