@@ -30,14 +30,9 @@ from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from bot.config import ConfigError, load
 from bot.i18n import translator
 from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident
-from tests.bot.channels.telegram_helpers import (
-    HELP,
-    WEBHOOK_SECRET,
-    Chat,
-    telegram_env,
-    text_update,
-)
+from tests.bot.channels.telegram_helpers import WEBHOOK_SECRET, Chat, telegram_env, text_update
 from tests.conftest import RuntimeFactory, free_port
+from tests.phrases import HELP
 from tests.standins.telegram_api import BotApiStandIn, JSONDict
 
 HEADER, BODY, KEEPALIVE = 1.0, 2.0, 4.0  # seconds, all different: each close has one cause

@@ -27,8 +27,9 @@ from handlers.dispatcher import FAILED, UNKNOWN_COMMAND
 from storage import announcements, settings
 from storage.announcements import Draft
 from storage.models import Delivery
-from tests.bot.channels.telegram_helpers import Chat, eventually, telegram_env, tr
+from tests.bot.channels.telegram_helpers import Chat, eventually, telegram_env
 from tests.conftest import RuntimeFactory
+from tests.phrases import tr
 from tests.standins.telegram_api import BotApiStandIn
 
 RESIDENT = 7305119842  # types a staff command, then writes too fast
