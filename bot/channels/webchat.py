@@ -67,6 +67,7 @@ UI_STRINGS = {
     "log_label": N_("Conversation"),
     "input_label": N_("Your message"),
 }
+USER_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, what every cookie we sign holds
 COMMAND_PATTERN = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:\s+(.*))?$", re.DOTALL)
 UNREADABLE = N_("I could not read that message. Please try again.")
 # The close code that tells the page its resident was forgotten: it asks POST /session
@@ -95,10 +96,16 @@ def sign(secret: str, user_id: str) -> str:
 
 
 def verify(secret: str, cookie: str | None) -> str | None:
-    """The user id in a cookie we signed, or None; compared in constant time."""
-    if not cookie or "." not in cookie:
+    """The user id in a cookie we signed, or None; compared in constant time.
+
+    Anything but the ASCII we write is refused before signing: bytes that are not UTF-8
+    arrive as lone surrogates, which neither the HMAC nor compare_digest can take.
+    """
+    if not cookie or not cookie.isascii() or "." not in cookie:
         return None
     user_id = cookie.split(".", 1)[0]
+    if not USER_ID.fullmatch(user_id):
+        return None
     return user_id if hmac.compare_digest(sign(secret, user_id), cookie) else None
 
 

@@ -38,9 +38,9 @@ async def test_opening_the_chat_greets_a_stranger_and_writes_nothing(config: Con
         "onb:language:en",
         "onb:language:ru",
     ]
-    assert (outcome.language, outcome.forgotten) == ("lv", False)
     for model in (Resident, ChannelIdentity, DialogState, ProcessedEvent):
         assert await model.all().count() == 0, model
+    assert (outcome.language, outcome.forgotten) == ("lv", False)
 
 
 async def test_the_first_press_on_the_greeting_answers_it(config: Config) -> None:

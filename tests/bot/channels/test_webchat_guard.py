@@ -423,7 +423,7 @@ async def test_a_forgotten_resident_gets_a_fresh_cookie_and_their_old_id_names_n
 
 
 # --- hostile frames ---------------------------------------------------------------------
-HOSTILE_FRAMES = [
+HOSTILE_NUMBERS = [
     '{"type": "location", "id": "l-1", "latitude": 1' + "0" * 400 + ', "longitude": 0}',
     '{"type": "location", "id": "l-2", "latitude": 0, "longitude": -1' + "0" * 400 + "}",
     '{"type": "location", "id": "l-3", "latitude": NaN, "longitude": 0}',
@@ -431,6 +431,8 @@ HOSTILE_FRAMES = [
     '{"type": "location", "id": "l-5", "latitude": 1e400, "longitude": 0}',
     '{"type": "location", "id": "l-6", "latitude": true, "longitude": 0}',
     '{"type": "location", "id": "l-7", "latitude": "56.9", "longitude": 24.1}',
+]
+HOSTILE_TEXT = [
     '{"type": "text", "id": "\\ud800", "text": "hello"}',
     '{"type": "text", "id": "t-1", "text": "Centre \\udfff"}',
     '{"type": "text", "id": "t-2", "text": "Centre\\u0000"}',
@@ -440,8 +442,9 @@ HOSTILE_FRAMES = [
 ]
 
 
+@pytest.mark.parametrize("hostile", [HOSTILE_NUMBERS, HOSTILE_TEXT], ids=["numbers", "text"])
 async def test_hostile_frames_are_refused_in_the_residents_language_on_a_fresh_socket(
-    start_bot: RuntimeFactory, caplog: pytest.LogCaptureFixture
+    start_bot: RuntimeFactory, caplog: pytest.LogCaptureFixture, hostile: list[str]
 ) -> None:
     base = base_url(await start_bot())
     cookie = await new_cookie(base)
@@ -453,7 +456,7 @@ async def test_hostile_frames_are_refused_in_the_residents_language_on_a_fresh_s
     with caplog.at_level(logging.WARNING):
         async with tab(base, cookie) as fresh:
             assert (await fresh.frame())["text"] == NEIGHBOURHOOD_QUESTION
-            for raw in HOSTILE_FRAMES:
+            for raw in hostile:
                 await fresh.send(raw)
                 assert await fresh.frame() == {"type": "error", "text": UNREADABLE}, raw
             # The socket is still there and the conversation goes on.
@@ -466,6 +469,32 @@ async def test_hostile_frames_are_refused_in_the_residents_language_on_a_fresh_s
             assert answer[-1]["text"].startswith(TOPICS_QUESTION)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert await ProcessedEvent.all().count() == events + 2
+
+
+async def test_a_cookie_that_is_not_utf_8_is_a_stranger_s_not_a_server_error(
+    start_bot: RuntimeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = (await start_bot()).config.http_port
+
+    async def status(method: str, path: str) -> tuple[bytes, bool]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+            f"Content-Length: 0\r\nCookie: {COOKIE}=".encode()
+            + b"\xff\xfe.\xc4\x81bc\r\n\r\n"
+        )
+        await writer.drain()
+        response = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        head = response.split(b"\r\n\r\n", 1)[0]
+        return head.split(b"\r\n", 1)[0], f"Set-Cookie: {COOKIE}=".encode() in head
+
+    with caplog.at_level(logging.WARNING):
+        assert await status("GET", "/") == (b"HTTP/1.1 200 OK", True)  # a fresh cookie
+        assert await status("GET", "/ws") == (b"HTTP/1.1 403 Forbidden", False)
+        assert await status("POST", "/session") == (b"HTTP/1.1 403 Forbidden", False)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 # --- duplicates -------------------------------------------------------------------------
