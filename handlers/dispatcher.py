@@ -109,7 +109,7 @@ class Dispatcher:
         try:
             chosen = await known_language(incoming.channel, incoming.user_id) or ""
         except Exception as error:  # the failure above may be the database itself
-            log.warning("no language for %s:%s (%s)", incoming.channel, incoming.user_id, error)
+            log.warning("the resident's language could not be looked up (%s)", type(error).__name__)
             chosen = ""
         return middlewares.resident_language(
             incoming, chosen, self.config.municipality.default_language

@@ -244,7 +244,7 @@ class WebChat:
         try:
             return await self.newcomers.language(user_id)
         except Exception as error:
-            log.warning("web chat: no resident look-up (%s)", error)
+            log.warning("web chat: no resident look-up (%s)", type(error).__name__)
             return ""
 
     @staticmethod
@@ -254,7 +254,7 @@ class WebChat:
         try:
             return await ask(address)
         except Exception as error:
-            log.warning("web chat: no newcomer count (%s)", error)
+            log.warning("web chat: no newcomer count (%s)", type(error).__name__)
             return None
 
     async def _admitted(self, user_id: str, ws: web.WebSocketResponse, address: str) -> bool:
@@ -265,7 +265,7 @@ class WebChat:
         until = await self._limit(self.newcomers.admit, address)
         if until is None:
             return True
-        log.info("web chat: new residents from one address over the limit until %s", until)
+        log.debug("web chat: new residents from one address over the limit until %s", until)
         await self._refuse(user_id, ws, until)
         return False
 
