@@ -147,7 +147,7 @@ class WebChat:
         user_id = verify(self.secret, request.cookies.get(COOKIE))
         if user_id is None or not _same_origin(request):
             raise web.HTTPForbidden(text="open the chat page first")
-        if self.newcomers is not None and await self.newcomers.language(user_id) is not None:
+        if self.newcomers is not None and await self._known_language(user_id) is not None:
             raise web.HTTPConflict(text="this chat's resident is still here")
         response = web.Response(status=204, headers=self._headers())
         self._new_cookie(response)
