@@ -35,6 +35,7 @@ from handlers.dispatcher import Dispatcher
 from handlers.staff import STAFF_MENU_ROLES
 from storage import catalog, db, events, settings, staff
 from storage.catalog import Entry
+from storage.webchat_guard import Newcomers
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,14 @@ class Runtime:
         self.http = build_app(config.http_timeouts)
         if config.webchat.enabled:
             secret = config.webchat.cookie_secret or await settings.secret("webchat_cookie")
-            self.webchat = WebChat(self.dispatcher, secret)
+            self.webchat = WebChat(
+                self.dispatcher,
+                secret,
+                secure_cookie=config.webchat.secure_cookie
+                or config.http_public_url.startswith("https://"),
+                trusted_proxies=config.http_trusted_proxies,
+                newcomers=Newcomers(config.webchat.new_residents_per_address_per_hour),
+            )
             self.webchat.add_routes(self.http)
         if config.telegram.token:
             self.telegram = TelegramChannel(config.telegram, self.dispatcher)

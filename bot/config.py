@@ -6,6 +6,7 @@ expected, so an operator sees one clear line instead of a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -25,6 +26,7 @@ CHANNELS = ("telegram", "webchat", "messenger")
 DEFAULT_DATABASE_URL = "sqlite://data/iesaiste.sqlite3"
 # Ids end up inside button payloads, which Telegram caps at 64 bytes.
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -90,6 +92,13 @@ class WebchatConfig:
     # Empty: a secret is generated once and kept in the database, so every
     # worker sharing that database signs cookies alike.
     cookie_secret: str = ""
+    # The cookie is Secure when http.public_url is https, or when this says so.
+    secure_cookie: bool = False
+    # A fresh cookie costs nothing, so new residents are limited per client address
+    # (0: no limit).
+    new_residents_per_address_per_hour: int = 20
+    # Residents who never finish onboarding are forgotten after this many days of silence.
+    forget_unfinished_after_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +131,10 @@ class Config:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     http_timeouts: HttpTimeouts = field(default_factory=HttpTimeouts)
+    # The public base URL of the bot, e.g. https://bot.example.lv ("" when not public).
+    http_public_url: str = ""
+    # Reverse proxies whose X-Forwarded-For is believed; nobody's by default.
+    http_trusted_proxies: tuple[IPNetwork, ...] = ()
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     webchat: WebchatConfig = field(default_factory=WebchatConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -269,6 +282,28 @@ def _clock(key: str, raw: object) -> time:
     raise ConfigError(key, raw, "a time of day as HH:MM, e.g. 21:00")
 
 
+def _public_url(key: str, raw: object) -> str:
+    url = _str(key, raw).strip().rstrip("/")
+    parts = urlsplit(url)
+    if url and (parts.scheme not in ("http", "https") or not parts.netloc or parts.query):
+        raise ConfigError(key, raw, "the bot's public base URL, e.g. https://bot.example.lv")
+    return url
+
+
+def _networks(key: str, raw: object) -> tuple[IPNetwork, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(key, raw, 'a list of addresses or networks, e.g. ["127.0.0.1"]')
+    networks = []
+    for index, entry in enumerate(raw):
+        try:
+            networks.append(ipaddress.ip_network(_str(f"{key}[{index}]", entry), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{key}[{index}]", entry, "an IP address or network, e.g. 127.0.0.1 or 10.0.0.0/8"
+            ) from None
+    return tuple(networks)
+
+
 def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     section = data.get(key, {})
     if not isinstance(section, dict):
@@ -325,12 +360,24 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             "header_timeout_seconds",
             "body_timeout_seconds",
             "keepalive_timeout_seconds",
+            "public_url",
+            "trusted_proxies",
         },
     )
     tg = _section(data, "telegram")
     _check_unknown("telegram", tg, {"token", "api_url", "mode", "webhook_url", "webhook_secret"})
     wc = _section(data, "webchat")
-    _check_unknown("webchat", wc, {"enabled", "cookie_secret"})
+    _check_unknown(
+        "webchat",
+        wc,
+        {
+            "enabled",
+            "cookie_secret",
+            "secure_cookie",
+            "new_residents_per_address_per_hour",
+            "forget_unfinished_after_days",
+        },
+    )
     lim = _section(data, "limits")
     _check_unknown("limits", lim, {"max_text_length", "throttle_messages", "throttle_seconds"})
     dl = _section(data, "delivery")
@@ -354,6 +401,8 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
         http_host=_str("http.host", http.get("host", defaults.http_host)),
         http_port=_int("http.port", http.get("port", defaults.http_port), 1, 65535),
         http_timeouts=_http_timeouts(http),
+        http_public_url=_public_url("http.public_url", http.get("public_url", "")),
+        http_trusted_proxies=_networks("http.trusted_proxies", http.get("trusted_proxies", [])),
         telegram=TelegramConfig(
             token=_str("telegram.token", tg.get("token", "")),
             api_url=_str("telegram.api_url", tg.get("api_url", defaults.telegram.api_url)),
@@ -364,6 +413,19 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
         webchat=WebchatConfig(
             enabled=_bool("webchat.enabled", wc.get("enabled", True)),
             cookie_secret=_str("webchat.cookie_secret", wc.get("cookie_secret", "")),
+            secure_cookie=_bool("webchat.secure_cookie", wc.get("secure_cookie", False)),
+            new_residents_per_address_per_hour=_int(
+                "webchat.new_residents_per_address_per_hour",
+                wc.get("new_residents_per_address_per_hour", 20),
+                0,
+                100_000,
+            ),
+            forget_unfinished_after_days=_int(
+                "webchat.forget_unfinished_after_days",
+                wc.get("forget_unfinished_after_days", 30),
+                1,
+                3650,
+            ),
         ),
         limits=LimitsConfig(
             max_text_length=_int(

@@ -106,6 +106,9 @@ class Outcome:
 
     replies: list[Reply]
     language: str
+    # The resident asked to be forgotten: a channel that knows them by an id of its own
+    # making (the web chat's cookie) issues a new one, so the old id never comes back.
+    forgotten: bool = False
 
 
 class FileSource(Protocol):

@@ -9,13 +9,13 @@ nothing by hand.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import Config
 from bot.quiet_hours import next_allowed
-from storage import deliveries, events
+from storage import deliveries, events, webchat_guard
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,15 @@ async def release_due(config: Config) -> int:
     return released
 
 
+async def tidy_webchat(config: Config) -> int:
+    """Daily: forget web-chat residents who never finished onboarding, and the newcomer
+    counts of hours gone by. Returns how many residents were forgotten."""
+    await webchat_guard.prune_newcomer_counts()
+    return await webchat_guard.forget_unfinished(
+        timedelta(days=config.webchat.forget_unfinished_after_days)
+    )
+
+
 def build_scheduler(config: Config) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=config.municipality.zone)
     scheduler.add_job(
@@ -55,5 +64,15 @@ def build_scheduler(config: Config) -> AsyncIOScheduler:
     )
     scheduler.add_job(
         events.prune, "cron", hour=4, id="prune-event-ids", max_instances=1, coalesce=True
+    )
+    scheduler.add_job(
+        tidy_webchat,
+        "cron",
+        hour=4,
+        minute=20,
+        args=[config],
+        id="tidy-webchat",
+        max_instances=1,
+        coalesce=True,
     )
     return scheduler

@@ -1,15 +1,18 @@
 """From one neutral update to the replies: the middleware onion, then routing.
 
 Order, outermost first, and why:
-1. errors — whatever fails below, the resident gets a plain apology, never a
-   stack trace, and the transaction is rolled back (nothing half-saved);
+1. errors — whatever fails below, the resident gets a plain apology in their
+   own language, never a stack trace, and the transaction is rolled back
+   (nothing half-saved); opening the chat with no resident row yet gets the
+   first question and creates nobody;
 2. a per-resident in-process lock — keeps one resident's updates in arrival
    order inside this worker before any await can reorder them;
-3. the session (storage) — one transaction: the event id is recorded first,
-   so a duplicate delivery stops here with no effect; then the resident is
-   found or created and their row locked (across workers on PostgreSQL);
+3. the session (storage) — one transaction: the resident is found or created
+   and their row locked (across workers on PostgreSQL), then the event id is
+   recorded, so a duplicate delivery stops here with no effect;
 4. language — needed by every answer below, including the throttle's;
-5. throttle — counts before any work is done for a flooding resident;
+5. throttle — counts messages (opening the chat is none) before any work is
+   done for a flooding resident;
 6. input checks, then routing; a route that needs a staff role loads the
    role of this account then and checks it on the server.
 """
@@ -29,13 +32,15 @@ from bot.messages import FileSource, Incoming, Kind, Outcome, Reply
 from dialogs import menu, onboarding
 from dialogs.context import Ctx
 from dialogs.engine import EXPIRED, handle
+from dialogs.pickers import match_language
 from dialogs.registry import REGISTRY
 from handlers import middlewares
 from handlers.commands import resume_or_menu
 from handlers.commands import router as default_router
 from handlers.router import Router
 from storage.errors import DuplicateEvent
-from storage.sessions import open_session
+from storage.models import DialogState, Resident
+from storage.sessions import Session, known_language, open_session
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,12 @@ FAILED = N_(
     "Sorry, something went wrong on our side. Please try again in a moment; "
     "what you chose before is saved."
 )
+
+
+def _answers_first_question(incoming: Incoming) -> bool:
+    if incoming.kind is Kind.BUTTON:
+        return incoming.payload.startswith(onboarding.language.state + ":")
+    return incoming.kind is Kind.TEXT and match_language(incoming.text) is not None
 
 
 @dataclass(slots=True)
@@ -69,16 +80,21 @@ class Dispatcher:
 
     async def _feed(self, incoming: Incoming) -> Outcome:
         try:
+            if (
+                incoming.kind is Kind.OPEN
+                and await known_language(incoming.channel, incoming.user_id) is None
+            ):
+                return await self._greet(incoming)
             async with self._resident_lock(f"{incoming.channel}:{incoming.user_id}"):
                 async with open_session(
                     incoming.channel, incoming.user_id, incoming.event_id
                 ) as session:
                     ctx = Ctx(incoming, session, self.config, translator("lv"), files=self.files)
                     await self._handle(ctx)
-                return Outcome(ctx.replies, ctx.language)
+                return Outcome(ctx.replies, ctx.language, forgotten=session.deleted)
         except DuplicateEvent:
             log.info("duplicate event %s:%s dropped", incoming.channel, incoming.event_id)
-            return Outcome([], self._fallback_language(incoming))
+            return Outcome([], await self._fallback_language(incoming))
         except Exception:
             log.exception(
                 "update %s:%s of %s failed",
@@ -86,12 +102,28 @@ class Dispatcher:
                 incoming.event_id,
                 who(incoming.channel, incoming.user_id),
             )
-            language = self._fallback_language(incoming)
+            language = await self._fallback_language(incoming)
             return Outcome([Reply(translator(language).gettext(FAILED))], language)
 
-    def _fallback_language(self, incoming: Incoming) -> str:
+    async def _greet(self, incoming: Incoming) -> Outcome:
+        """Somebody with no resident row opened the chat: the first question, and nobody is
+        created (nor anything written) until they answer it."""
+        session = Session(Resident(), DialogState(), is_new=True)
+        ctx = Ctx(incoming, session, self.config, translator("lv"), files=self.files)
+        middlewares.apply_language(ctx)
+        await onboarding.start(ctx)
+        return Outcome(ctx.replies, ctx.language)
+
+    async def _fallback_language(self, incoming: Incoming) -> str:
+        """The resident's own language when the database still tells it, else what their app
+        says, else the municipality's."""
+        try:
+            chosen = await known_language(incoming.channel, incoming.user_id) or ""
+        except Exception as error:  # the failure above may be the database itself
+            log.warning("the resident's language could not be looked up (%s)", type(error).__name__)
+            chosen = ""
         return middlewares.resident_language(
-            incoming, "", self.config.municipality.default_language
+            incoming, chosen, self.config.municipality.default_language
         )
 
     @asynccontextmanager
@@ -107,6 +139,10 @@ class Dispatcher:
                 del self._locks[key]
 
     async def _handle(self, ctx: Ctx) -> None:
+        if ctx.session.is_new and _answers_first_question(ctx.incoming):
+            # The web chat shows the first question on opening, creating nobody: a newcomer's
+            # first press (or typed language) answers it.
+            ctx.set_state(onboarding.language.state)
         middlewares.apply_language(ctx)
         await middlewares.catch_up(ctx)
         if middlewares.throttled(ctx):

@@ -7,6 +7,8 @@ in the order that matters and says why there.
 from __future__ import annotations
 
 import logging
+import math
+from datetime import UTC, datetime, timedelta
 
 from bot.i18n import LANGUAGES, translator
 from bot.logs import who
@@ -14,6 +16,7 @@ from bot.messages import Incoming, Kind
 from dialogs.context import Ctx
 from handlers.router import Route
 from storage import deliveries, residents, staff
+from storage.models import Resident
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +57,49 @@ async def catch_up(ctx: Ctx) -> None:
 
 
 def throttled(ctx: Ctx) -> bool:
-    """Count the message; True when the resident is over the limit (answered once, politely)."""
+    """Count the message; True when the resident is over the limit.
+
+    The first message over it is answered, saying how long to wait; later ones are dropped
+    quietly (answering each would feed a flood). Opening the chat (a new tab) is not a
+    message and is not counted, but while the resident is over the limit it is answered
+    with the same sentence, so a new tab never stays empty without a word of why.
+    """
     limits = ctx.config.limits
+    if ctx.incoming.kind is Kind.OPEN:
+        wait = _throttle_wait(ctx.resident, limits.throttle_messages, limits.throttle_seconds)
+        if wait:
+            _slow_down(ctx, wait)
+        return bool(wait)
     verdict = residents.count_message(
         ctx.resident, limit=limits.throttle_messages, window_seconds=limits.throttle_seconds
     )
     if verdict == "warn":
-        ctx.answer(
-            ctx._(
-                "You are sending messages faster than I can read them. "
-                "Please wait a minute, then carry on."
-            )
+        _slow_down(
+            ctx, _throttle_wait(ctx.resident, limits.throttle_messages, limits.throttle_seconds)
         )
         log.info("throttled %s", who(ctx.incoming.channel, ctx.incoming.user_id))
     return verdict != "ok"
+
+
+def _throttle_wait(resident: Resident, limit: int, window_seconds: int) -> int:
+    """Seconds until the throttle window ends when the resident is over the limit, else 0."""
+    start = resident.throttle_window_start
+    if start is None or resident.throttle_count <= limit:
+        return 0
+    left = (start + timedelta(seconds=window_seconds) - datetime.now(UTC)).total_seconds()
+    return max(0, math.ceil(left))
+
+
+def _slow_down(ctx: Ctx, seconds: int) -> None:
+    ctx.answer(
+        ctx.ngettext(
+            "You are sending messages faster than I can read them. "
+            "Please wait {n} second, then carry on.",
+            "You are sending messages faster than I can read them. "
+            "Please wait {n} seconds, then carry on.",
+            max(1, seconds),
+        )
+    )
 
 
 def rejected_input(ctx: Ctx) -> bool:

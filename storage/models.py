@@ -132,12 +132,17 @@ class ProcessedEvent(Model):
 
     id = fields.BigIntField(primary_key=True)
     channel = fields.CharField(max_length=16)
+    # 0 where the platform's ids are unique per channel (Telegram's update ids), else the
+    # resident's id: the web chat's ids come from the page, and two residents may pick the
+    # same one. The resident's row id, not their platform id, so the table keeps nothing
+    # personal once they are forgotten.
+    scope = fields.IntField(default=0, db_default=0)
     event_id = fields.CharField(max_length=64)
     processed_at = fields.DatetimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         table = "processed_event"
-        unique_together = (("channel", "event_id"),)
+        unique_together = (("channel", "scope", "event_id"),)
 
 
 class AuditEntry(Model):
@@ -267,3 +272,20 @@ class Media(Model):
 
     class Meta:
         table = "media"
+
+
+class NewcomerCount(Model):
+    """How many web-chat residents one client address created in one hour.
+
+    Counted in the database, so every worker keeps to one limit. The address is kept as a
+    keyed hash, never in clear, and rows of past hours are pruned daily.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    address = fields.CharField(max_length=32)  # HMAC-SHA256 of the address, hex, cut to 32
+    hour = fields.IntField()  # whole hours since the epoch, UTC
+    count = fields.IntField(default=0)
+
+    class Meta:
+        table = "newcomer_count"
+        unique_together = (("address", "hour"),)

@@ -1,13 +1,13 @@
 """One resident's update, handled inside one transaction.
 
-``open_session`` records the event id (a duplicate raises DuplicateEvent),
-finds or creates the resident, takes the per-resident row lock (PostgreSQL's
-``SELECT … FOR UPDATE``; SQLite runs one writer at a time anyway) and loads
+``open_session`` finds or creates the resident, takes the per-resident row
+lock (PostgreSQL's ``SELECT … FOR UPDATE``; SQLite runs one writer at a time
+anyway), records the event id (a duplicate raises DuplicateEvent) and loads
 the dialog state. Everything the handlers write during the update commits or
 rolls back together when the block ends.
 
-It runs on every update, so it is kept to few statements: BEGIN, the event
-insert, the locked resident, the dialog row, one UPDATE, COMMIT.
+It runs on every update, so it is kept to few statements: BEGIN, the locked
+resident, the event insert, the dialog row, one UPDATE, COMMIT.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from storage import residents
+from storage import events, residents
 from storage.errors import DuplicateEvent
 from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident
 
@@ -54,7 +54,7 @@ class Session:
         return self.dialog.data
 
 
-async def _record_event(channel: str, event_id: str) -> None:
+async def _record_event(channel: str, scope: int, event_id: str) -> None:
     """Insert the event id, or raise DuplicateEvent: one statement, no savepoint.
 
     ``ON CONFLICT DO NOTHING`` leaves the transaction usable on PostgreSQL,
@@ -62,14 +62,14 @@ async def _record_event(channel: str, event_id: str) -> None:
     """
     client = connections.get("default")
     postgres = client.capabilities.dialect == "postgres"
-    marks = "$1, $2, $3" if postgres else "?, ?, ?"
+    marks = "$1, $2, $3, $4" if postgres else "?, ?, ?, ?"
     stamp = ProcessedEvent._meta.fields_map["processed_at"].to_db_value(
         datetime.now(UTC), ProcessedEvent
     )
     rows = await client.execute_query_dict(
-        'INSERT INTO "processed_event" ("channel", "event_id", "processed_at") '
+        'INSERT INTO "processed_event" ("channel", "scope", "event_id", "processed_at") '
         f'VALUES ({marks}) ON CONFLICT DO NOTHING RETURNING "id"',
-        [channel, event_id[:64], stamp],
+        [channel, scope, event_id[:64], stamp],
     )
     if not rows:
         raise DuplicateEvent(f"{channel}:{event_id}")
@@ -95,12 +95,23 @@ async def _locked_resident(channel: str, external_id: str) -> tuple[Resident, bo
         return await query.get(), False
 
 
+async def known_language(channel: str, external_id: str) -> str | None:
+    """The language of the resident behind a platform account ("" if not chosen yet), or
+    None when there is no such resident: a look-up that creates nobody."""
+    rows = await Resident.filter(
+        identities__channel=channel, identities__external_id=external_id
+    ).values_list("language", flat=True)
+    return str(rows[0]) if rows else None
+
+
 @asynccontextmanager
 async def open_session(channel: str, external_id: str, event_id: str) -> AsyncIterator[Session]:
     async with in_transaction():
-        if event_id:
-            await _record_event(channel, event_id)
         resident, is_new = await _locked_resident(channel, external_id)
+        if event_id:
+            # After the resident, whose id scopes the web chat's event ids; a duplicate
+            # rolls back a resident it created, so it still has no effect.
+            await _record_event(channel, events.scope(channel, resident.id), event_id)
         resident.last_seen_at = datetime.now(UTC)
         dialog = None if is_new else await DialogState.get_or_none(resident_id=resident.id)
         if dialog is None:

@@ -3,6 +3,12 @@
 A resident is recognised by a signed, HttpOnly cookie holding a random id;
 nothing else identifies them. The page's strings come from our catalogs in a
 ``ui`` frame, so the chrome speaks the resident's language too.
+
+A cookie costs a client nothing, so opening the page creates nobody: the
+resident row is made when the person first writes or presses a button, and
+only so many new residents a client address may start in an hour. When a
+resident is forgotten (/mydata), their sockets close with ``RENEW_CLOSE`` and
+the page fetches a fresh cookie, so the old id never comes back.
 """
 
 from __future__ import annotations
@@ -10,19 +16,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import math
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from bot.channels.base import PushRefused, coalesce, fit_label, split_text
-from bot.i18n import N_, translator
+from bot.config import IPNetwork
+from bot.i18n import N_, Translator, translator
 from bot.messages import ChannelLimits, Incoming, Kind, Location, Outcome, Reply
 from handlers.dispatcher import Dispatcher
 
@@ -56,8 +67,27 @@ UI_STRINGS = {
     "log_label": N_("Conversation"),
     "input_label": N_("Your message"),
 }
+USER_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, what every cookie we sign holds
 COMMAND_PATTERN = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:\s+(.*))?$", re.DOTALL)
 UNREADABLE = N_("I could not read that message. Please try again.")
+# The close code that tells the page its resident was forgotten: it asks POST /session
+# for a fresh cookie, then connects again as nobody yet.
+RENEW_CLOSE = 4001
+COOKIE_MAX_AGE = 60 * 60 * 24 * 365
+
+
+class Newcomers(Protocol):
+    """What the web chat asks about the people behind its cookies. The runtime hands it in
+    (storage.webchat_guard.Newcomers): a channel reaches no storage of its own."""
+
+    async def language(self, user_id: str) -> str | None:
+        """The resident's language ("" if not chosen), or None when nobody is behind the id."""
+
+    async def refused_until(self, address: str) -> datetime | None:
+        """When ``address`` may start a new resident again, if its limit is used up now."""
+
+    async def admit(self, address: str) -> datetime | None:
+        """Count a new resident from ``address``: None when admitted, else when to try again."""
 
 
 def sign(secret: str, user_id: str) -> str:
@@ -66,10 +96,16 @@ def sign(secret: str, user_id: str) -> str:
 
 
 def verify(secret: str, cookie: str | None) -> str | None:
-    """The user id in a cookie we signed, or None; compared in constant time."""
-    if not cookie or "." not in cookie:
+    """The user id in a cookie we signed, or None; compared in constant time.
+
+    Anything but the ASCII we write is refused before signing: bytes that are not UTF-8
+    arrive as lone surrogates, which neither the HMAC nor compare_digest can take.
+    """
+    if not cookie or not cookie.isascii() or "." not in cookie:
         return None
     user_id = cookie.split(".", 1)[0]
+    if not USER_ID.fullmatch(user_id):
+        return None
     return user_id if hmac.compare_digest(sign(secret, user_id), cookie) else None
 
 
@@ -78,6 +114,10 @@ class WebChat:
     dispatcher: Dispatcher
     secret: str
     secure_cookie: bool = False
+    # Proxies whose X-Forwarded-For names the client; the peer's address counts otherwise.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    # None: every cookie is taken for a resident and nobody is limited (a test's stand-in).
+    newcomers: Newcomers | None = None
     name: str = NAME
     limits: ChannelLimits = LIMITS
     _sockets: dict[str, set[web.WebSocketResponse]] = field(default_factory=dict)
@@ -89,21 +129,40 @@ class WebChat:
         app.router.add_get("/", self.page)
         app.router.add_get("/static/{name}", self.static)
         app.router.add_get("/ws", self.websocket)
+        app.router.add_post("/session", self.renew)
 
     # --- HTTP -------------------------------------------------------------
     async def page(self, request: web.Request) -> web.StreamResponse:
         response = web.FileResponse(STATIC / "index.html", headers=self._headers())
         if verify(self.secret, request.cookies.get(COOKIE)) is None:
-            response.set_cookie(
-                COOKIE,
-                sign(self.secret, uuid.uuid4().hex),
-                max_age=60 * 60 * 24 * 365,
-                httponly=True,
-                samesite="Lax",
-                secure=self.secure_cookie,
-                path="/",
-            )
+            self._new_cookie(response)
         return response
+
+    async def renew(self, request: web.Request) -> web.StreamResponse:
+        """A fresh cookie for a page whose resident was forgotten (see RENEW_CLOSE).
+
+        Only for our own page showing our cookie, and only when nobody stands behind that
+        cookie any more: another site cannot make a resident lose their conversation.
+        """
+        user_id = verify(self.secret, request.cookies.get(COOKIE))
+        if user_id is None or not _same_origin(request):
+            raise web.HTTPForbidden(text="open the chat page first")
+        if self.newcomers is not None and await self._known_language(user_id) is not None:
+            raise web.HTTPConflict(text="this chat's resident is still here")
+        response = web.Response(status=204, headers=self._headers())
+        self._new_cookie(response)
+        return response
+
+    def _new_cookie(self, response: web.StreamResponse) -> None:
+        response.set_cookie(
+            COOKIE,
+            sign(self.secret, uuid.uuid4().hex),
+            max_age=COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=self.secure_cookie,
+            path="/",
+        )
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -127,16 +186,16 @@ class WebChat:
             # No valid cookie: the page sets one; a foreign origin is refused
             # so another site cannot talk to the bot as this resident.
             raise web.HTTPForbidden(text="open the chat page first")
+        address = self._address_key(request)
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
         self._sockets.setdefault(user_id, set()).add(ws)
         try:
-            # Only the tab that opened sees the question again, not the others.
-            await self._deliver(user_id, await self._feed(user_id, Kind.OPEN, {}), None, only=ws)
+            known = await self._open(user_id, ws, address)
             async for message in ws:
                 if message.type is not WSMsgType.TEXT:
                     continue
-                await self._on_frame(user_id, ws, message.data)
+                known = await self._on_frame(user_id, ws, message.data, address, known)
         finally:
             sockets = self._sockets.get(user_id, set())
             sockets.discard(ws)
@@ -145,18 +204,95 @@ class WebChat:
                 self._languages.pop(user_id, None)
         return ws
 
-    async def _on_frame(self, user_id: str, ws: web.WebSocketResponse, raw: str) -> None:
+    async def _open(self, user_id: str, ws: web.WebSocketResponse, address: str) -> bool:
+        """Greet a new tab; returns whether a resident stands behind the cookie."""
+        language = await self._known_language(user_id)
+        if language:
+            self._languages[user_id] = language  # a fresh socket speaks it from the start
+        if language is None and self.newcomers is not None:
+            until = await self._limit(self.newcomers.refused_until, address)
+            if until is not None:
+                await self._refuse(user_id, ws, until)
+                return False
+        # Only the tab that opened sees the question again, not the others.
+        await self._deliver(user_id, await self._feed(user_id, Kind.OPEN, {}), None, only=ws)
+        return language is not None
+
+    async def _on_frame(
+        self, user_id: str, ws: web.WebSocketResponse, raw: str, address: str, known: bool
+    ) -> bool:
+        """Handle one frame; returns whether a resident now stands behind the cookie."""
         try:
             frame = json.loads(raw)
             kind, fields = _incoming_fields(frame)
         except (ValueError, TypeError, KeyError, RecursionError):
-            language = self._languages.get(
-                user_id, self.dispatcher.config.municipality.default_language
-            )
-            await ws.send_json({"type": "error", "text": translator(language).gettext(UNREADABLE)})
-            return
+            await self._say(user_id, ws, translator(self._language(user_id)).gettext(UNREADABLE))
+            return known
+        if not known and not await self._admitted(user_id, ws, address):
+            return False
         outcome = await self._feed(user_id, kind, fields)
         await self._deliver(user_id, outcome, fields.get("message_id") or None)
+        return True
+
+    # If the database cannot answer these, the cookie is taken for a resident and the limit
+    # for not reached: the update that follows fails with an apology of its own, and so
+    # creates nobody.
+    async def _known_language(self, user_id: str) -> str | None:
+        """The resident's language, None when nobody is behind the cookie yet."""
+        if self.newcomers is None:
+            return ""
+        try:
+            return await self.newcomers.language(user_id)
+        except Exception as error:
+            log.warning("web chat: no resident look-up (%s)", type(error).__name__)
+            return ""
+
+    @staticmethod
+    async def _limit(
+        ask: Callable[[str], Awaitable[datetime | None]], address: str
+    ) -> datetime | None:
+        try:
+            return await ask(address)
+        except Exception as error:
+            log.warning("web chat: no newcomer count (%s)", type(error).__name__)
+            return None
+
+    async def _admitted(self, user_id: str, ws: web.WebSocketResponse, address: str) -> bool:
+        """Whether this cookie may become a resident now: it is one already (another tab may
+        have made it), or its address is within its hourly limit (then counted)."""
+        if self.newcomers is None or await self._known_language(user_id) is not None:
+            return True
+        until = await self._limit(self.newcomers.admit, address)
+        if until is None:
+            return True
+        log.debug("web chat: new residents from one address over the limit until %s", until)
+        await self._refuse(user_id, ws, until)
+        return False
+
+    async def _refuse(self, user_id: str, ws: web.WebSocketResponse, until: datetime) -> None:
+        minutes = max(1, math.ceil((until - datetime.now(UTC)).total_seconds() / 60))
+        await self._say(
+            user_id, ws, too_many_newcomers(translator(self._language(user_id)), minutes)
+        )
+
+    async def _say(self, user_id: str, ws: web.WebSocketResponse, text: str) -> None:
+        """An error frame, after the page's strings in the same language."""
+        await ws.send_json(self._ui_frame(self._language(user_id)))
+        await ws.send_json({"type": "error", "text": text})
+
+    def _language(self, user_id: str) -> str:
+        return self._languages.get(user_id, self.dispatcher.config.municipality.default_language)
+
+    def _address_key(self, request: web.Request) -> str:
+        """A keyed hash of the client's address: counted per address, never kept in clear."""
+        address = client_address(
+            request.remote or "",
+            request.headers.getall("X-Forwarded-For", []),
+            self.trusted_proxies,
+        )
+        mac = hmac.new(self.secret.encode(), b"newcomer-address:", hashlib.sha256)
+        mac.update(address.encode("utf-8", "backslashreplace"))
+        return mac.hexdigest()[:32]
 
     async def _feed(self, user_id: str, kind: Kind, fields: dict[str, Any]) -> Outcome:
         # Opening the page carries no event id: it is not a delivery that
@@ -174,17 +310,25 @@ class WebChat:
         only: web.WebSocketResponse | None = None,
     ) -> None:
         self._languages[user_id] = outcome.language
-        tr = translator(outcome.language)
-        municipality = self.dispatcher.config.municipality.name
-        ui = {key: tr.gettext(text, municipality=municipality) for key, text in UI_STRINGS.items()}
-        frames: list[dict[str, Any]] = [{"type": "ui", "lang": outcome.language, "strings": ui}]
+        frames = [self._ui_frame(outcome.language)]
         for reply in coalesce(outcome.replies, self.limits.text_length):
             frames.extend(self.render(reply, pressed_on))
-        for ws in [only] if only else list(self._sockets.get(user_id, ())):
+        sockets = [only] if only else list(self._sockets.get(user_id, ()))
+        for ws in sockets:
             for frame in frames:
                 if ws.closed:
                     break
                 await ws.send_json(frame)
+        if outcome.forgotten:
+            # The id in this cookie must not name anybody again: every tab gets a new one.
+            for ws in sockets:
+                await ws.close(code=RENEW_CLOSE, message=b"forgotten")
+
+    def _ui_frame(self, language: str) -> dict[str, Any]:
+        tr = translator(language)
+        municipality = self.dispatcher.config.municipality.name
+        ui = {key: tr.gettext(text, municipality=municipality) for key, text in UI_STRINGS.items()}
+        return {"type": "ui", "lang": language, "strings": ui}
 
     def render(self, reply: Reply, pressed_on: str | None = None) -> list[dict[str, Any]]:
         """A Reply as message frames; long text is split, buttons ride on the last piece."""
@@ -247,23 +391,79 @@ class WebChat:
                 await ws.close(code=1001, message=b"server shutting down")
 
 
+def too_many_newcomers(tr: Translator, minutes: int) -> str:
+    """Why a new conversation cannot start now, and when it can."""
+    return tr.ngettext(
+        "Too many new conversations have been started from your network in the last hour. "
+        "Please try again in {n} minute.",
+        "Too many new conversations have been started from your network in the last hour. "
+        "Please try again in {n} minutes.",
+        minutes,
+    )
+
+
 def _same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     return origin is None or urlsplit(origin).netloc == request.host
+
+
+def client_address(peer: str, forwarded: list[str], trusted: tuple[IPNetwork, ...]) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the right-most
+    X-Forwarded-For hop that is not a trusted proxy itself. Hops further left are whatever
+    the client chose to send, so they are never believed."""
+    if not _trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for header in forwarded for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _trusted(address: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack socket reports 127.0.0.1 as ::ffff:127.0.0.1
+    return any(ip in network for network in trusted)
+
+
+def _string(value: object, what: str) -> str:
+    """A text field as a page sends it: valid Unicode (a lone surrogate such as "\\ud800"
+    cannot be stored) without NUL (PostgreSQL refuses it in text)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode") from None
+    if "\x00" in value:
+        raise ValueError(f"{what} holds a NUL character")
+    return value
+
+
+def _coordinate(value: object, limit: int, what: str) -> float:
+    """A JSON number within ±limit, checked before float(), which a 400-digit integer
+    would overflow; NaN and infinities fail the range check."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} is not a number")
+    if not -limit <= value <= limit:
+        raise ValueError(f"{what} out of range")
+    return float(value)
 
 
 def _incoming_fields(frame: Any) -> tuple[Kind, dict[str, Any]]:
     """Validate a client frame into Incoming fields; raises ValueError when malformed."""
     if not isinstance(frame, dict):
         raise ValueError("frame is not an object")
-    event_id = frame.get("id")
-    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 64:
+    event_id = _string(frame.get("id"), "id")
+    if not 1 <= len(event_id) <= 64:
         raise ValueError("bad id")
     kind = frame.get("type")
     if kind == "text":
-        text = frame.get("text")
-        if not isinstance(text, str):
-            raise ValueError("text is not a string")
+        text = _string(frame.get("text"), "text")
         command = COMMAND_PATTERN.match(text.strip())
         if command:
             return Kind.COMMAND, {
@@ -274,15 +474,15 @@ def _incoming_fields(frame: Any) -> tuple[Kind, dict[str, Any]]:
             }
         return Kind.TEXT, {"event_id": event_id, "text": text}
     if kind == "button":
-        payload, message_id = frame.get("payload"), frame.get("message_id", "")
-        if not isinstance(payload, str) or not 0 < len(payload.encode()) <= 64:
+        payload = _string(frame.get("payload"), "payload")
+        message_id = _string(frame.get("message_id", ""), "message id")
+        if not 0 < len(payload.encode()) <= 64:
             raise ValueError("bad payload")
-        if not isinstance(message_id, str) or len(message_id) > 64:
+        if len(message_id) > 64:
             raise ValueError("bad message id")
         return Kind.BUTTON, {"event_id": event_id, "payload": payload, "message_id": message_id}
     if kind == "location":
-        latitude, longitude = float(frame["latitude"]), float(frame["longitude"])
-        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
-            raise ValueError("location out of range")
+        latitude = _coordinate(frame.get("latitude"), 90, "latitude")
+        longitude = _coordinate(frame.get("longitude"), 180, "longitude")
         return Kind.LOCATION, {"event_id": event_id, "location": Location(latitude, longitude)}
     raise ValueError(f"unknown frame type {kind!r}")

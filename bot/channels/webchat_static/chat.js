@@ -13,6 +13,8 @@
  *   {"type": "message", "id": "m-1", "text": "...", "buttons": [[{label, payload}]],
  *    "image": "", "request_location": false, "replace": null | "m-0"}
  *   {"type": "error", "text": "..."}
+ * A socket closed with code 4001 means the resident was forgotten (/mydata): the
+ * page asks POST /session for a fresh cookie, then connects again as nobody yet.
  */
 (function () {
   "use strict";
@@ -32,6 +34,7 @@
   var BACKOFF_MIN_MS = 1000;   // 1s, 2s, 4s, 8s, 15s, 15s, ...
   var BACKOFF_MAX_MS = 15000;
   var MAX_INPUT_PX = 160;      // the text box grows up to this height, then scrolls
+  var RENEW_CLOSE = 4001;      // the server forgot this resident: get a new cookie first
 
   var strings = Object.assign({}, DEFAULT_STRINGS);
 
@@ -43,6 +46,7 @@
   var attempts = 0;
   var reconnectTimer = null;
   var leaving = false;
+  var renewing = false;           // a fresh cookie is needed before the next connect
 
   var byId = new Map();           // bot message id -> element
   var busyTimers = new WeakMap(); // message element -> timeout id
@@ -521,9 +525,25 @@
     return proto + "//" + window.location.host + "/ws";
   }
 
+  // The old cookie names a resident who no longer exists; the server sets a new one.
+  function renewCookie() {
+    fetch("/session", { method: "POST", credentials: "same-origin", cache: "no-store" })
+      .then(function (response) {
+        // 409: somebody is behind the cookie after all (another tab wrote): keep it.
+        if (!response.ok && response.status !== 409) { throw new Error("HTTP " + response.status); }
+        renewing = false;
+        connect();
+      })
+      .catch(function () {
+        setConnState("offline");
+        scheduleReconnect();
+      });
+  }
+
   function connect() {
     if (reconnectTimer) { window.clearTimeout(reconnectTimer); reconnectTimer = null; }
     if (leaving || ws) { return; }
+    if (renewing) { renewCookie(); return; }
     var sock;
     try {
       sock = new WebSocket(socketUrl());
@@ -542,10 +562,16 @@
       handleFrame(ev.data);
     };
     sock.onerror = function () { /* a close event follows */ };
-    sock.onclose = function () {
+    sock.onclose = function (ev) {
       if (ws !== sock) { return; }
       ws = null;
       if (leaving) { return; }
+      if (ev.code === RENEW_CLOSE) {
+        renewing = true;
+        setConnState("connecting");
+        connect();
+        return;
+      }
       setConnState("offline");
       scheduleReconnect();
     };

@@ -28,6 +28,12 @@ from bot.messages import Button, Reply
 from storage import residents
 from storage.models import ChannelIdentity, DialogState, Resident
 from tests.bot.channels.browser import ChatPage, chromium, expect, require_chromium
+from tests.bot.channels.test_webchat_guard import (
+    config_file,
+    minutes_to_the_hour,
+    refusal,
+    wait_clear_of_the_hour,
+)
 from tests.chat import Scripted
 from tests.conftest import RuntimeFactory, free_port
 
@@ -228,11 +234,15 @@ async def test_coming_back_resumes_and_a_new_browser_is_a_new_resident(
     await expect(again.bot.last).to_contain_text(PRIVACY_QUESTION)
     assert await Resident.all().count() == 1
 
-    # Another browser (no cookie) is somebody else, starting from the beginning.
+    # Another browser (no cookie) is somebody else, starting from the beginning; opening
+    # the page creates nobody, answering the first question does.
     stranger = await open_chat(await quiet_context(browser), url)
     await expect(stranger.bot).to_have_count(1)
     await expect(stranger.bot.last).to_contain_text(FIRST_QUESTION_LV)
     assert await stranger.html_lang() == "lv"
+    assert await Resident.all().count() == 1
+    await stranger.press("Русский")
+    await expect(stranger.page.locator("html")).to_have_attribute("lang", "ru")
     assert await Resident.all().count() == 2
     others = await ChannelIdentity.filter(channel="webchat").exclude(external_id=user_id)
     assert len(others) == 1
@@ -550,16 +560,33 @@ async def test_my_data_shows_what_is_held_and_deletes_it(
     await chat.press("Delete my data")
     await expect(chat.bot.last).to_contain_text("This cannot be undone.")
     await chat.press("Yes, delete")
-    await expect(chat.bot.last).to_contain_text("Your data has been deleted.")
+    await expect(chat.bot.filter(has_text="Your data has been deleted.")).to_have_count(1)
     assert await Resident.all().count() == 0
     assert await ChannelIdentity.all().count() == 0
 
-    # Coming back with the same cookie starts afresh, in the default language.
+    # The page is given a fresh cookie at once, without a reload, and connects again as
+    # nobody yet: it shows the first question, and no resident row is made for it.
+    await expect(chat.bot.last).to_contain_text(FIRST_QUESTION_LV)
+    fresh = await cookie_user(context, bot)
+    assert fresh != user_id
+    await expect(chat.status).to_have_text("")
+    await expect(chat.errors).to_have_count(0)
+    assert await Resident.all().count() == 0
+
+    # Reloading the page creates nobody either; the old id never comes back.
     again = await open_chat(context, url)
     await expect(again.bot.last).to_contain_text(FIRST_QUESTION_LV)
     await expect(again.page.locator("html")).to_have_attribute("lang", "lv")
+    assert await cookie_user(context, bot) == fresh
+    assert await Resident.all().count() == 0
+
+    # Answering starts a new resident, under the new id.
+    await again.press("English")
+    await expect(again.bot.last).to_contain_text(NEIGHBOURHOOD_QUESTION)
+    [identity] = await ChannelIdentity.all()
+    assert identity.external_id == fresh
     resident = await Resident.get()
-    assert (resident.language, resident.onboarded_at) == ("", None)
+    assert (resident.language, resident.onboarded_at) == ("en", None)
 
 
 # --- a notice and the reply after it: one message ---------------------------------------
@@ -618,3 +645,30 @@ async def test_a_notice_is_joined_to_the_question_after_it_but_never_to_an_edit(
         assert await chat.buttons(chat.bot.last) == []
         await expect(chat.errors).to_have_count(0)
     assert scripted.script == []
+
+
+# --- too many new residents from one address --------------------------------------------
+async def test_a_client_over_its_new_resident_limit_is_told_why_in_the_page(
+    chromium_present: None, start_bot: RuntimeFactory, tmp_path: Path
+) -> None:
+    runtime = await start_bot(
+        config_file(tmp_path, "[webchat]\nnew_residents_per_address_per_hour = 1\n")
+    )
+    url = f"http://127.0.0.1:{runtime.config.http_port}/"
+    await wait_clear_of_the_hour()
+    async with chromium() as browser:
+        first = await open_chat(await quiet_context(browser), url)
+        await first.press("English")
+        await expect(first.bot.last).to_contain_text(NEIGHBOURHOOD_QUESTION)
+
+        # Fresh cookies from the same address: the page says why and when, not an empty chat.
+        chat = ChatPage(await (await quiet_context(browser)).new_page())
+        before = minutes_to_the_hour()
+        await chat.page.goto(url)
+        await expect(chat.errors).to_have_count(1)
+        said = await chat.errors.first.text_content()
+        assert said in refusal(LV, {before, minutes_to_the_hour()})
+        await expect(chat.bot).to_have_count(0)
+        await expect(chat.status).to_have_text("")
+        assert await chat.html_lang() == "lv"
+    assert await Resident.all().count() == 1
