@@ -2,7 +2,8 @@
 
 PostgreSQL is the server on this machine (127.0.0.1:5432, user postgres) or
 whatever ``IESAISTE_TEST_POSTGRES`` names. Without it the PostgreSQL half is
-skipped with a message, except under CI=true, where a missing part fails.
+skipped with a message saying what went wrong, except under CI=true, where a
+missing part fails.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from bot.app import Runtime
-from bot.config import Config, demo_municipality, load
+from bot.config import Config, demo_municipality, load, masked_url
 from storage import catalog, db
 from storage.catalog import Entry
 
@@ -25,7 +28,7 @@ ADMIN_URL = os.environ.get("IESAISTE_TEST_POSTGRES", "postgres://postgres@127.0.
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def missing(what: str) -> None:
+def missing(what: str) -> NoReturn:
     """Skip on a developer's machine; fail in CI, where everything must be there."""
     if IN_CI:
         pytest.fail(f"{what} (CI=true: nothing may be skipped; .ci/run installs and starts it)")
@@ -44,9 +47,29 @@ async def _admin(statement: str) -> None:
         await connection.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Postgres:
+    """The test server: the URL of this run's database, or what stopped us making one."""
+
+    url: str | None
+    unavailable: str = ""
+
+
+def _unavailable(error: BaseException) -> str:
+    """What happened, for the skip (or CI failure) line: the error as raised, no password."""
+    text = f"{type(error).__name__}: {error}"
+    password = ADMIN_URL.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    if password:
+        text = text.replace(password, "…")
+    return (
+        f"no test database on PostgreSQL at {masked_url(ADMIN_URL)} "
+        f"(IESAISTE_TEST_POSTGRES): {text}"
+    )
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str | None]:
-    """A fresh database for this test run, migrated once; None when no server answers."""
+def postgres() -> Iterator[Postgres]:
+    """A fresh database for this test run, migrated once; or why the server gave us none."""
     import asyncpg
 
     name = f"iesaiste_test_{uuid.uuid4().hex[:8]}"
@@ -54,13 +77,20 @@ def postgres_url() -> Iterator[str | None]:
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as error:  # no server, or it refused us
         # Anything else (a bug in the test set-up) fails: never a silent skip.
-        yield None
-        print(f"PostgreSQL unavailable: {error}")
+        yield Postgres(None, _unavailable(error))
         return
     url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     asyncio.run(db.migrate(url))
-    yield url
+    yield Postgres(url)
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: Postgres) -> str:
+    """This run's migrated PostgreSQL database; skipped (in CI: failed) with the reason."""
+    if postgres.url is None:
+        missing(postgres.unavailable)
+    return postgres.url
 
 
 async def _truncate_all() -> None:
@@ -81,17 +111,16 @@ def _forget_cached_sql() -> None:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None
+    request: pytest.FixtureRequest, tmp_path: Path, postgres: Postgres
 ) -> AsyncIterator[str]:
     """The URL of an empty, migrated database, not opened: for tests that start the bot."""
     if request.param == "sqlite":
         url = f"sqlite://{tmp_path}/test.sqlite3"
         await db.migrate(url)
     else:
-        if postgres_url is None:
-            missing("PostgreSQL is not running on 127.0.0.1:5432 (set IESAISTE_TEST_POSTGRES)")
-        assert postgres_url is not None
-        url = postgres_url
+        if postgres.url is None:
+            missing(postgres.unavailable)
+        url = postgres.url
         await db.open_database(url)
         await _truncate_all()
         await db.close_database()

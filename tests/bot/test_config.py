@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_DATABASE_URL, ConfigError, load, masked_url, parse_user_ref
+from bot.config import (
+    DEFAULT_DATABASE_URL,
+    ConfigError,
+    Named,
+    StaffGrant,
+    load,
+    masked_url,
+    parse_user_ref,
+)
 
 TOKEN = "123456:ABCdefGhIJKlmnOPQRstuVWXyz0123456789"
 
@@ -21,7 +29,19 @@ def test_with_no_file_the_demo_municipality_runs_on_sqlite_without_telegram() ->
     config = load(None, {})
     assert config.municipality.name == "Demo novads"
     assert config.municipality.timezone == "Europe/Riga"
-    assert [n.id for n in config.municipality.neighbourhoods][:2] == ["centrs", "jaunciems"]
+    assert [n.id for n in config.municipality.neighbourhoods] == [
+        "centrs",
+        "jaunciems",
+        "parupe",
+        "lauki",
+    ]
+    assert [t.id for t in config.municipality.topics] == [
+        "transport",
+        "environment",
+        "education",
+        "culture",
+        "social",
+    ]
     assert config.database_url == DEFAULT_DATABASE_URL
     assert (config.http_host, config.http_port) == ("127.0.0.1", 8080)
     assert config.telegram.token == ""
@@ -58,7 +78,7 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
     )
     assert config.telegram.token == TOKEN
     assert config.telegram.api_url == "http://127.0.0.1:8081"
-    assert config.database_url.startswith("postgres://")
+    assert config.database_url == "postgres://postgres@127.0.0.1:5432/iesaiste"
     assert (config.http_host, config.http_port) == ("0.0.0.0", 8181)
 
 
@@ -83,82 +103,166 @@ role = "moderator"
 """,
     )
     config = load(path, {})
+    assert config.municipality.neighbourhoods == (
+        Named("centrs", {"lv": "Centrs", "en": "Centre"}),
+    )
+    assert config.municipality.topics == (Named("roads", {"lv": "Ceļi"}),)
     assert config.municipality.neighbourhoods[0].name("ru") == "Centrs"  # falls back to Latvian
     assert config.municipality.topics[0].name("en") == "Ceļi"
-    assert config.staff[0].channel == "telegram" and config.staff[0].role == "moderator"
+    assert config.staff == (StaffGrant("telegram", "42", "moderator"),)
 
 
 @pytest.mark.parametrize(
-    ("toml", "environ", "key", "expected"),
+    ("toml", "environ", "key", "value", "expected"),
     [
         (
             '[municipality]\ntimezone = "Europe/Rigaa"\n',
             {},
             "municipality.timezone",
-            "IANA time zone",
+            "Europe/Rigaa",
+            "an IANA time zone such as Europe/Riga",
         ),
         (
             '[municipality]\ndefault_language = "de"\n',
             {},
             "municipality.default_language",
-            "lv, en, ru",
+            "de",
+            "one of lv, en, ru",
         ),
-        ("[http]\nport = 70000\n", {}, "http.port", "from 1 to 65535"),
-        ("", {"IESAISTE_HTTP_PORT": "eighty"}, "IESAISTE_HTTP_PORT", "whole number"),
-        ('[database]\nurl = "mysql://x"\n', {}, "database.url", "sqlite://"),
-        ("", {"IESAISTE_TELEGRAM_API_URL": "api.telegram.org"}, "telegram.api_url", "http(s) URL"),
-        ("", {"IESAISTE_TELEGRAM_TOKEN": "not-a-token"}, "telegram.token", "@BotFather"),
-        ('[telegram]\nmode = "push"\n', {}, "telegram.mode", "polling or webhook"),
+        ("[http]\nport = 70000\n", {}, "http.port", 70000, "a whole number from 1 to 65535"),
+        (
+            "",
+            {"IESAISTE_HTTP_PORT": "eighty"},
+            "IESAISTE_HTTP_PORT",
+            "eighty",
+            "a whole number from 1 to 65535",
+        ),
+        (
+            '[database]\nurl = "mysql://x"\n',
+            {},
+            "database.url",
+            "mysql://x",
+            "sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+        ),
+        (
+            "",
+            {"IESAISTE_TELEGRAM_API_URL": "api.telegram.org"},
+            "telegram.api_url",
+            "api.telegram.org",
+            "an http(s) URL such as https://api.telegram.org",
+        ),
+        (
+            "",
+            {"IESAISTE_TELEGRAM_TOKEN": "not-a-token"},
+            "telegram.token",
+            "…",
+            "a token from @BotFather, 123456:ABC…",
+        ),
+        ('[telegram]\nmode = "push"\n', {}, "telegram.mode", "push", "polling or webhook"),
         (
             '[telegram]\nmode = "webhook"\n',
             {"IESAISTE_TELEGRAM_TOKEN": TOKEN},
             "telegram.webhook_url",
-            "public https URL",
+            "",
+            "the public https URL of /webhooks/telegram, "
+            "e.g. https://bot.example.lv/webhooks/telegram",
         ),
-        ('[[staff]]\nuser = "123"\nrole = "admin"\n', {}, "staff[0].user", "CHANNEL:USER_ID"),
+        (
+            '[[staff]]\nuser = "123"\nrole = "admin"\n',
+            {},
+            "staff[0].user",
+            "123",
+            "CHANNEL:USER_ID with CHANNEL one of telegram, webchat, messenger",
+        ),
         (
             '[[staff]]\nuser = "telegram:1"\nrole = "boss"\n',
             {},
             "staff[0].role",
-            "admin, moderator",
+            "boss",
+            "one of admin, moderator, communications",
         ),
         (
             '[[municipality.topics]]\nid = "Roads!"\nname = "x"\n',
             {},
             "municipality.topics[0].id",
-            "lower-case",
+            "Roads!",
+            "1–24 lower-case letters, digits, '-' or '_', e.g. 'centrs'",
         ),
         (
             '[[municipality.topics]]\nid = "a"\nname = { en = "A" }\n',
             {},
             "municipality.topics[0].name",
-            "Latvian",
+            {"en": "A"},
+            "a Latvian name (lv), the fallback for every language",
         ),
-        ("[htttp]\nport = 1\n", {}, "htttp", "known key"),
-        ("[delivery]\ntelegram_per_second = 0\n", {}, "delivery.telegram_per_second", "above 0"),
-        ("[delivery]\ntelegram_per_second = 5000\n", {}, "delivery.telegram_per_second", "1000"),
-        ('[delivery]\nquiet_start = "9pm"\n', {}, "delivery.quiet_start", "HH:MM"),
-        ("[http\n", {}, "--config", "valid TOML"),
+        (
+            "[htttp]\nport = 1\n",
+            {},
+            "htttp",
+            "…",
+            "a known key (database, delivery, http, limits, log, municipality, staff, "
+            "telegram, webchat)",
+        ),
+        (
+            "[delivery]\ntelegram_per_second = 0\n",
+            {},
+            "delivery.telegram_per_second",
+            0,
+            "a number of messages a second above 0, at most 1000",
+        ),
+        (
+            "[delivery]\ntelegram_per_second = 5000\n",
+            {},
+            "delivery.telegram_per_second",
+            5000,
+            "a number of messages a second above 0, at most 1000",
+        ),
+        (
+            '[delivery]\nquiet_start = "9pm"\n',
+            {},
+            "delivery.quiet_start",
+            "9pm",
+            "a time of day as HH:MM, e.g. 21:00",
+        ),
     ],
 )
 def test_a_bad_value_names_the_key_the_value_and_what_is_expected(
-    tmp_path: Path, toml: str, environ: dict[str, str], key: str, expected: str
+    tmp_path: Path, toml: str, environ: dict[str, str], key: str, value: object, expected: str
 ) -> None:
     with pytest.raises(ConfigError) as raised:
         load(write(tmp_path, toml), environ)
-    assert raised.value.key == key
-    assert expected in str(raised.value)
+    assert (raised.value.key, raised.value.value, raised.value.expected) == (key, value, expected)
+    assert str(raised.value) == f"{key} = {value!r}: expected {expected}"
+
+
+def test_a_file_that_is_not_toml_is_named_with_what_tomllib_says(tmp_path: Path) -> None:
+    path = write(tmp_path, "[http\n")
+    with pytest.raises(ConfigError) as raised:
+        load(path, {})
+    assert (raised.value.key, raised.value.value, raised.value.expected) == (
+        "--config",
+        path,
+        "valid TOML (Expected ']' at the end of a table declaration (at line 1, column 6))",
+    )
 
 
 def test_a_bad_token_is_reported_without_revealing_it() -> None:
     with pytest.raises(ConfigError) as raised:
         load(None, {"IESAISTE_TELEGRAM_TOKEN": "123:short-secret"})
-    assert "short-secret" not in str(raised.value)
+    assert str(raised.value) == (
+        "telegram.token = '123:…': expected a token from @BotFather, 123456:ABC…"
+    )
 
 
 def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="an existing TOML file"):
-        load(str(tmp_path / "nope.toml"), {})
+    path = str(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError) as raised:
+        load(path, {})
+    assert (raised.value.key, raised.value.value, raised.value.expected) == (
+        "--config",
+        path,
+        "an existing TOML file",
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,37 +284,61 @@ def test_a_staff_reference_takes_the_ids_each_platform_sends(
     assert parse_user_ref("user", ref) == expected
 
 
+TELEGRAM_ID = "telegram:ID with ID a Telegram user id (a positive whole number, e.g. 123456789)"
+WEBCHAT_ID = "webchat:ID with ID a web-chat id (the 32 hex digits the web chat issues)"
+MESSENGER_ID = "messenger:ID with ID a Messenger id (PSID: digits only)"
+ANY_CHANNEL = "CHANNEL:USER_ID with CHANNEL one of telegram, webchat, messenger"
+OVERLONG = "telegram:" + "1" * 65
+SHORTENED = "telegram:" + "1" * 31 + "…"  # 40 characters, then '…': one short line
+
+
 @pytest.mark.parametrize(
-    "ref",
+    ("ref", "shown", "expected"),
     [
-        "telegram:abc",
-        "telegram:-42",
-        "telegram:0",
-        "telegram:042",
-        "telegram:4503599627370496",  # over Telegram's 52 bits
-        "telegram:" + "1" * 65,
-        "telegram:12\n34",
-        "telegram:12\t",
-        "telegram:١٢٣",  # digits, but not the ASCII ones Telegram sends
-        "webchat:hello",
-        "webchat:0F1E2D3C4B5A69788796A5B4C3D2E1F0",
-        "messenger:abc",
-        "messenger:",
-        "signal:123",
-        123,
+        ("telegram:abc", "telegram:abc", TELEGRAM_ID),
+        ("telegram:-42", "telegram:-42", TELEGRAM_ID),
+        ("telegram:0", "telegram:0", TELEGRAM_ID),
+        ("telegram:042", "telegram:042", TELEGRAM_ID),
+        ("telegram:4503599627370496", "telegram:4503599627370496", TELEGRAM_ID),  # over 52 bits
+        (OVERLONG, SHORTENED, TELEGRAM_ID),
+        ("telegram:12\n34", "telegram:12\n34", TELEGRAM_ID),
+        ("telegram:12\t", "telegram:12\t", TELEGRAM_ID),
+        ("telegram:١٢٣", "telegram:١٢٣", TELEGRAM_ID),  # digits, but not the ASCII ones
+        ("webchat:hello", "webchat:hello", WEBCHAT_ID),
+        (
+            "webchat:0F1E2D3C4B5A69788796A5B4C3D2E1F0",
+            "webchat:0F1E2D3C4B5A69788796A5B4C3D2E1F0",
+            WEBCHAT_ID,
+        ),
+        ("messenger:abc", "messenger:abc", MESSENGER_ID),
+        ("messenger:", "messenger:", MESSENGER_ID),
+        ("signal:123", "signal:123", ANY_CHANNEL),
+        (123, 123, ANY_CHANNEL),
     ],
 )
-def test_a_staff_reference_refuses_an_id_the_platform_never_sends(ref: object) -> None:
+def test_a_staff_reference_refuses_an_id_the_platform_never_sends(
+    ref: object, shown: object, expected: str
+) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_user_ref("staff[0].user", ref)
-    assert raised.value.key == "staff[0].user"
-    assert "\n" not in str(raised.value)
+    assert (raised.value.key, raised.value.value, raised.value.expected) == (
+        "staff[0].user",
+        shown,
+        expected,
+    )
+    # One line: a newline in the id is shown escaped, by repr.
+    assert str(raised.value) == f"staff[0].user = {shown!r}: expected {expected}"
 
 
 def test_removal_takes_an_id_recorded_before_ids_were_checked() -> None:
     assert parse_user_ref("user", "telegram:12\n34", any_id=True) == ("telegram", "12\n34")
-    with pytest.raises(ConfigError):
-        parse_user_ref("user", "telegram:" + "1" * 65, any_id=True)
+    with pytest.raises(ConfigError) as raised:
+        parse_user_ref("user", OVERLONG, any_id=True)  # still too long for the column
+    assert (raised.value.key, raised.value.value, raised.value.expected) == (
+        "user",
+        SHORTENED,
+        TELEGRAM_ID,
+    )
 
 
 @pytest.mark.parametrize(
@@ -231,13 +359,34 @@ def test_a_url_is_shown_without_its_password(url: str, masked: str) -> None:
     assert masked_url(url) == masked
 
 
+TOKEN_EXPECTED = "expected a token from @BotFather, 123456:ABC…"
+
+
 @pytest.mark.parametrize(
-    ("environ", "secret"),
+    ("environ", "secret", "line"),
     [
-        ({"IESAISTE_DATABASE_URL": "mysql://root:hunter2@db/x"}, "hunter2"),
-        ({"IESAISTE_TELEGRAM_TOKEN": "ABCdefGhIJKlmnOPQRstuVWXyz0123456789"}, "ABCdef"),
-        ({"IESAISTE_TELEGRAM_TOKEN": "secretbotid:ABCdefGhIJKlmnOPQRstuVWXyz"}, "secretbotid"),
-        ({"IESAISTE_TELEGRAM_API_URL": "ftp://bot:hunter2@api.example.lv"}, "hunter2"),
+        (
+            {"IESAISTE_DATABASE_URL": "mysql://root:hunter2@db/x"},
+            "hunter2",
+            "database.url = 'mysql://root:…@db/x': "
+            "expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+        ),
+        (
+            {"IESAISTE_TELEGRAM_TOKEN": "ABCdefGhIJKlmnOPQRstuVWXyz0123456789"},
+            "ABCdef",
+            f"telegram.token = '…': {TOKEN_EXPECTED}",
+        ),
+        (
+            {"IESAISTE_TELEGRAM_TOKEN": "secretbotid:ABCdefGhIJKlmnOPQRstuVWXyz"},
+            "secretbotid",
+            f"telegram.token = '…': {TOKEN_EXPECTED}",
+        ),
+        (
+            {"IESAISTE_TELEGRAM_API_URL": "ftp://bot:hunter2@api.example.lv"},
+            "hunter2",
+            "telegram.api_url = 'ftp://bot:…@api.example.lv': "
+            "expected an http(s) URL such as https://api.telegram.org",
+        ),
         (
             {
                 "IESAISTE_TELEGRAM_TOKEN": TOKEN,
@@ -245,14 +394,19 @@ def test_a_url_is_shown_without_its_password(url: str, masked: str) -> None:
                 "IESAISTE_TELEGRAM_WEBHOOK_URL": f"http://bot.example.lv/{TOKEN}",
             },
             TOKEN.split(":")[1],
+            "telegram.webhook_url = 'http://bot.example.lv/…': expected the public https URL "
+            "of /webhooks/telegram, e.g. https://bot.example.lv/webhooks/telegram",
         ),
     ],
     ids=["database-url", "token-without-colon", "token-with-a-word", "api-url", "webhook-url"],
 )
-def test_no_error_line_shows_a_password_or_a_token(environ: dict[str, str], secret: str) -> None:
+def test_no_error_line_shows_a_password_or_a_token(
+    environ: dict[str, str], secret: str, line: str
+) -> None:
     with pytest.raises(ConfigError) as raised:
         load(None, environ)
-    assert secret not in str(raised.value)
+    assert str(raised.value) == line
+    assert secret not in line
 
 
 def test_a_config_file_in_another_encoding_is_named(tmp_path: Path) -> None:
@@ -260,5 +414,8 @@ def test_a_config_file_in_another_encoding_is_named(tmp_path: Path) -> None:
     path.write_bytes('[municipality]\nname = "Ķekavas novads"\n'.encode("cp1257"))
     with pytest.raises(ConfigError) as raised:
         load(str(path), {})
-    assert raised.value.key == "--config"
-    assert raised.value.expected == "a file saved as UTF-8 (byte 0xcd on line 2 is not UTF-8)"
+    assert (raised.value.key, raised.value.value, raised.value.expected) == (
+        "--config",
+        str(path),
+        "a file saved as UTF-8 (byte 0xcd on line 2 is not UTF-8)",
+    )
