@@ -9,7 +9,8 @@ translated text with an English fallback.
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -110,7 +111,8 @@ TOO_LONG = "Your message is too long: I can read at most {n} characters. Please 
 PLEASE_USE_BUTTONS = "Please choose one of the buttons below."
 UNKNOWN_NEIGHBOURHOOD = "I do not know that neighbourhood. Please choose one of the buttons below."
 THROTTLED = (
-    "You are sending messages faster than I can read them. Please wait a minute, then carry on."
+    "You are sending messages faster than I can read them. Please wait {n} second, then carry on.",
+    "You are sending messages faster than I can read them. Please wait {n} seconds, then carry on.",
 )
 
 
@@ -394,3 +396,17 @@ def progress(
     if n.get("cancelled"):
         lines.append(tr(language, "Stopped before sending: {n}", n=n["cancelled"]))
     return "\n".join(lines)
+
+
+def throttled(
+    language: str, window_start: datetime, window: int, sent: datetime, answered: datetime
+) -> set[str]:
+    """The slow-down notice as the bot words it for a message sent at ``sent`` and answered
+    by ``answered``: the whole seconds left of the window (rounded up, as
+    handlers.middlewares counts them) at the moment the bot looked, which lies between."""
+
+    def at(moment: datetime) -> str:
+        left = (window_start + timedelta(seconds=window) - moment).total_seconds()
+        return ntr(language, *THROTTLED, max(1, math.ceil(left)))
+
+    return {at(sent), at(answered)}

@@ -26,19 +26,16 @@ from handlers import middlewares
 from handlers.dispatcher import FAILED, UNKNOWN_COMMAND
 from storage import announcements, settings
 from storage.announcements import Draft
-from storage.models import Delivery
+from storage.models import Delivery, Resident
 from tests.bot.channels.telegram_helpers import Chat, eventually, telegram_env
 from tests.conftest import RuntimeFactory
-from tests.phrases import tr
+from tests.phrases import throttled, tr
 from tests.standins.telegram_api import BotApiStandIn
 
 RESIDENT = 7305119842  # types a staff command, then writes too fast
 BLOCKER = 7305119843  # blocked the bot
 ABSENT_STAFF = 6204118731  # an admin in the configuration who never opened the bot
 THROTTLE = 6
-THROTTLED = (
-    "You are sending messages faster than I can read them. Please wait a minute, then carry on."
-)
 
 storage = pytest.mark.storage
 
@@ -106,8 +103,12 @@ async def test_the_flows_that_log_an_account_name_it_by_its_tag_never_by_its_id(
         assert refused.text.startswith(tr("en", UNKNOWN_COMMAND) + "\n\n")
         for n in range(THROTTLE - 1):
             await resident.send(f"message {n}")
+        sent = datetime.now(UTC)
         (warned,) = await resident.send("one too many")
-        assert warned.text == THROTTLED
+        answered = datetime.now(UTC)
+        flooder = await Resident.get(identities__external_id=str(RESIDENT))
+        assert flooder.throttle_window_start is not None
+        assert warned.text in throttled("en", flooder.throttle_window_start, 60, sent, answered)
 
         await blocker.onboard(topics=())
         api.block(BLOCKER)
@@ -154,7 +155,7 @@ async def test_an_exception_that_names_the_account_is_logged_with_its_tag(
     async with BotApiStandIn() as api:
         api.add_user(RESIDENT, "Anna", language_code="en")
         runtime = await start_bot(**telegram_env(api))
-        resident = Chat(api, RESIDENT)
+        resident = Chat(api, RESIDENT, may_fail=True)  # the failures are what it is about
         await resident.send("/start")
 
         api.fail_next("sendMessage", 400, f"Bad Request: chat {RESIDENT} is not available")

@@ -37,10 +37,10 @@ from tests.phrases import (
     NEIGHBOURHOOD_QUESTION,
     PLEASE_USE_BUTTONS,
     SETTINGS_TOPICS,
-    THROTTLED,
     TOPICS_QUESTION,
     UNKNOWN_NEIGHBOURHOOD,
     settings_home,
+    throttled,
     too_long,
     tr,
 )
@@ -178,11 +178,15 @@ async def test_a_resident_who_floods_is_asked_once_to_slow_down(config: Config) 
     assert [r.text for r in await chat.text("hello")] == [asked]
     for _ in range(2):
         assert [r.text for r in await chat.text("hello")] == [en(PLEASE_USE_BUTTONS), asked]
-    assert [r.text for r in await chat.text("hello")] == [en(THROTTLED)]
-    assert await chat.text("hello") == []
-    assert await chat.dialog() == ("onb:language", {})
+    sent = datetime.now(UTC)
+    (notice,) = [r.text for r in await chat.text("hello")]
+    answered = datetime.now(UTC)
     identity = await ChannelIdentity.get(external_id="resident-1")
     resident = await Resident.get(id=identity.resident_id)  # type: ignore[attr-defined]
+    assert resident.throttle_window_start is not None
+    assert notice in throttled("en", resident.throttle_window_start, 60, sent, answered)
+    assert await chat.text("hello") == []
+    assert await chat.dialog() == ("onb:language", {})
     resident.throttle_window_start = datetime.now(UTC) - timedelta(minutes=2)
     await resident.save()
     replies = await chat.text("hello")

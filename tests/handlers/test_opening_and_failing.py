@@ -71,7 +71,8 @@ async def test_a_failed_update_apologises_in_the_residents_own_language(config: 
         raise RuntimeError("boom")
 
     router.include(commands)
-    chat = Chat(Dispatcher(config, router=router))  # the web chat tells no locale
+    # The web chat tells no locale; the apology is what the test is about.
+    chat = Chat(Dispatcher(config, router=router), may_fail=True)
     await chat.onboard("en")
     replies = await chat.command("explode")
     assert [reply.text for reply in replies] == [FAILED]
