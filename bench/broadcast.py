@@ -689,7 +689,7 @@ def parse_run(text: str, backend: str) -> Run:
 
 
 async def main_async(runs: list[Run], args: argparse.Namespace) -> None:
-    from bot import logs
+    from bot.core import logs
 
     logs.configure("WARNING", [])
     task = asyncio.current_task()

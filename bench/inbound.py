@@ -7,7 +7,7 @@ What runs, for each backend (see bench/README.md for the figures and why it is b
 * The Bot API stand-in (``tests/standins/telegram_api.py``) runs in a child process with its
   own event loop, on 127.0.0.1, controlled over a ``multiprocessing`` pipe. The bot and the
   stand-in therefore do not share one event loop or one core.
-* The full stack: ``bot.app.Runtime`` from ``bot.config.load(None, env)``, exactly as
+* The full stack: ``bot.app.Runtime`` from ``bot.core.config.load(None, env)``, exactly as
   ``iesaiste run`` starts it (long polling through python-telegram-bot, the dispatcher,
   Tortoise on SQLite or PostgreSQL, replies with sendMessage). R residents are onboarded
   beforehand through ``storage`` functions. Each text update of an onboarded resident with
@@ -167,7 +167,7 @@ def forget_cached_sql() -> None:
 
 async def onboard(database_url: str, user_ids: Sequence[int]) -> None:
     """Residents as onboarding leaves them, written through ``storage``'s own functions."""
-    from bot.config import demo_municipality
+    from bot.core.config import demo_municipality
     from storage import catalog, db, residents
     from storage.catalog import Entry
     from storage.sessions import open_session
@@ -211,8 +211,8 @@ class Stack:
 def full_stack(standin: StandIn, database_url: str, seen: dict[str, Any]) -> Stack:
     """``seen`` gets the bot's ``concurrent_updates``, read from the Application it built."""
     from bot.app import Runtime
-    from bot.config import load
-    from bot.i18n import translator
+    from bot.core.config import load
+    from bot.core.i18n import translator
     from handlers.dispatcher import DID_NOT_UNDERSTAND
 
     lv = translator("lv")
@@ -252,7 +252,7 @@ def bare_echo(standin: StandIn, concurrent_updates: int, *, double: bool) -> Sta
     from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
     from bot.channels.telegram import ALLOWED_UPDATES
-    from bot.i18n import translator
+    from bot.core.i18n import translator
     from handlers.dispatcher import DID_NOT_UNDERSTAND
 
     lv = translator("lv")
@@ -488,8 +488,8 @@ async def database(backend: str, workdir: Path) -> Any:
 
 
 async def run(args: argparse.Namespace) -> list[Result]:
-    from bot import logs
-    from bot.config import load
+    from bot.core import logs
+    from bot.core.config import load
 
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     limits = load(None, {}).limits

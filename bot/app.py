@@ -21,18 +21,20 @@ from datetime import timedelta
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import logs
-from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.webchat import WebChat
-from bot.config import Config
+from bot.core import logs
+from bot.core.channel import Channel
+from bot.core.config import Config
+from bot.core.messages import CommandMenu
 from bot.delivery import DeliveryWorker, Send
 from bot.http import HttpRunner, build_app
 from bot.pacing import Pacer, SharedBudget
 from bot.progress import REFRESH_EVERY, refresh_reports
 from bot.scheduler import build_scheduler
+from handlers.commands import MENU_COMMANDS
 from handlers.dispatcher import Dispatcher
-from handlers.staff import STAFF_MENU_ROLES
+from handlers.staff import STAFF_COMMANDS, STAFF_MENU_ROLES
 from storage import catalog, db, events, settings, staff
 from storage.catalog import Entry
 from storage.webchat_guard import Newcomers
@@ -80,7 +82,9 @@ class Runtime:
         if config.webchat.enabled:
             secret = config.webchat.cookie_secret or await settings.secret("webchat_cookie")
             self.webchat = WebChat(
-                self.dispatcher,
+                self.dispatcher.feed,
+                config.municipality.name,
+                config.municipality.default_language,
                 secret,
                 secure_cookie=config.webchat.secure_cookie
                 or config.http_public_url.startswith("https://"),
@@ -89,7 +93,12 @@ class Runtime:
             )
             self.webchat.add_routes(self.http)
         if config.telegram.token:
-            self.telegram = TelegramChannel(config.telegram, self.dispatcher)
+            self.telegram = TelegramChannel(
+                config.telegram,
+                self.dispatcher.feed,
+                CommandMenu(MENU_COMMANDS, STAFF_COMMANDS),
+                config.municipality.default_language,
+            )
             self.dispatcher.files["telegram"] = self.telegram
             self.telegram.add_routes(self.http)
         self._runner = HttpRunner(self.http, config.http_timeouts)

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import unquote
 
-from bot import logs
-from bot.config import (
+from bot.core import logs
+from bot.core.config import (
     ROLES,
     Config,
     ConfigError,
@@ -158,7 +158,7 @@ def _secrets(config: Config | None) -> list[str]:
 
 
 def _password(url: str) -> str:
-    """The password in a URL's user part, read as bot.config.masked_url reads it."""
+    """The password in a URL's user part, read as bot.core.config.masked_url reads it."""
     userinfo = (url.partition("://")[2] or url).rpartition("@")[0]
     return userinfo.partition(":")[2]
 

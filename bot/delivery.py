@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.channels.base import PushRefused, RateLimited, RecipientBlocked
-from bot.logs import about
-from bot.messages import Reply
+from bot.core.channel import PushRefused, RateLimited, RecipientBlocked
+from bot.core.logs import about
+from bot.core.messages import Reply
+from bot.core.quiet_hours import DEFAULT_END, DEFAULT_START, next_allowed
 from bot.pacing import Pacer
-from bot.quiet_hours import DEFAULT_END, DEFAULT_START, next_allowed
 from storage import deliveries
 from storage.deliveries import Claimed
 

@@ -33,7 +33,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestHandler
 
-from bot.config import HttpTimeouts
+from bot.core.config import HttpTimeouts
 from storage import media
 from storage.db import ping
 

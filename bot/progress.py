@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from bot.channels.base import Channel
-from bot.i18n import translator
-from bot.messages import Reply
+from bot.core.channel import Channel
+from bot.core.i18n import translator
+from bot.core.messages import Reply
 from dialogs.announce import progress_text, status_text
 from storage import announcements, deliveries
 

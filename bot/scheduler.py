@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.config import Config
-from bot.quiet_hours import next_allowed
+from bot.core.config import Config
+from bot.core.quiet_hours import next_allowed
 from storage import deliveries, events, webchat_guard
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.config import Config
-from bot.messages import Button, Incoming, Kind, Outcome, Reply
+from bot.core.config import Config
+from bot.core.messages import Button, Incoming, Kind, Outcome, Reply
 from handlers.dispatcher import Dispatcher
 from storage.models import ChannelIdentity, DialogState
 from tests.phrases import failed_apologies

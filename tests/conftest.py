@@ -20,7 +20,7 @@ from typing import NoReturn
 import pytest
 
 from bot.app import Runtime
-from bot.config import Config, demo_municipality, load, masked_url
+from bot.core.config import Config, demo_municipality, load, masked_url
 from storage import catalog, db
 from storage.catalog import Entry
 

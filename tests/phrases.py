@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from babel.messages.pofile import read_po
 
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES, catalog_path, translator
+from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, catalog_path, translator
 from handlers.dispatcher import FAILED
 from storage.models import ChannelIdentity, Resident
 

@@ -33,7 +33,7 @@ from babel.messages.extract import extract, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from bot.i18n import LANGUAGES, catalog_path, translator
+from bot.core.i18n import LANGUAGES, catalog_path, translator
 
 ROOT = Path(__file__).resolve().parents[1]
 # _("…"), ctx._("…"), N_("…"), tr.gettext("…"), ctx.ngettext("one", "many", n)
@@ -127,7 +127,7 @@ def plural_entries_as_written(language: str) -> Iterator[tuple[str, list[int]]]:
 def header_rule(language: str) -> tuple[int, Callable[[int], int]]:
     """The number of forms and the form-choosing formula that the catalog's own header states.
 
-    The bot runs with the catalog's header (bot/i18n.py compiles it with the
+    The bot runs with the catalog's header (bot/core/i18n.py compiles it with the
     .po), never with what the installed Babel would write, so this is what
     the translations must agree with.
     """

@@ -31,7 +31,8 @@ from telegram.error import BadRequest, Forbidden, RetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import (
+from bot.channels.telegram_push import PushSender
+from bot.core.channel import (
     RateLimited,
     RecipientBlocked,
     coalesce,
@@ -39,14 +40,10 @@ from bot.channels.base import (
     split_text,
     utf16_length,
 )
-from bot.channels.telegram_push import PushSender
-from bot.config import TelegramConfig
-from bot.i18n import LANGUAGES, translator
-from bot.logs import about, who
-from bot.messages import ChannelLimits, Incoming, Kind, Location, Reply
-from handlers.commands import MENU_COMMANDS
-from handlers.dispatcher import Dispatcher
-from handlers.staff import STAFF_COMMANDS
+from bot.core.config import TelegramConfig
+from bot.core.i18n import LANGUAGES, translator
+from bot.core.logs import about, who
+from bot.core.messages import ChannelLimits, CommandMenu, Feed, Incoming, Kind, Location, Reply
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +252,10 @@ def malformed(value: object, shape: Shape = UPDATE, where: str = "") -> str | No
 @dataclass(slots=True)
 class TelegramChannel:
     config: TelegramConfig
-    dispatcher: Dispatcher
+    feed: Feed
+    menu: CommandMenu
+    # The language of the menu for residents whose app tells none.
+    default_language: str
     name: str = NAME
     limits: ChannelLimits = LIMITS
     application: Application = field(init=False)  # type: ignore[type-arg]
@@ -305,10 +305,10 @@ class TelegramChannel:
 
     async def _publish_commands(self) -> None:
         """The "/" menu in each language; the default one in the municipality's language."""
-        default = self.dispatcher.config.municipality.default_language
+        default = self.default_language
         for language in ("", *LANGUAGES):
             tr = translator(language or default)
-            commands = [BotCommand(name, tr.gettext(text)) for name, text in MENU_COMMANDS]
+            commands = [BotCommand(name, tr.gettext(text)) for name, text in self.menu.residents]
             await self.application.bot.set_my_commands(commands, language_code=language or None)
 
     async def publish_staff_commands(self, accounts: list[tuple[str, str]]) -> None:
@@ -317,11 +317,12 @@ class TelegramChannel:
         Read at start: a role granted later shows from the next start (the commands
         work at once; the server checks the role on every use, not the menu).
         """
-        default = self.dispatcher.config.municipality.default_language
+        default = self.default_language
         for chat_id, language in accounts:
             tr = translator(language or default)
             commands = [
-                BotCommand(name, tr.gettext(text)) for name, text in MENU_COMMANDS + STAFF_COMMANDS
+                BotCommand(name, tr.gettext(text))
+                for name, text in self.menu.residents + self.menu.staff
             ]
             try:
                 await self.application.bot.set_my_commands(
@@ -392,7 +393,7 @@ class TelegramChannel:
         # Nothing may be awaited before feed(): the per-resident lock must be
         # queued for in arrival order, or a text sent right after a button
         # press could overtake it.
-        outcome = await self.dispatcher.feed(incoming)
+        outcome = await self.feed(incoming)
         if update.callback_query is not None:
             # Stop the button's spinner; a stale query may fail, which is harmless.
             try:

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.channels.base import RateLimited, RecipientBlocked, split_text, utf16_length
+from bot.core.channel import RateLimited, RecipientBlocked, split_text, utf16_length
 
 TEXT_LENGTH = 4096  # UTF-16 code units
 CAPTION_LENGTH = 1024

@@ -31,11 +31,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from bot.channels.base import PushRefused, coalesce, fit_label, split_text
-from bot.config import IPNetwork
-from bot.i18n import N_, Translator, translator
-from bot.messages import ChannelLimits, Incoming, Kind, Location, Outcome, Reply
-from handlers.dispatcher import Dispatcher
+from bot.core.channel import PushRefused, coalesce, fit_label, split_text
+from bot.core.config import IPNetwork
+from bot.core.i18n import N_, Translator, translator
+from bot.core.messages import ChannelLimits, Feed, Incoming, Kind, Location, Outcome, Reply
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,9 @@ def verify(secret: str, cookie: str | None) -> str | None:
 
 @dataclass(slots=True)
 class WebChat:
-    dispatcher: Dispatcher
+    feed: Feed
+    municipality: str  # its name, in the page's title
+    default_language: str  # for a stranger whose language nobody knows yet
     secret: str
     secure_cookie: bool = False
     # Proxies whose X-Forwarded-For names the client; the peer's address counts otherwise.
@@ -281,7 +282,7 @@ class WebChat:
         await ws.send_json({"type": "error", "text": text})
 
     def _language(self, user_id: str) -> str:
-        return self._languages.get(user_id, self.dispatcher.config.municipality.default_language)
+        return self._languages.get(user_id, self.default_language)
 
     def _address_key(self, request: web.Request) -> str:
         """A keyed hash of the client's address: counted per address, never kept in clear."""
@@ -298,7 +299,7 @@ class WebChat:
         # Opening the page carries no event id: it is not a delivery that
         # could repeat, and recording it would only grow the table.
         event_id = fields.pop("event_id", "")
-        return await self.dispatcher.feed(
+        return await self.feed(
             Incoming(channel=NAME, user_id=user_id, event_id=event_id, kind=kind, **fields)
         )
 
@@ -326,7 +327,7 @@ class WebChat:
 
     def _ui_frame(self, language: str) -> dict[str, Any]:
         tr = translator(language)
-        municipality = self.dispatcher.config.municipality.name
+        municipality = self.municipality
         ui = {key: tr.gettext(text, municipality=municipality) for key, text in UI_STRINGS.items()}
         return {"type": "ui", "lang": language, "strings": ui}
 

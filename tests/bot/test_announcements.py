@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.cli import announcement_request
-from bot.config import ConfigError, load
+from bot.core.config import ConfigError, load
 from storage import residents
 from storage.models import Announcement, AuditEntry, Delivery
 from storage.sessions import open_session

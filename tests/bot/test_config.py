@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import (
+from bot.core.config import (
     DEFAULT_DATABASE_URL,
     ConfigError,
     Named,

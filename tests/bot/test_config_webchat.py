@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load
+from bot.core.config import ConfigError, load
 
 
 def write(tmp_path: Path, text: str) -> str:

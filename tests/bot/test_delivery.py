@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.channels.base import PushRefused, RateLimited, RecipientBlocked
+from bot.core.channel import PushRefused, RateLimited, RecipientBlocked
+from bot.core.messages import Reply
 from bot.delivery import DeliveryWorker
-from bot.messages import Reply
 from bot.pacing import Pacer
 from storage import deliveries
 from storage.models import Delivery

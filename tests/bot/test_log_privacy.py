@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import logs
-from bot.logs import who
+from bot.core import logs
+from bot.core.logs import who
 from handlers import middlewares
 from handlers.dispatcher import FAILED, UNKNOWN_COMMAND
 from storage import announcements, settings

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.messages import ChannelLimits, Reply
+from bot.core.messages import ChannelLimits, Reply
 from bot.progress import refresh_reports
 from storage import announcements, deliveries
 from storage.models import Announcement, ChannelIdentity, Resident

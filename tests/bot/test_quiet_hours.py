@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
-from bot.quiet_hours import next_allowed
+from bot.core.quiet_hours import next_allowed
 
 RIGA = ZoneInfo("Europe/Riga")
 

@@ -9,7 +9,7 @@ from datetime import time
 
 import pytest
 
-from bot.config import Config
+from bot.core.config import Config
 from bot.scheduler import release_due
 from storage.models import Announcement, Delivery
 from tests.storage.test_deliveries import announce, resident

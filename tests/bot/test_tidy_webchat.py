@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.config import Config
+from bot.core.config import Config
 from bot.scheduler import build_scheduler, tidy_webchat
 from storage.models import NewcomerCount, Resident
 from storage.sessions import open_session

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.config import Config
-from bot.i18n import translator
-from bot.messages import Kind
+from bot.core.config import Config
+from bot.core.i18n import translator
+from bot.core.messages import Kind
 from handlers.dispatcher import UNKNOWN_COMMAND, Dispatcher
 from storage import announcements, deliveries, staff
 from storage.models import Announcement, AuditEntry, Delivery

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import Config, demo_municipality
+from bot.core.config import Config, demo_municipality
 from dialogs.engine import EXPIRED
 from handlers.dispatcher import Dispatcher
 from storage.models import ChannelIdentity, DialogState, Resident, Subscription

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.config import Config
+from bot.core.config import Config
 from handlers.dispatcher import Dispatcher
 from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident, Subscription
 from tests.chat import Chat

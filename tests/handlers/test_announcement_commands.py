@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.config import Config
+from bot.core.config import Config
 from handlers.dispatcher import Dispatcher
 from storage import deliveries
 from storage.models import ChannelIdentity, Delivery, Resident

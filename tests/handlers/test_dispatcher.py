@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.config import Config, LimitsConfig
-from bot.messages import Incoming, Kind
+from bot.core.config import Config, LimitsConfig
+from bot.core.messages import Incoming, Kind
 from dialogs.context import Ctx
 from dialogs.engine import CANNOT_READ, EXPIRED, RESTARTED
 from handlers.commands import router as commands

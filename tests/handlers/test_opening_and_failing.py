@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from bot.config import Config, LimitsConfig
-from bot.i18n import translator
-from bot.messages import Incoming, Kind
+from bot.core.config import Config, LimitsConfig
+from bot.core.i18n import translator
+from bot.core.messages import Incoming, Kind
 from dialogs.context import Ctx
 from handlers.commands import router as commands
 from handlers.dispatcher import FAILED, Dispatcher

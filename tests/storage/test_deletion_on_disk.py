@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tortoise import connections
 
-from bot.config import Config, demo_municipality
+from bot.core.config import Config, demo_municipality
 from handlers.dispatcher import Dispatcher
 from storage import catalog, db, residents
 from storage.catalog import Entry

@@ -18,12 +18,12 @@ import aiohttp
 import pytest
 from telegram import Update
 
-from bot import logs
 from bot.app import Runtime
-from bot.channels.base import RateLimited, RecipientBlocked, split_text, utf16_length
 from bot.channels.telegram import LIMITS, SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
-from bot.config import Config, TelegramConfig
-from bot.messages import Button, Reply
+from bot.core import logs
+from bot.core.channel import RateLimited, RecipientBlocked, split_text, utf16_length
+from bot.core.config import Config, TelegramConfig
+from bot.core.messages import Button, CommandMenu, Reply
 from dialogs.engine import CANNOT_READ, EXPIRED, USE_BUTTONS
 from handlers.dispatcher import UNKNOWN_COMMAND, Dispatcher
 from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Resident, Subscription
@@ -761,7 +761,7 @@ async def test_a_redelivered_webhook_update_has_one_effect(
 # --- 8. no secret in the logs -------------------------------------------------------
 @pytest.fixture
 def production_logs() -> Iterator[io.StringIO]:
-    """Logging as ``iesaiste run`` sets it up (``bot.logs.configure``) at DEBUG, into a buffer.
+    """Logging as ``iesaiste run`` sets it up (``bot.core.logs.configure``) at DEBUG, into a buffer.
 
     ``configure`` is called by the test (it needs the secrets); the buffer is then attached to
     the handler it installs. Every logger's level and the root's handlers are restored after.
@@ -868,7 +868,7 @@ def test_split_text_prefers_a_paragraph_break_to_a_space() -> None:
 async def channel(api: BotApiStandIn) -> AsyncIterator[TelegramChannel]:
     """The Telegram channel alone (no database, no polling), sending to the stand-in."""
     config = TelegramConfig(token=api.token, api_url=api.url)
-    telegram = TelegramChannel(config, Dispatcher(Config()))
+    telegram = TelegramChannel(config, Dispatcher(Config()).feed, CommandMenu(), "lv")
     await telegram.application.initialize()
     yield telegram
     await telegram.application.shutdown()

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.channels.base import RateLimited, RecipientBlocked
 from bot.channels.telegram import TelegramChannel
 from bot.channels.telegram_push import CAPTION_LENGTH, PushFailed, PushSender
-from bot.config import Config, TelegramConfig
-from bot.messages import Button, Reply
+from bot.core.channel import RateLimited, RecipientBlocked
+from bot.core.config import Config, TelegramConfig
+from bot.core.messages import Button, CommandMenu, Reply
 from handlers.dispatcher import Dispatcher
 from tests.conftest import free_port
 from tests.standins.telegram_api import BotApiStandIn
@@ -156,7 +156,10 @@ async def test_the_started_channel_sends_pushes_and_keeps_buttons_for_ptb(
     """Plain pushes take the lean path between start() and stop(); a reply with buttons
     must still reach the resident with them, through PTB."""
     channel = TelegramChannel(
-        TelegramConfig(token=api.token, api_url=api.url, mode="webhook"), Dispatcher(Config())
+        TelegramConfig(token=api.token, api_url=api.url, mode="webhook"),
+        Dispatcher(Config()).feed,
+        CommandMenu(),
+        "lv",
     )
     await channel.start()
     try:

@@ -22,9 +22,9 @@ from aiohttp import web
 
 from bot.app import Runtime
 from bot.channels.webchat import COOKIE, UI_STRINGS, WebChat, verify
+from bot.core.i18n import translator
+from bot.core.messages import Button, Reply
 from bot.http import build_app
-from bot.i18n import translator
-from bot.messages import Button, Reply
 from storage import residents
 from storage.models import ChannelIdentity, DialogState, Resident
 from tests.bot.channels.browser import ChatPage, chromium, expect, require_chromium
@@ -92,7 +92,7 @@ async def browser(chromium_present: None, bot: Runtime) -> AsyncIterator[Browser
 
 @pytest.fixture
 def url(bot: Runtime) -> str:
-    return f"http://127.0.0.1:{bot.config.http_port}/"
+    return f"http://127.0.0.1:{bot.core.config.http_port}/"
 
 
 async def quiet_context(browser: Browser, **options: Any) -> BrowserContext:
@@ -619,7 +619,7 @@ async def test_a_notice_is_joined_to_the_question_after_it_but_never_to_an_edit(
             [Reply("Noted."), Reply(toggled, ticked, replace=True)],  # on pressing Education
         ]
     )
-    webchat = WebChat(scripted, "cookie-secret")  # type: ignore[arg-type]
+    webchat = WebChat(scripted.feed, "Demo novads", "lv", "cookie-secret")
     async with serve(webchat) as url, chromium() as browser:
         chat = await open_chat(await quiet_context(browser), url)
 

@@ -31,8 +31,8 @@ from bot.channels.webchat import (
     too_many_newcomers,
     verify,
 )
-from bot.config import demo_municipality
-from bot.i18n import translator
+from bot.core.config import demo_municipality
+from bot.core.i18n import translator
 from storage.models import ChannelIdentity, NewcomerCount, ProcessedEvent, Resident
 from tests.conftest import RuntimeFactory
 

@@ -7,6 +7,7 @@ gracefully where the platform offers less (see ``ChannelLimits``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -116,3 +117,19 @@ class FileSource(Protocol):
 
     async def fetch(self, file_id: str, max_bytes: int) -> bytes | None:
         """The file's bytes; None when it is larger than ``max_bytes`` or gone."""
+
+
+Feed = Callable[[Incoming], Awaitable[Outcome]]
+"""How a channel hands an update on and gets the answers back: the runtime wires a
+channel to the dispatcher with this, so no channel imports a handler or a dialog."""
+
+CommandList = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandMenu:
+    """The commands a platform may list in its own menu (Telegram's "/"): name and
+    untranslated description; the channel translates them per language."""
+
+    residents: CommandList = ()
+    staff: CommandList = ()  # shown in addition, to staff accounts only

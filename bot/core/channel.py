@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
-from bot.messages import ChannelLimits, Reply
+from bot.core.messages import ChannelLimits, Reply
 
 
 class RecipientBlocked(Exception):

@@ -22,7 +22,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-LOCALES_DIR = Path(__file__).with_name("locales")
+LOCALES_DIR = Path(__file__).parent.parent / "locales"
 LANGUAGES = ("lv", "en", "ru")
 DEFAULT_LANGUAGE = "lv"
 DOMAIN = "messages"

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.quiet_hours import DEFAULT_END, DEFAULT_START
+from bot.core.quiet_hours import DEFAULT_END, DEFAULT_START
 
 LANGUAGES = ("lv", "en", "ru")
 ROLES = ("admin", "moderator", "communications")
