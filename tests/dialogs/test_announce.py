@@ -14,6 +14,7 @@ from handlers.dispatcher import Dispatcher
 from storage import announcements, deliveries, staff
 from storage.models import Announcement, AuditEntry, Delivery
 from tests.chat import Chat
+from tests.dialogs.test_pushes import words
 
 UNKNOWN = "Sorry, I do not know that command."
 
@@ -150,7 +151,8 @@ async def test_an_urgent_announcement_waits_for_an_admin_who_confirms_it(config:
     assert announcement.state == "pending"
     assert await deliveries.due_announcements() == [], "nothing goes out before the admin says so"
     note = await Delivery.get(external_id="admin-1")
-    assert note.urgent and "/announcements" in note.text
+    assert (note.priority, note.quiet_exempt) == (deliveries.PERSONAL, True)
+    assert "/announcements" in (await words(note)).text  # type: ignore[union-attr]
 
     await writer.command("announcements")
     with pytest.raises(AssertionError):
@@ -163,7 +165,7 @@ async def test_an_urgent_announcement_waits_for_an_admin_who_confirms_it(config:
     announcement = await Announcement.get()
     assert (announcement.state, announcement.approved_by) == ("scheduled", "webchat:admin-1")
     told = await Delivery.get(external_id="staff-1")
-    assert "confirmed your urgent announcement" in told.text
+    assert "confirmed your urgent announcement" in (await words(told)).text  # type: ignore[union-attr]
 
     await admin.press_payload(f"staff:decline:{announcement.id}")
     assert admin.said("Someone else has already decided")
@@ -229,7 +231,7 @@ async def test_staff_stop_an_announcement_going_out_and_nobody_else_gets_it(
     )
     await deliveries.release(going, datetime.now(UTC))
     (first, *_) = await deliveries.claim("w", "webchat", 1)
-    await deliveries.mark_sent([first.id])
+    await deliveries.mark_sent(first.id)
 
     await chat.command("announcements")
     assert chat.said(f"Announcement #{going.id} is going out to 3 residents.")
