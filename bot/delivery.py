@@ -133,70 +133,84 @@ class DeliveryWorker:
         self, channel: str, gate: asyncio.Semaphore, stopping: asyncio.Event | None
     ) -> int:
         """One channel as a pipeline: the next batch is claimed while the current one
-        is being sent, so the pacer never waits on the database."""
+        is being sent, so the pacer never waits on the database. Rows go highest
+        priority first, also across batches: a personal push in the next batch, or
+        picked up on its own, goes before what is left of this one."""
         pacer = self.pacers[channel]
         size = max(1, min(self.batch, int(pacer.per_second * self.batch_seconds)))
         stop = stopping or asyncio.Event()
         sending: set[asyncio.Task[None]] = set()
-        waiting: deque[Claimed] = deque()  # claimed, not started
+        waiting: deque[Claimed] = deque()  # claimed, not started; highest priority first
         upcoming: asyncio.Task[list[Claimed]] | None = None
         cache: RenderCache = {}  # cleared at each claim: a batch renders its pushes once
         handled = 0
+
+        def take(claimed: list[Claimed]) -> None:
+            nonlocal handled
+            if claimed:
+                merged = sorted([*waiting, *claimed], key=lambda row: (-row.priority, row.id))
+                waiting.clear()
+                waiting.extend(merged)
+                handled += len(claimed)
+                cache.clear()
+
         try:
-            waiting.extend(await self._claim(channel, size))
+            claimed = await self._claim(channel, size)
+            take(claimed)
+            more = len(claimed) == size  # a full batch: there may be more to claim
+            hold_until = self._quiet_until()
             next_look = time_module.monotonic() + self.priority_every
-            while waiting and not stop.is_set():
-                handled += len(waiting)
-                full, half = len(waiting) == size, len(waiting) // 2
-                hold_until = self._quiet_until()
-                while waiting and not stop.is_set():
-                    if upcoming is None and full and len(waiting) <= half:
-                        upcoming = asyncio.create_task(self._claim(channel, size))
-                    if time_module.monotonic() >= next_look:
-                        # A personal push queued during a long broadcast goes next, not
-                        # after the seconds of rate this batch still holds.
-                        next_look = time_module.monotonic() + self.priority_every
-                        ahead = await deliveries.claim(
+            while not stop.is_set():
+                if upcoming is not None and (upcoming.done() or not waiting):
+                    claimed, upcoming = await upcoming, None
+                    take(claimed)
+                    more = len(claimed) == size
+                    hold_until = self._quiet_until()
+                if not waiting:
+                    break
+                if upcoming is None and more and len(waiting) <= size // 2:
+                    upcoming = asyncio.create_task(self._claim(channel, size))
+                if time_module.monotonic() >= next_look:
+                    # A personal push queued during a long broadcast goes next, not
+                    # after the seconds of rate this batch still holds.
+                    next_look = time_module.monotonic() + self.priority_every
+                    take(
+                        await deliveries.claim(
                             self.worker_id, channel, size, min_priority=deliveries.PERSONAL
                         )
-                        if ahead:
-                            waiting.extendleft(reversed(ahead))
-                            handled += len(ahead)
-                            cache.clear()
-                    row = waiting.popleft()
-                    if hold_until is not None and not row.quiet_exempt:
-                        await deliveries.retry_later(row.id, hold_until, "quiet hours")
-                        continue
-                    rendered = await self._prepare(row, cache)
-                    if rendered is None:
-                        continue  # reported already: cancelled, unchanged, or failed
-                    # The place is taken before the turn: a row waiting for its turn
-                    # holds one, so at most in_flight rows are between here and reported.
-                    await gate.acquire()
-                    try:
-                        ready = not stop.is_set() and await pacer.wait(row.external_id, stop)
-                    except BaseException:
-                        gate.release()
-                        waiting.appendleft(row)
-                        raise
-                    if not ready:
-                        gate.release()
-                        waiting.appendleft(row)
-                        break
-                    task = asyncio.create_task(self._deliver_one(row, rendered, pacer))
-                    sending.add(task)
-                    task.add_done_callback(sending.discard)
-                    task.add_done_callback(lambda _: gate.release())
-                if upcoming is not None:
-                    claimed, upcoming = await upcoming, None
-                    waiting.extend(claimed)
-                    cache.clear()
+                    )
+                row = waiting.popleft()
+                if hold_until is not None and not row.quiet_exempt:
+                    await deliveries.retry_later(row.id, hold_until, "quiet hours")
+                    continue
+                rendered = await self._prepare(row, cache)
+                if rendered is None:
+                    continue  # reported already: cancelled, unchanged, or failed
+                # The place is taken before the turn: a row waiting for its turn
+                # holds one, so at most in_flight rows are between here and reported.
+                await gate.acquire()
+                try:
+                    ready = not stop.is_set() and await pacer.wait(row.external_id, stop)
+                except BaseException:
+                    gate.release()
+                    waiting.appendleft(row)
+                    raise
+                if not ready:
+                    gate.release()
+                    waiting.appendleft(row)
+                    break
+                task = asyncio.create_task(self._deliver_one(row, rendered, pacer))
+                sending.add(task)
+                task.add_done_callback(sending.discard)
+                task.add_done_callback(lambda _: gate.release())
         finally:
             try:
                 if upcoming is not None:
                     # A claim under way when something failed: its rows go back too.
                     with suppress(Exception):
-                        waiting.extend(await upcoming)
+                        late = await upcoming
+                        handled += len(late)
+                        waiting.extend(late)
                 # Each send reports its own fate: none outlives this round, so the
                 # next round's places are the only ones.
                 if sending:

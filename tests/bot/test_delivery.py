@@ -407,6 +407,32 @@ async def test_a_personal_push_goes_before_the_broadcast_rows_already_claimed(
     assert sorted(order) == sorted([*(str(n) for n in range(1, 31)), "999"])
 
 
+async def test_a_personal_push_in_the_next_batch_goes_before_the_rest_of_this_one(
+    database: str,
+) -> None:
+    """Claims are pipelined: the next batch, claimed while half of this one is still to
+    go, brings the personal push first; it must not wait behind that half."""
+    await released(*(str(n) for n in range(1, 31)))
+    rid = await resident("999")
+
+    class Busy(Platform):
+        async def send(self, recipient: str, reply: Reply) -> str:
+            if len(self.sent) == 1:
+                await deliveries.queue(personal(), [(rid, "telegram", "999")])
+            await asyncio.sleep(0.1)  # time enough for the next claim to come back
+            return await super().send(recipient, reply)
+
+    platform = Busy()
+    # No separate look for personal pushes: only the pipelined claim can find it.
+    w = worker(platform, batch=10, in_flight=1, priority_every=3600)
+    assert await w.drain_once() == 31
+    order = [recipient for recipient, _ in platform.sent]
+    # The next batch is claimed when 5 of this one are left; the first of them had taken
+    # its place in the line by the time the claim came back. At 10 if it waited.
+    assert order.index("999") == 6, order
+    assert sorted(order) == sorted([*(str(n) for n in range(1, 31)), "999"])
+
+
 async def test_quiet_hours_hold_a_personal_push_unless_it_is_exempt(database: str) -> None:
     """Priority is not urgency: a push to one resident still waits for the morning,
     unless it is exempt (a staff report, an urgent note)."""
