@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.core.config import Named
-from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
+from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator
 from bot.core.messages import Reply
 from bot.core.quiet_hours import next_allowed
 from dialogs import menu
@@ -43,6 +43,8 @@ ADMIN_ASKED = N_(
     "Urgent announcement #{id} from {author} waits for an admin's confirmation. "
     "Send /announcements to read it and confirm or decline it."
 )
+# The push that says so to each admin (rendered by dialogs.pushes); params: author.
+ADMIN_ASKED_NOTE = "announcement_admin_asked"
 
 
 def actor(ctx: Ctx) -> str:
@@ -474,7 +476,6 @@ async def send(ctx: Ctx) -> None:
         "chat": ctx.incoming.user_id,
         "message": ctx.incoming.message_id,
         "language": ctx.language,
-        "shown": "",
     }
     approved_by = me if draft.urgent and await role(ctx) == "admin" else ""
     created = await announcements.schedule(draft, author=me, approved_by=approved_by, report=report)
@@ -485,13 +486,7 @@ async def send(ctx: Ctx) -> None:
             for a in await announcements.admin_accounts()
             if a != (ctx.incoming.channel, ctx.incoming.user_id)
         ]
-        told = await announcements.notify(
-            admins,
-            {
-                code: translator(code).gettext(ADMIN_ASKED, id=created.id, author=me)
-                for code in LANGUAGES
-            },
-        )
+        told = await announcements.notify(admins, created.id, ADMIN_ASKED_NOTE, author=me)
     ctx.clear_state()
     ctx.answer(Reply(status_text(ctx.tr, created, ctx.config.municipality.zone), replace=True))
     if created.state == "pending" and not told:

@@ -9,7 +9,7 @@ get a plain answer ("already cancelled", "too late"), never a double effect.
 
 from __future__ import annotations
 
-from bot.core.i18n import LANGUAGES, N_, translator
+from bot.core.i18n import N_
 from bot.core.messages import Button, Reply
 from dialogs.announce import (
     APPROVERS,
@@ -29,6 +29,8 @@ CANCEL = "staff:cancel"
 APPROVE = "staff:approve"
 DECLINE = "staff:decline"
 
+# The push that tells the author (rendered by dialogs.pushes); params: verdict.
+DECIDED_NOTE = "announcement_decided"
 DECIDED = {
     "approve": N_(
         "An admin confirmed your urgent announcement #{id}: it will go out as scheduled."
@@ -121,7 +123,7 @@ async def ask_cancel(ctx: Ctx) -> None:
     elif outcome == "already":
         ctx.answer(ctx._("Announcement #{id} was already cancelled.", id=row.id))
     elif going_out:
-        figures = await deliveries.counts(row.id)
+        figures = await deliveries.counts(deliveries.ANNOUNCEMENT, row.id)
         ctx.answer(Reply(progress_text(ctx.tr, row, figures, finished=True), replace=True))
     else:
         ctx.answer(Reply(status_text(ctx.tr, row, ctx.config.municipality.zone), replace=True))
@@ -153,8 +155,7 @@ async def decide(ctx: Ctx, verdict: str) -> None:
         ctx.answer(ctx._("Declined: announcement #{id} will not be sent.", id=row.id))
     author = tuple(row.author.split(":", 1))
     if len(author) == 2 and author != (ctx.incoming.channel, ctx.incoming.user_id):
-        texts = {code: translator(code).gettext(DECIDED[verdict], id=row.id) for code in LANGUAGES}
-        await announcements.notify([(author[0], author[1])], texts)
+        await announcements.notify([(author[0], author[1])], row.id, DECIDED_NOTE, verdict=verdict)
     await show(ctx)
 
 

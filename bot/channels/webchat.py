@@ -364,8 +364,9 @@ class WebChat:
             )
         return frames
 
-    async def send(self, recipient: str, reply: Reply) -> None:
-        """Push to every open tab of the resident.
+    async def send(self, recipient: str, reply: Reply) -> str:
+        """Push to every open tab of the resident; returns the id of the (last) message
+        frame, the same in every tab, so that ``edit`` can change it in all of them.
 
         With no tab open there is nobody to show it to: the push waits until
         the resident opens the chat again.
@@ -373,9 +374,11 @@ class WebChat:
         sockets = [ws for ws in self._sockets.get(recipient, ()) if not ws.closed]
         if not sockets:
             raise PushRefused("the resident has no chat open")
+        frames = self.render(reply)
         for ws in sockets:
-            for frame in self.render(reply):
+            for frame in frames:
                 await ws.send_json(frame)
+        return str(frames[-1]["id"])
 
     async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
         """Replace a message in every open tab; a closed tab keeps what it showed."""

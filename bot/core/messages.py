@@ -7,10 +7,10 @@ gracefully where the platform offers less (see ``ChannelLimits``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Kind(StrEnum):
@@ -86,6 +86,49 @@ class Reply:
 
     def all_buttons(self) -> list[Button]:
         return [button for row in self.buttons for button in row]
+
+    def to_json(self) -> dict[str, Any]:
+        """What a push with fixed words stores (``REPLY_TEMPLATE``): text, buttons, image."""
+        data: dict[str, Any] = {"text": self.text}
+        if self.buttons:
+            data["buttons"] = [[[b.label, b.payload] for b in row] for row in self.buttons]
+        if self.image:
+            data["image"] = self.image
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Reply:
+        rows = data.get("buttons") or []
+        return cls(
+            str(data.get("text", "")),
+            [[Button(str(label), str(payload)) for label, payload in row] for row in rows],
+            image=str(data.get("image", "")),
+        )
+
+
+# A push whose words are fixed when it is queued: its parameters are ``Reply.to_json()``,
+# and the delivery worker renders it itself.
+REPLY_TEMPLATE = "reply"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRequest:
+    """Everything a push's words may depend on, when it is sent.
+
+    Nothing else (not which resident it is for): the delivery worker renders
+    each distinct request once for a whole batch of a broadcast. What depends
+    on the resident goes in ``params``.
+    """
+
+    template: str  # "announcement", "announcement_report", …
+    params: Mapping[str, Any]
+    language: str  # the resident's chosen language now; "" when they have chosen none
+    channel: str  # where it goes: an image or a button may differ per platform
+
+
+# Renders a push at send time; None when its source is gone (a cancelled announcement):
+# the delivery is then cancelled, not sent. Raises for a template it does not know.
+Render = Callable[[RenderRequest], Awaitable["Reply | None"]]
 
 
 @dataclass(frozen=True, slots=True)

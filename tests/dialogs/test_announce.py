@@ -15,6 +15,7 @@ from handlers.dispatcher import UNKNOWN_COMMAND, Dispatcher
 from storage import announcements, deliveries, staff
 from storage.models import Announcement, AuditEntry, Delivery
 from tests.chat import Chat
+from tests.dialogs.test_pushes import words
 from tests.phrases import (
     ADMIN_ASKED,
     ADMIN_CONFIRMED,
@@ -253,8 +254,10 @@ async def test_an_urgent_announcement_waits_for_an_admin_who_confirms_it(config:
     assert announcement.state == "pending"
     assert await deliveries.due_announcements() == [], "nothing goes out before the admin says so"
     note = await Delivery.get(external_id="admin-1")
-    assert note.urgent
-    assert note.text == en(ADMIN_ASKED, id=announcement.id, author="webchat:staff-1")
+    assert (note.priority, note.quiet_exempt) == (deliveries.PERSONAL, True)
+    assert (await words(note)).text == en(  # type: ignore[union-attr]
+        ADMIN_ASKED, id=announcement.id, author="webchat:staff-1"
+    )
 
     waiting = listed(config, announcement, audience("en"), en("urgent"))
     waiting += "\n" + en(BY_AUTHOR, author="webchat:staff-1")
@@ -278,7 +281,7 @@ async def test_an_urgent_announcement_waits_for_an_admin_who_confirms_it(config:
     ]
     assert (announcement.state, announcement.approved_by) == ("scheduled", "webchat:admin-1")
     told = await Delivery.get(external_id="staff-1")
-    assert told.text == en(ADMIN_CONFIRMED, id=announcement.id)
+    assert (await words(told)).text == en(ADMIN_CONFIRMED, id=announcement.id)  # type: ignore[union-attr]
 
     await admin.press_payload(f"staff:decline:{announcement.id}")
     assert admin.texts() == [en(ALREADY_DECIDED, id=announcement.id, state=en("scheduled"))]
@@ -365,7 +368,7 @@ async def test_staff_stop_an_announcement_going_out_and_nobody_else_gets_it(
     )
     await deliveries.release(going, datetime.now(UTC))
     (first, *_) = await deliveries.claim("w", "webchat", 1)
-    await deliveries.mark_sent([first.id])
+    await deliveries.mark_sent(first.id)
 
     await chat.command("announcements")
     figures = progress("en", going.id, 3, (GOING_OUT_ONE, GOING_OUT), sent=1, queued=2)

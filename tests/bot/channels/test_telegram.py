@@ -933,13 +933,13 @@ async def test_a_notice_is_joined_to_the_question_after_it_but_never_to_an_edit(
     buttons = [[Button("Education", "onb:topics:education"), Button("Done", "onb:topics:_done")]]
     ticked = [[Button("✓ Education", "onb:topics:education"), Button("Done", "onb:topics:_done")]]
     long_question = "🙂" * 2010  # 2010 characters, but 4020 UTF-16 code units as Telegram counts
-    channel.dispatcher = Scripted(  # type: ignore[assignment]
+    channel.feed = Scripted(
         [
             [Reply(CANNOT_READ), Reply(asked, buttons)],
             [Reply(EXPIRED), Reply(toggled, ticked, replace=True)],
             [Reply(CANNOT_READ), Reply(long_question, buttons)],
         ]
-    )
+    ).feed
 
     # A notice and a question: one message, the question's buttons under both.
     await handle(channel, api.send_sticker(ANNA))
