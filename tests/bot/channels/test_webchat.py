@@ -92,7 +92,7 @@ async def browser(chromium_present: None, bot: Runtime) -> AsyncIterator[Browser
 
 @pytest.fixture
 def url(bot: Runtime) -> str:
-    return f"http://127.0.0.1:{bot.core.config.http_port}/"
+    return f"http://127.0.0.1:{bot.config.http_port}/"
 
 
 async def quiet_context(browser: Browser, **options: Any) -> BrowserContext:
