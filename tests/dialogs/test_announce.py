@@ -10,7 +10,7 @@ import pytest
 
 from bot.core.config import Config
 from bot.core.i18n import translator
-from bot.core.messages import Kind
+from bot.core.messages import Capabilities, Kind
 from handlers.dispatcher import UNKNOWN_COMMAND, Dispatcher
 from storage import announcements, deliveries, staff
 from storage.models import Announcement, AuditEntry, Delivery
@@ -410,7 +410,9 @@ async def test_a_photo_is_attached_where_the_channel_hands_photos_over(config: C
     jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00street\xff\xd9"
     source = PhotoSource({"photo-1": jpeg, "not-an-image": b"%PDF-1.7"})
     await staff.grant("webchat", "staff-1", "communications", actor="test")
-    chat = Chat(Dispatcher(config, files={"webchat": source}), user_id="staff-1", locale="en")
+    photos = {"webchat": Capabilities(takes_photos=True)}
+    dispatcher = Dispatcher(config, files={"webchat": source}, capabilities=photos)
+    chat = Chat(dispatcher, user_id="staff-1", locale="en")
     await compose(chat, 0)
     assert chat.labels()[1] == ["Image", "Audience"]
 
