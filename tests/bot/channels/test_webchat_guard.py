@@ -66,6 +66,9 @@ def config_file(tmp_path: Path, settings: str) -> str:
         for item in items:
             names = ", ".join(f'{language} = "{name}"' for language, name in item.names.items())
             lines += [f"[[municipality.{key}]]", f'id = "{item.id}"', f"name = {{ {names} }}"]
+            if item.short:
+                short = ", ".join(f'{language} = "{name}"' for language, name in item.short.items())
+                lines.append(f"short = {{ {short} }}")
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)
