@@ -46,6 +46,7 @@ from tests.phrases import (
     RECENT_HEADER,
     SCHEDULED_FOR,
     SCHEDULED_HEADER,
+    SEND_FOR_APPROVAL,
     SEND_PHOTO,
     STAFF_HELP,
     STOP_QUESTION,
@@ -92,8 +93,8 @@ async def residents(config: Config, *hoods: str) -> None:
         await chat.onboard()
         if hood != "centrs":
             await chat.command("settings")
-            await chat.press_payload("set:home:neighbourhood")
-            await chat.press_payload(f"set:neighbourhood:{hood}")
+            await chat.choose("set:home", "neighbourhood")
+            await chat.choose("set:neighbourhood", hood)
 
 
 async def compose(chat: Chat, recipients: int, text: str = TEXT) -> None:
@@ -246,8 +247,8 @@ async def test_an_urgent_announcement_waits_for_an_admin_who_confirms_it(config:
     await writer.press("Preview and send")
     summary = preview_summary("en", audience("en"), 2, urgent=True)
     assert writer.texts() == [TEXT, summary]
-    assert writer.labels() == [["Send to an admin to confirm"], ["Edit", "Discard the draft"]]
-    await writer.send_press("Send to an admin to confirm", message_id="m-1")
+    assert writer.labels() == [[en(SEND_FOR_APPROVAL)], ["Edit", "Discard the draft"]]
+    await writer.send_press(en(SEND_FOR_APPROVAL), message_id="m-1")
     announcement = await Announcement.get()
     assert writer.texts() == [en(WAITS_FOR_ADMIN, id=announcement.id)]
     assert announcement.state == "pending"
@@ -389,7 +390,7 @@ async def test_the_author_hears_when_no_admin_can_be_asked(config: Config) -> No
     await compose(writer, 0)
     await writer.press("Mark urgent")
     await writer.press("Preview and send")
-    await writer.send_press("Send to an admin to confirm", message_id="m-1")
+    await writer.send_press(en(SEND_FOR_APPROVAL), message_id="m-1")
     announcement = await Announcement.get()
     assert writer.texts() == [en(WAITS_FOR_ADMIN, id=announcement.id), en(NO_ADMIN_TOLD)]
     assert await Delivery.all().count() == 0
