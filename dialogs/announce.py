@@ -22,7 +22,7 @@ from bot.core.messages import Reply
 from bot.core.quiet_hours import next_allowed
 from dialogs import menu
 from dialogs.context import Ctx
-from dialogs.engine import Dialog, ask_again, begin, enter
+from dialogs.engine import Dialog, Step, ask_again, begin, enter
 from dialogs.moments import UnreadableTime, parse_local
 from dialogs.pickers import BACK, DONE, choice_buttons, find, names_of, toggle
 from storage import announcements, deliveries, media, staff
@@ -39,10 +39,18 @@ dialog = Dialog("ann", roles=COMPOSERS)
 SNIPPET = 80  # characters of each text shown on the draft card
 FAR_AHEAD = timedelta(days=366)
 
+TIME_PASSED = N_("That time has passed. Please give a time still to come.")
 ADMIN_ASKED = N_(
     "Urgent announcement #{id} from {author} waits for an admin's confirmation. "
     "Send /announcements to read it and confirm or decline it."
 )
+
+
+async def go_back(ctx: Ctx, step: Step, notice: str) -> None:
+    """Say what is missing, then ask it at its own step, so that its buttons and a typed
+    answer work (the draft is kept)."""
+    ctx.answer(ctx._(notice))
+    await enter(ctx, step)
 
 
 def actor(ctx: Ctx) -> str:
@@ -386,7 +394,7 @@ async def on_when_text(ctx: Ctx, value: str) -> None:
         )
         return
     if moment <= now:
-        await ask_again(ctx, when, N_("That time has passed. Please give a time still to come."))
+        await ask_again(ctx, when, TIME_PASSED)
         return
     if moment - now > FAR_AHEAD:
         await ask_again(
@@ -407,10 +415,10 @@ async def show_preview(ctx: Ctx) -> None:
     draft = _draft(ctx, now)
     if not draft.texts.get("lv"):
         ctx.data["editing"] = "lv"
-        await ask_again(ctx, text, N_("The Latvian text is still missing."))
+        await go_back(ctx, text, N_("The Latvian text is still missing."))
         return
     if draft.send_at < now - timedelta(minutes=1):
-        await ask_again(ctx, when, N_("That time has passed. Please give a time still to come."))
+        await go_back(ctx, when, TIME_PASSED)
         return
     if draft.image_channel == ctx.incoming.channel:
         shown = draft.image
@@ -489,7 +497,7 @@ async def send(ctx: Ctx) -> None:
     now = datetime.now(UTC)
     draft = _draft(ctx, now)
     if draft.send_at < now - timedelta(minutes=1):
-        await ask_again(ctx, when, N_("That time has passed. Please give a time still to come."))
+        await go_back(ctx, when, TIME_PASSED)
         return
     me = actor(ctx)
     report = {
