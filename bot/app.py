@@ -94,6 +94,7 @@ class Runtime:
                 newcomers=Newcomers(config.webchat.new_residents_per_address_per_hour),
             )
             self.webchat.add_routes(self.http)
+            self.dispatcher.capabilities[self.webchat.name] = self.webchat.capabilities
         if config.telegram.token:
             self.telegram = TelegramChannel(
                 config.telegram,
@@ -102,6 +103,7 @@ class Runtime:
                 config.municipality.default_language,
             )
             self.dispatcher.files["telegram"] = self.telegram
+            self.dispatcher.capabilities[self.telegram.name] = self.telegram.capabilities
             self.telegram.add_routes(self.http)
         self._runner = HttpRunner(self.http, config.http_timeouts)
         await self._runner.setup()
@@ -143,7 +145,10 @@ class Runtime:
             )
         if self.webchat is not None:
             channels["webchat"] = self.webchat
-            pacers["webchat"] = Pacer(self.webchat.limits.messages_per_second, 20.0)
+            limits = self.webchat.limits
+            pacers["webchat"] = Pacer(
+                limits.messages_per_second, limits.messages_per_second_per_chat
+            )
         self.scheduler = build_scheduler(config)
         self.scheduler.start()
         worker = DeliveryWorker(

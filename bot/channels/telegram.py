@@ -43,7 +43,16 @@ from bot.core.channel import (
 from bot.core.config import TelegramConfig
 from bot.core.i18n import LANGUAGES, translator
 from bot.core.logs import about, who
-from bot.core.messages import ChannelLimits, CommandMenu, Feed, Incoming, Kind, Location, Reply
+from bot.core.messages import (
+    Capabilities,
+    ChannelLimits,
+    CommandMenu,
+    Feed,
+    Incoming,
+    Kind,
+    Location,
+    Reply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,9 @@ LIMITS = ChannelLimits(
     messages_per_second=30.0,
     messages_per_second_per_chat=1.0,
 )
+# Photos through getFile; a location through a reply keyboard (when a reply has no
+# inline buttons); pushes at any time.
+CAPABILITIES = Capabilities.of(LIMITS, takes_photos=True, asks_location=True)
 CAPTION_LENGTH = 1024
 # Telegram's largest updates (a 4096-character message with its entities, the
 # message it replies to and a keyboard) are some tens of kilobytes; a megabyte
@@ -273,6 +285,7 @@ class TelegramChannel:
     default_language: str
     name: str = NAME
     limits: ChannelLimits = LIMITS
+    capabilities: Capabilities = CAPABILITIES
     application: Application = field(init=False)  # type: ignore[type-arg]
     # Pushes go on a lean path of their own from start() to stop().
     _push: PushSender | None = field(default=None, init=False)

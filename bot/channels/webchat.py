@@ -34,7 +34,16 @@ from aiohttp import WSMsgType, web
 from bot.core.channel import PushRefused, coalesce, fit_label, split_text
 from bot.core.config import IPNetwork
 from bot.core.i18n import N_, Translator, translator
-from bot.core.messages import ChannelLimits, Feed, Incoming, Kind, Location, Outcome, Reply
+from bot.core.messages import (
+    Capabilities,
+    ChannelLimits,
+    Feed,
+    Incoming,
+    Kind,
+    Location,
+    Outcome,
+    Reply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,9 @@ LIMITS = ChannelLimits(
     messages_per_second=1000.0,
     messages_per_second_per_chat=20.0,
 )
+# No photos taken yet; a location through the browser's geolocation; a push needs an
+# open tab, not a time window.
+CAPABILITIES = Capabilities.of(LIMITS, asks_location=True)
 
 UI_STRINGS = {
     "title": N_("{municipality} · residents' assistant"),
@@ -121,6 +133,7 @@ class WebChat:
     newcomers: Newcomers | None = None
     name: str = NAME
     limits: ChannelLimits = LIMITS
+    capabilities: Capabilities = CAPABILITIES
     _sockets: dict[str, set[web.WebSocketResponse]] = field(default_factory=dict)
     # The language of the last answer per connected resident, so that an
     # unreadable frame is refused in their language without a database trip.

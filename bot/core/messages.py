@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -83,6 +84,9 @@ class Reply:
     # This message will be edited in place later (its buttons toggle), so no
     # notice may be joined into it: the edit would wipe the notice out.
     keep_apart: bool = False
+    # The last rows (Done, Back) stay on every page when the dialog engine pages
+    # the rows before them, the choices, to fit a channel's buttons per message.
+    pinned_rows: int = 0
 
     def all_buttons(self) -> list[Button]:
         return [button for row in self.buttons for button in row]
@@ -142,6 +146,68 @@ class ChannelLimits:
     can_edit: bool
     messages_per_second: float
     messages_per_second_per_chat: float
+
+
+LABEL_LENGTH = 20
+"""The longest button label every channel we support shows whole (Messenger's quick
+replies and buttons: 20 characters)."""
+CHOSEN = "✓ "
+"""What a toggle button's label starts with while its choice is chosen."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the channel of an update can do, as the dialogs see it.
+
+    The runtime registers each channel's with the dispatcher, and a dialog step
+    reads them from its context; the dialog engine uses them to decide edit or
+    send anew and to page buttons that do not fit, so no dialog needs to know the
+    platform. The defaults are what an unregistered channel (a test, a tool) gets.
+    """
+
+    can_edit: bool = True  # a sent message can be changed (its buttons toggle in place)
+    takes_photos: bool = False  # the channel hands over a photo the resident sends
+    asks_location: bool = False  # a reply can ask for the resident's location
+    buttons_per_message: int = 100
+    label_length: int = 64  # characters of a button label shown whole
+    payload_bytes: int = 64  # of a button's payload, UTF-8
+    # Pushes are allowed only this long after the resident's last message (Messenger:
+    # 24 hours); None where a push may go at any time.
+    push_window: timedelta | None = None
+
+    @classmethod
+    def of(
+        cls,
+        limits: ChannelLimits,
+        *,
+        takes_photos: bool = False,
+        asks_location: bool = False,
+        push_window: timedelta | None = None,
+    ) -> Capabilities:
+        """A channel's capabilities from its limits and what else it can do."""
+        return cls(
+            can_edit=limits.can_edit,
+            takes_photos=takes_photos,
+            asks_location=asks_location,
+            buttons_per_message=limits.buttons_per_message,
+            label_length=limits.button_label_length,
+            payload_bytes=limits.payload_bytes,
+            push_window=push_window,
+        )
+
+
+STRICTEST = Capabilities(
+    can_edit=False,
+    takes_photos=False,
+    asks_location=False,
+    buttons_per_message=13,
+    label_length=LABEL_LENGTH,
+    payload_bytes=64,
+    push_window=timedelta(hours=24),
+)
+"""The least a channel we support offers: Messenger's 13 quick replies of 20 characters,
+no editing, its 24-hour window, and Telegram's 64 bytes of callback data. Every dialog
+is tested under it."""
 
 
 @dataclass(slots=True)

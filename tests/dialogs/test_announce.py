@@ -10,7 +10,7 @@ import pytest
 
 from bot.core.config import Config
 from bot.core.i18n import translator
-from bot.core.messages import Kind
+from bot.core.messages import Capabilities, Kind
 from handlers.dispatcher import UNKNOWN_COMMAND, Dispatcher
 from storage import announcements, deliveries, staff
 from storage.models import Announcement, AuditEntry, Delivery
@@ -47,6 +47,7 @@ from tests.phrases import (
     RECENT_HEADER,
     SCHEDULED_FOR,
     SCHEDULED_HEADER,
+    SEND_FOR_APPROVAL,
     SEND_PHOTO,
     STAFF_HELP,
     STOP_QUESTION,
@@ -93,8 +94,8 @@ async def residents(config: Config, *hoods: str) -> None:
         await chat.onboard()
         if hood != "centrs":
             await chat.command("settings")
-            await chat.press_payload("set:home:neighbourhood")
-            await chat.press_payload(f"set:neighbourhood:{hood}")
+            await chat.choose("set:home", "neighbourhood")
+            await chat.choose("set:neighbourhood", hood)
 
 
 async def compose(chat: Chat, recipients: int, text: str = TEXT) -> None:
@@ -247,8 +248,8 @@ async def test_an_urgent_announcement_waits_for_an_admin_who_confirms_it(config:
     await writer.press("Preview and send")
     summary = preview_summary("en", audience("en"), 2, urgent=True)
     assert writer.texts() == [TEXT, summary]
-    assert writer.labels() == [["Send to an admin to confirm"], ["Edit", "Discard the draft"]]
-    await writer.send_press("Send to an admin to confirm", message_id="m-1")
+    assert writer.labels() == [[en(SEND_FOR_APPROVAL)], ["Edit", "Discard the draft"]]
+    await writer.send_press(en(SEND_FOR_APPROVAL), message_id="m-1")
     announcement = await Announcement.get()
     assert writer.texts() == [en(WAITS_FOR_ADMIN, id=announcement.id)]
     assert announcement.state == "pending"
@@ -392,7 +393,7 @@ async def test_the_author_hears_when_no_admin_can_be_asked(config: Config) -> No
     await compose(writer, 0)
     await writer.press("Mark urgent")
     await writer.press("Preview and send")
-    await writer.send_press("Send to an admin to confirm", message_id="m-1")
+    await writer.send_press(en(SEND_FOR_APPROVAL), message_id="m-1")
     announcement = await Announcement.get()
     assert writer.texts() == [en(WAITS_FOR_ADMIN, id=announcement.id), en(NO_ADMIN_TOLD)]
     assert await Delivery.all().count() == 0
@@ -413,7 +414,9 @@ async def test_a_photo_is_attached_where_the_channel_hands_photos_over(config: C
     jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00street\xff\xd9"
     source = PhotoSource({"photo-1": jpeg, "not-an-image": b"%PDF-1.7"})
     await staff.grant("webchat", "staff-1", "communications", actor="test")
-    chat = Chat(Dispatcher(config, files={"webchat": source}), user_id="staff-1", locale="en")
+    photos = {"webchat": Capabilities(takes_photos=True)}
+    dispatcher = Dispatcher(config, files={"webchat": source}, capabilities=photos)
+    chat = Chat(dispatcher, user_id="staff-1", locale="en")
     await compose(chat, 0)
     assert chat.labels()[1] == ["Image", "Audience"]
 
