@@ -33,6 +33,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.telegram_push import PushSender
 from bot.core.channel import (
+    ClaimPolicy,
     RateLimited,
     RecipientBlocked,
     coalesce,
@@ -273,6 +274,7 @@ class TelegramChannel:
     default_language: str
     name: str = NAME
     limits: ChannelLimits = LIMITS
+    claim_policy: ClaimPolicy = ClaimPolicy.ANYONE  # any worker may send to any chat
     application: Application = field(init=False)  # type: ignore[type-arg]
     # Pushes go on a lean path of their own from start() to stop().
     _push: PushSender | None = field(default=None, init=False)
