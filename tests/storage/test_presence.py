@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.core.channel import ClaimPolicy
+from bot.core.messages import Button, RenderRequest, Reply
+from dialogs.pushes import Pushes, fit_digest
 from storage import deliveries, presence
 from storage.models import Delivery, Presence, Resident
 from storage.sessions import open_session
+from tests.phrases import tr
 
 NOW = datetime.now(UTC)
 HERE = ClaimPolicy.PRESENT_HERE
@@ -207,3 +211,34 @@ async def test_an_announcement_in_a_digest_counts_as_going_out_until_the_digest_
     await deliveries.mark_digest_sent(claimed, "m-1", "")
     counts = await deliveries.counts(deliveries.ANNOUNCEMENT, announcement.id)
     assert (counts["waiting"], counts["sending"], counts["sent"]) == (0, 0, 1)
+
+
+async def test_the_digest_folds_the_text_items_and_sends_those_with_buttons_alone(
+    database: str,
+) -> None:
+    rid = await webchat_resident("r", language="ru")
+    vote = Reply("Vote?", [[Button("Yes", "poll:1:opt:1")]])
+    pushes = [note("note:0", "One"), deliveries.Push("poll", 1, "poll:1", "reply", vote.to_json())]
+    pushes.append(note("note:2", "Two"))
+    for push in pushes:
+        await deliveries.queue(push, [(rid, "webchat", "r")])
+    await deliveries.hold_denied("webchat", HERE)
+    await returned(rid)
+    digest = await Delivery.get(source_kind=deliveries.DIGEST)
+    request = RenderRequest("digest", json.loads(digest.params), "ru", "webchat")
+    reply = await Pushes(ZoneInfo("UTC"))(request)
+    assert reply == Reply(f"{tr('ru', 'While you were away:')}\n\nOne\n\nTwo")
+    rows = (
+        await Delivery.filter(source_kind__not="digest")
+        .order_by("id")
+        .values_list("dedupe_key", "state")
+    )
+    assert rows == [("note:0", "digested"), ("poll:1", "queued"), ("note:2", "digested")]
+
+
+def test_a_digest_too_long_for_the_channel_cuts_each_item_to_a_share() -> None:
+    items = ["a" * 300, "b" * 50, "c" * 300]
+    assert fit_digest("Head:", items, 1000) == "\n\n".join(["Head:", *items])
+    cut = fit_digest("Head:", items, 400)
+    assert cut == "\n\n".join(["Head:", "a" * 128 + "…", "b" * 50, "c" * 128 + "…"])
+    assert len(cut) <= 400
