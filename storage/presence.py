@@ -54,22 +54,31 @@ async def leave(worker: str, channel: str, external_id: str) -> None:
     await Presence.filter(worker=worker, channel=channel, external_id=external_id).delete()
 
 
-async def refresh(worker: str, now: datetime | None = None) -> int:
-    """This worker is alive: all its rows are fresh again, in one UPDATE."""
-    return await Presence.filter(worker=worker).update(seen_at=now or _now())
+async def refresh(worker: str, now: datetime | None = None) -> set[tuple[str, str]]:
+    """This worker is alive: all its rows are fresh again, in one UPDATE. Returns the
+    (channel, external id) of the rows it has."""
+    client = connections.get("default")
+    marks = ("$1", "$2") if client.capabilities.dialect == "postgres" else ("?", "?")
+    seen = Presence._meta.fields_map["seen_at"].to_db_value(now or _now(), Presence)
+    rows = await client.execute_query_dict(
+        f'UPDATE "presence" SET "seen_at" = {marks[0]} WHERE "worker" = {marks[1]} '
+        'RETURNING "channel", "external_id"',
+        [seen, worker],
+    )
+    return {(str(row["channel"]), str(row["external_id"])) for row in rows}
 
 
 async def keep_alive(worker: str, channel: str, present: frozenset[str]) -> int:
-    """The refresh: this worker's rows fresh again in one UPDATE, and, only when their
-    number is not what the worker holds (an arrival or a departure whose write failed or
-    crossed another), its rows rewritten to match. Returns how many are present."""
-    if await refresh(worker) == len(present):
-        return len(present)
-    await Presence.filter(
-        worker=worker, channel=channel, external_id__not_in=list(present)
-    ).delete()
-    for external_id in sorted(present):
-        await arrive(worker, channel, external_id)
+    """The refresh: this worker's rows fresh again in one UPDATE, and, only when they are
+    not whom the worker holds (an arrival or a departure whose write failed or crossed
+    another), rewritten to match. Returns how many residents are present."""
+    rows = {external for kind, external in await refresh(worker) if kind == channel}
+    if rows != present:
+        await Presence.filter(
+            worker=worker, channel=channel, external_id__in=list(rows - present)
+        ).delete()
+        for external_id in sorted(present - rows):
+            await arrive(worker, channel, external_id)
     return len(present)
 
 
