@@ -37,8 +37,9 @@ from dialogs.pushes import Pushes
 from handlers.commands import MENU_COMMANDS
 from handlers.dispatcher import Dispatcher
 from handlers.staff import STAFF_COMMANDS, STAFF_MENU_ROLES
-from storage import catalog, db, events, settings, staff
+from storage import catalog, db, events, presence, settings, staff
 from storage.catalog import Entry
+from storage.presence import Here
 from storage.webchat_guard import Newcomers
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class Runtime:
         await events.prune()  # the scheduler repeats it daily
         self.dispatcher = Dispatcher(config)
         self.http = build_app(config.http_timeouts)
+        # What this worker held before it stopped (or crashed) is gone with its sockets.
+        await presence.clear(self.worker_id)
         if config.webchat.enabled:
             secret = config.webchat.cookie_secret or await settings.secret("webchat_cookie")
             self.webchat = WebChat(
@@ -92,6 +95,7 @@ class Runtime:
                 or config.http_public_url.startswith("https://"),
                 trusted_proxies=config.http_trusted_proxies,
                 newcomers=Newcomers(config.webchat.new_residents_per_address_per_hour),
+                presence=Here(self.worker_id, "webchat"),
             )
             self.webchat.add_routes(self.http)
             self.dispatcher.capabilities[self.webchat.name] = self.webchat.capabilities
@@ -129,6 +133,15 @@ class Runtime:
             log.info("no Telegram token configured: serving the web chat only")
         self._start_delivery()
         self._start_reports()
+        self._start_presence()
+
+    @property
+    def worker_id(self) -> str:
+        """Stable across restarts (host, http.host, http.port): a worker that comes back
+        knows its own claims and presence rows. The last 64 characters (the columns'
+        width) keep the port, which tells apart the workers of one host."""
+        config = self.config
+        return f"{socket.gethostname()}/{config.http_host}:{config.http_port}"[-64:]
 
     def _start_delivery(self) -> None:
         """The scheduler releases what is due; the worker renders and sends it."""
@@ -154,12 +167,14 @@ class Runtime:
         worker = DeliveryWorker(
             channels,
             # The words of every push, from the dialogs: the worker does not import them.
-            Pushes(config.municipality.zone, config.municipality.default_language),
+            Pushes(
+                config.municipality.zone,
+                config.municipality.default_language,
+                {name: channel.limits.text_length for name, channel in channels.items()},
+            ),
             pacers,
             zone=config.municipality.zone,
-            # The last 64 characters (the column's width) keep the port, which tells
-            # apart the workers of one host.
-            worker_id=f"{socket.gethostname()}/{config.http_host}:{config.http_port}"[-64:],
+            worker_id=self.worker_id,
             lease=timedelta(seconds=config.delivery.lease_seconds),
             quiet_start=config.delivery.quiet_start,
             quiet_end=config.delivery.quiet_end,
@@ -175,6 +190,27 @@ class Runtime:
             "interval",
             seconds=REFRESH_EVERY.total_seconds(),
             id="refresh-progress-reports",
+            max_instances=1,
+            coalesce=True,
+        )
+
+    def _start_presence(self) -> None:
+        """Keep this worker's web-chat presence fresh: rows not refreshed for a few
+        periods count as gone (their worker died), and their residents' pushes wait."""
+        webchat = self.webchat
+        if webchat is None:
+            return
+        assert self.scheduler is not None
+        worker = self.worker_id
+
+        async def keep_alive() -> None:
+            await presence.keep_alive(worker, webchat.name, webchat.present())
+
+        self.scheduler.add_job(
+            keep_alive,
+            "interval",
+            seconds=presence.REFRESH_EVERY.total_seconds(),
+            id="refresh-webchat-presence",
             max_instances=1,
             coalesce=True,
         )
@@ -195,6 +231,11 @@ class Runtime:
             await self.webchat.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.webchat is not None:
+            try:  # its sockets are closed: nobody is present here any more
+                await presence.clear(self.worker_id)
+            except Exception as error:  # the rows go stale and count as gone anyway
+                log.warning("web chat: presence not cleared (%s)", type(error).__name__)
         await db.close_database()
 
 

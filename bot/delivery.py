@@ -20,6 +20,12 @@ fault, with backoff) or failed (after ``max_attempts``). A row a channel
 refuses by policy waits for the resident; a row whose source is gone is
 cancelled. A worker asked to stop gives back the rows it has claimed and not
 started.
+
+A channel's claim policy (``ClaimPolicy``) is applied in the claim: the web
+chat's rows are claimed only by the worker holding the resident's socket,
+and each round first moves the rows no worker can deliver to "waiting" in
+bulk. A digest (the catch-up of several held pushes) reports for its items
+too: they are sent, waiting again or failed with it.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.core.channel import Channel, PushRefused, RateLimited, RecipientBlocked
+from bot.core.channel import Channel, ClaimPolicy, PushRefused, RateLimited, RecipientBlocked
 from bot.core.logs import about
 from bot.core.messages import REPLY_TEMPLATE, Render, RenderRequest, Reply
 from bot.core.quiet_hours import DEFAULT_END, DEFAULT_START, next_allowed
@@ -138,6 +144,7 @@ class DeliveryWorker:
         priority first, also across batches: a personal push in the next batch, or
         picked up on its own, goes before what is left of this one."""
         pacer = self.pacers[channel]
+        policy = self._policy(channel)
         size = max(1, min(self.batch, int(pacer.per_second * self.batch_seconds)))
         stop = stopping or asyncio.Event()
         sending: set[asyncio.Task[None]] = set()
@@ -156,6 +163,9 @@ class DeliveryWorker:
                 cache.clear()
 
         try:
+            held = await deliveries.hold_denied(channel, policy)
+            if held:
+                log.info("delivery: %d %s pushes wait for their residents", held, channel)
             claimed = await self._claim(channel, size)
             take(claimed)
             more = len(claimed) == size  # a full batch: there may be more to claim
@@ -177,7 +187,11 @@ class DeliveryWorker:
                     next_look = time_module.monotonic() + self.priority_every
                     take(
                         await deliveries.claim(
-                            self.worker_id, channel, size, min_priority=deliveries.PERSONAL
+                            self.worker_id,
+                            channel,
+                            size,
+                            min_priority=deliveries.PERSONAL,
+                            policy=policy,
                         )
                     )
                 row = waiting.popleft()
@@ -255,7 +269,12 @@ class DeliveryWorker:
         # Checked here too: a long broadcast is one round, and a dead worker's
         # rows must not wait for its end.
         await self._requeue_abandoned()
-        return await deliveries.claim(self.worker_id, channel, size)
+        return await deliveries.claim(self.worker_id, channel, size, policy=self._policy(channel))
+
+    def _policy(self, channel: str) -> ClaimPolicy:
+        """Whose rows of ``channel`` this worker may claim; a channel naming none: anyone's."""
+        policy = getattr(self.channels[channel], "claim_policy", ClaimPolicy.ANYONE)
+        return policy if isinstance(policy, ClaimPolicy) else ClaimPolicy.ANYONE
 
     async def _requeue_abandoned(self) -> None:
         """Queue again the rows of a worker gone for good; at most once a round's pause."""
@@ -306,18 +325,28 @@ class DeliveryWorker:
                 ),
             )
         except PushRefused as error:
-            await self._report(row, deliveries.mark_waiting(row, str(error)))
+            if row.template == deliveries.DIGEST:
+                await self._report(row, deliveries.mark_digest_refused(row, str(error)))
+            else:
+                await self._report(row, deliveries.mark_waiting(row, str(error)))
         except Exception as error:  # a network fault or a 5xx: try again later, then give up
             await self._failed(row, f"{type(error).__name__}: {error}")
         else:
             # Reported at once: a crash can repeat only the sends in flight.
-            await self._report(row, deliveries.mark_sent(row.id, message_id, rendered.digest))
+            if row.template == deliveries.DIGEST:
+                sent = deliveries.mark_digest_sent(row, message_id, rendered.digest)
+            else:
+                sent = deliveries.mark_sent(row.id, message_id, rendered.digest)
+            await self._report(row, sent)
 
     async def _failed(self, row: Claimed, reason: str) -> None:
         """Try again after a growing pause; after ``max_attempts``, give up."""
         if row.attempts >= self.max_attempts:
             log.warning("delivery %d failed for good: %s", row.id, reason)
-            await self._report(row, deliveries.mark_failed(row.id, reason))
+            if row.template == deliveries.DIGEST:
+                await self._report(row, deliveries.mark_digest_failed(row, reason))
+            else:
+                await self._report(row, deliveries.mark_failed(row.id, reason))
         else:
             at = datetime.now(UTC) + backoff(row.attempts)
             await self._report(row, deliveries.retry_later(row.id, at, reason))

@@ -17,12 +17,12 @@ renders itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from bot.core.i18n import LANGUAGES, Translator, translator
-from bot.core.messages import RenderRequest, Reply
+from bot.core.i18n import LANGUAGES, N_, Translator, translator
+from bot.core.messages import REPLY_TEMPLATE, RenderRequest, Reply
 from dialogs.announce import ADMIN_ASKED, ADMIN_ASKED_NOTE, progress_text, status_text
 from dialogs.announcement_list import DECIDED, DECIDED_NOTE
 from storage import announcements, deliveries, media
@@ -48,6 +48,8 @@ class Pushes:
 
     zone: ZoneInfo
     default_language: str = "lv"
+    # Each channel's longest message (``ChannelLimits.text_length``): a digest fits it.
+    text_lengths: Mapping[str, int] = field(default_factory=dict)
 
     async def __call__(self, request: RenderRequest) -> Reply | None:
         render = TEMPLATES.get(request.template)
@@ -122,3 +124,58 @@ async def decided(pushes: Pushes, request: RenderRequest) -> Reply | None:
     params = request.params
     text = pushes.translator(request).gettext(DECIDED[params["verdict"]], id=params["announcement"])
     return Reply(text)
+
+
+WHILE_AWAY = N_("While you were away:")
+DIGEST_TEXT_LENGTH = 4000  # for a channel that told none
+SHORTEST_ITEM = 80  # an item cut to fit is never cut shorter
+
+
+def _shorten(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1].rstrip() + "…"
+
+
+def fit_digest(head: str, items: list[str], limit: int) -> str:
+    """The head and the items, a paragraph each; when that is longer than the channel's
+    message, each item is cut to an equal share. Past ``SHORTEST_ITEM`` a share is not
+    cut further: the channel splits what is still too long into several messages."""
+    text = "\n\n".join([head, *items])
+    if len(text) <= limit or not items:
+        return text
+    share = max(SHORTEST_ITEM, (limit - len(head)) // len(items) - 2)
+    return "\n\n".join([head, *(_shorten(item, share) for item in items)])
+
+
+@template(deliveries.DIGEST)
+async def digest(pushes: Pushes, request: RenderRequest) -> Reply | None:
+    """The catch-up: "While you were away:" and each held push, rendered now, a paragraph
+    each, in the resident's language of now.
+
+    An item whose push carries buttons (none today; poll invitations will) is not
+    folded: its buttons must stay actionable, so it goes as its own message after the
+    digest. So does an item with an image, which one text cannot carry. An item whose
+    source is gone is cancelled. Nothing left to fold: no digest (it is cancelled).
+    """
+    folded: list[str] = []
+    alone: list[int] = []
+    gone: list[int] = []
+    for item_id, item_template, params in await deliveries.digest_items(request.params["items"]):
+        if item_template == REPLY_TEMPLATE:
+            reply: Reply | None = Reply.from_json(params)
+        else:
+            item = RenderRequest(item_template, params, request.language, request.channel)
+            reply = await pushes(item)
+        if reply is None:
+            gone.append(item_id)
+        elif reply.buttons or reply.image or reply.request_location:
+            alone.append(item_id)
+        elif reply.text.strip():
+            folded.append(reply.text.strip())
+        else:
+            gone.append(item_id)
+    await deliveries.unfold(alone, gone)
+    if not folded:
+        return None
+    tr = pushes.translator(request)
+    limit = pushes.text_lengths.get(request.channel, DIGEST_TEXT_LENGTH)
+    return Reply(fit_digest(tr.gettext(WHILE_AWAY), folded, limit))

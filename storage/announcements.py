@@ -126,7 +126,7 @@ async def cancel(announcement_id: int, actor: str) -> tuple[Outcome, Announcemen
             stopped = await Delivery.filter(
                 source_kind=deliveries.ANNOUNCEMENT,
                 source_id=row.id,
-                state__in=("queued", "sending", "waiting"),
+                state__in=("queued", "sending", "waiting", "digested"),
             ).update(state="cancelled", error="stopped by staff")
         row.state, row.cancelled_by, row.report_at = "cancelled", actor, None
         await row.save(update_fields=["state", "cancelled_by", "report_at"])

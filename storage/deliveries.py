@@ -29,10 +29,15 @@ from tortoise.expressions import F, Subquery
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
+from bot.core.channel import ClaimPolicy
+from storage import presence
 from storage.models import Announcement, ChannelIdentity, Delivery, Resident
 
 STATES = ("queued", "sending", "sent", "failed", "blocked", "waiting")
 BATCH = 1000
+# Rows a round moves to "waiting" in one statement at most (their residents are flagged
+# by id, and a statement takes only so many parameters).
+HOLD_BATCH = 5000
 
 # Priorities: higher goes first. A push to one resident (a status change, a staff note, a
 # staff report) must not wait behind a city-wide broadcast.
@@ -41,6 +46,9 @@ PERSONAL = 10
 
 # The source and template of an announcement's own rows, written in SQL by ``release``.
 ANNOUNCEMENT = "announcement"
+# The source and template of a catch-up: several held pushes as one message. Its items
+# are "digested" while it goes, and count as sent once it is.
+DIGEST = "digest"
 
 EditRefused = Literal["send", "drop"]
 
@@ -410,21 +418,25 @@ async def claim(
     now: datetime | None = None,
     *,
     min_priority: int | None = None,
+    policy: ClaimPolicy = ClaimPolicy.ANYONE,
 ) -> list[Claimed]:
     """Take up to ``limit`` due rows of a channel for this worker, highest priority first
-    (then oldest); with ``min_priority``, only rows of that priority or more."""
+    (then oldest); with ``min_priority``, only rows of that priority or more; only those
+    the channel's ``policy`` lets this worker deliver (``allowed_here``)."""
     client = connections.get("default")
     param = _Params(client.capabilities.dialect)
-    worker_mark, moment = param(worker, "text"), param(_db_time(now or _now()), "timestamptz")
+    at = now or _now()
+    worker_mark, moment = param(worker, "text"), param(_db_time(at), "timestamptz")
     channel_mark, limit_mark = param(channel, "text"), param(limit, "int")
     # An index range over the claim's partial index: cheap to ask often.
     floor = "" if min_priority is None else f' AND "priority" >= {param(min_priority, "int")}'
+    allowed = allowed_here(policy, worker_mark, at, param)
     lock = " FOR UPDATE SKIP LOCKED" if param.postgres else ""  # SQLite has one writer
     sql = (
         f'UPDATE "delivery" SET "state" = \'sending\', "claimed_by" = {worker_mark}, '
         f'"claimed_at" = {moment}, "attempts" = "attempts" + 1 '
         f'WHERE "id" IN (SELECT "id" FROM "delivery" WHERE "state" = \'queued\' '
-        f'AND "channel" = {channel_mark} AND "not_before" <= {moment}{floor} '
+        f'AND "channel" = {channel_mark} AND "not_before" <= {moment}{floor}{allowed} '
         f'ORDER BY "priority" DESC, "id" LIMIT {limit_mark}{lock}) '
         f"RETURNING {RETURNING}"
     )
@@ -437,6 +449,85 @@ async def claim(
         for row in rows
     ]
     return sorted(claimed, key=lambda row: (-row.priority, row.id))
+
+
+# --- channel policy in the claim -------------------------------------------------------
+# Each policy is two SQL conditions on a "delivery" row: may this worker deliver it now,
+# and may no worker deliver it now. Messenger's ``within(hours)`` plugs in here (on the
+# identity's last inbound message), and neither the claim nor the worker changes.
+
+
+def _present(param: _Params, at: datetime) -> str:
+    """A fresh presence of the row's resident on its channel (on any worker, so far)."""
+    return (
+        'SELECT 1 FROM "presence" p WHERE p."channel" = "delivery"."channel" '
+        'AND p."external_id" = "delivery"."external_id" '
+        f'AND p."seen_at" >= {param(_db_time(presence.fresh_since(at)), "timestamptz")}'
+    )
+
+
+def allowed_here(policy: ClaimPolicy, worker_mark: str, at: datetime, param: _Params) -> str:
+    """`` AND …``: the policy lets the worker (its placeholder) deliver the row now."""
+    if policy.kind == "anyone":
+        return ""
+    if policy.kind == "present_here":
+        return f' AND EXISTS ({_present(param, at)} AND p."worker" = {worker_mark})'
+    raise ValueError(f"no claim rule for the policy {policy!r} yet")
+
+
+def denied_everywhere(policy: ClaimPolicy, at: datetime, param: _Params) -> str | None:
+    """`` AND …``: no worker may deliver the row now; None when a policy never denies."""
+    if policy.kind == "anyone":
+        return None
+    if policy.kind == "present_here":
+        return f" AND NOT EXISTS ({_present(param, at)})"
+    raise ValueError(f"no claim rule for the policy {policy!r} yet")
+
+
+HELD_BECAUSE = {
+    "present_here": "the resident has no chat open",
+    "within": "outside the channel's window for pushes",
+}
+
+
+async def hold_denied(
+    channel: str, policy: ClaimPolicy, now: datetime | None = None, limit: int = HOLD_BATCH
+) -> int:
+    """Move the due rows no worker may deliver now to "waiting", in bulk, and flag their
+    residents (``pushes_held``) so that their next message brings them (the catch-up).
+
+    One UPDATE for the rows, and one for their residents, per ``limit`` rows: not
+    claimed and given back one by one. A row of a resident present on another worker
+    stays queued for that worker. Returns how many rows were moved.
+    """
+    at = now or _now()
+    if denied_everywhere(policy, at, _Params(_dialect())) is None:
+        return 0  # no database trip for a channel whose rows anyone may deliver
+    moved = 0
+    while True:
+        async with in_transaction() as client:
+            param = _Params(client.capabilities.dialect)
+            denied = denied_everywhere(policy, at, param) or ""
+            reason = param(HELD_BECAUSE[policy.kind], "text")
+            moment, channel_mark = param(_db_time(at), "timestamptz"), param(channel, "text")
+            lock = " FOR UPDATE SKIP LOCKED" if param.postgres else ""
+            sql = (
+                f'UPDATE "delivery" SET "state" = \'waiting\', "error" = {reason} '
+                f'WHERE "id" IN (SELECT "id" FROM "delivery" WHERE "state" = \'queued\' '
+                f'AND "channel" = {channel_mark} AND "not_before" <= {moment}{denied} '
+                f'LIMIT {param(limit, "int")}{lock}) RETURNING "resident_id"'
+            )
+            rows = await client.execute_query_dict(sql, param.values)
+            residents = sorted({int(row["resident_id"]) for row in rows})
+            if residents:
+                await (
+                    Resident.filter(id__in=residents, pushes_held=False)
+                    .using_db(client)
+                    .update(pushes_held=True)
+                )
+        moved += len(rows)
+        if len(rows) < limit:
+            return moved
 
 
 async def mark_sent(delivery_id: int, message_id: str = "", shown: str = "") -> None:
@@ -575,16 +666,99 @@ async def mark_waiting(delivery: Claimed, reason: str) -> None:
 
 
 async def resident_returned(resident: Resident, channel: str, external_id: str) -> int:
-    """The resident wrote on this account: it is reachable again, and what waited
-    for it is due now (the catch-up). The caller's session saves the flag."""
+    """The resident wrote (or opened the chat) on this account: it is reachable again,
+    and what waited for it is due now, as one catch-up. Returns how many rows came back.
+
+    One held message goes as it is; several go as one digest ("While you were away:"
+    and the items, rendered when it is sent: ``dialogs.pushes``), and the held rows are
+    "digested" until it is sent, when they count as sent. An edit (a staff report) is
+    never folded: it changes its own message. The caller's session saves the flag.
+    """
     await ChannelIdentity.filter(channel=channel, external_id=external_id).update(
         unreachable_since=None
     )
-    released = await Delivery.filter(
-        channel=channel, external_id=external_id, state="waiting"
-    ).update(state="queued", not_before=_now(), error="")
     resident.pushes_held = False
-    return released
+    waiting = Delivery.filter(channel=channel, external_id=external_id, state="waiting")
+    held = await waiting.order_by("id").values_list("id", "operation")
+    sends = [row_id for row_id, operation in held if operation == "send"]
+    folded: list[int] = []
+    if len(sends) > 1:
+        push = Push(
+            DIGEST,
+            resident.id,
+            f"{DIGEST}:{sends[-1]}",  # a held row is in one digest at most
+            DIGEST,
+            {"items": sends},
+            priority=PERSONAL,
+            # It answers the resident's own message: quiet hours keep us from waking
+            # people, and this one is awake.
+            quiet_exempt=True,
+        )
+        if await queue(push, [(resident.id, channel, external_id)]):
+            folded = sends
+            await Delivery.filter(id__in=folded, state="waiting").update(
+                state="digested", error="", claimed_by=""
+            )
+    released = await waiting.filter(id__not_in=folded or [0]).update(
+        state="queued", not_before=_now(), error=""
+    )
+    return released + len(folded)
+
+
+async def digest_items(ids: Sequence[int]) -> list[tuple[int, str, dict[str, Any]]]:
+    """(id, template, parameters) of a digest's items still waiting for it, oldest first."""
+    rows = await (
+        Delivery.filter(id__in=list(ids), state="digested")
+        .order_by("id")
+        .values_list("id", "template", "params")
+    )
+    return [(int(row_id), str(template), json.loads(params)) for row_id, template, params in rows]
+
+
+async def unfold(alone: Sequence[int], gone: Sequence[int]) -> None:
+    """Items a digest cannot carry: ``alone`` (buttons that must stay actionable, an
+    image) go as their own messages after it; ``gone`` (their source is) are cancelled."""
+    if alone:
+        await Delivery.filter(id__in=list(alone), state="digested").update(
+            state="queued", not_before=_now()
+        )
+    if gone:
+        await Delivery.filter(id__in=list(gone), state="digested").update(
+            state="cancelled", error="its source is gone"
+        )
+
+
+def _items(row: Claimed) -> list[int]:
+    return [int(item) for item in json.loads(row.params).get("items", [])]
+
+
+async def mark_digest_sent(row: Claimed, message_id: str, shown: str) -> None:
+    """The digest went: so did every item it carried."""
+    async with in_transaction():
+        await mark_sent(row.id, message_id, shown)
+        await Delivery.filter(id__in=_items(row), state="digested").update(
+            state="sent", sent_at=_now(), message_id=message_id, error=""
+        )
+
+
+async def mark_digest_refused(row: Claimed, reason: str) -> None:
+    """The resident left before the digest went: it never was, its items wait again (and
+    come back in the next one)."""
+    async with in_transaction():
+        if await Delivery.filter(id=row.id, state="sending").delete():
+            await Delivery.filter(id__in=_items(row), state="digested").update(
+                state="waiting", error=reason[:256]
+            )
+            await Resident.filter(id=row.resident_id).update(pushes_held=True)
+
+
+async def mark_digest_failed(row: Claimed, error: str) -> None:
+    """The digest failed for good: so did its items."""
+    async with in_transaction():
+        await mark_failed(row.id, error)
+        await Delivery.filter(id__in=_items(row), state="digested").update(
+            state="failed", error=error[:256]
+        )
 
 
 async def mark_blocked(channel: str, external_id: str, reason: str) -> int:
@@ -598,7 +772,9 @@ async def mark_blocked(channel: str, external_id: str, reason: str) -> int:
             pushes_held=True
         )
         return await Delivery.filter(
-            channel=channel, external_id=external_id, state__in=["queued", "sending", "waiting"]
+            channel=channel,
+            external_id=external_id,
+            state__in=["queued", "sending", "waiting", "digested"],
         ).update(state="blocked", error=reason[:256])
 
 
@@ -619,7 +795,9 @@ async def requeue_mine(worker: str) -> int:
 
 
 async def counts(source_kind: str, source_id: int) -> dict[str, int]:
-    """How many deliveries of a source (an announcement) are in each state."""
+    """How many deliveries of a source (an announcement) are in each state. A row going
+    out in a digest counts as being sent (it is, in another row), so a report stays
+    "going out" until the digest has gone, and then counts it sent."""
     rows = (
         await Delivery.filter(source_kind=source_kind, source_id=source_id)
         .annotate(n=Count("id"))
@@ -628,7 +806,8 @@ async def counts(source_kind: str, source_id: int) -> dict[str, int]:
     )
     result = dict.fromkeys(STATES, 0)
     for state, n in rows:
-        result[str(state)] = int(n)
+        key = "sending" if state == "digested" else str(state)
+        result[key] = result.get(key, 0) + int(n)
     return result
 
 

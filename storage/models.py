@@ -311,3 +311,26 @@ class NewcomerCount(Model):
     class Meta:
         table = "newcomer_count"
         unique_together = (("address", "hour"),)
+
+
+class Presence(Model):
+    """A resident's open chat held by one worker (a web-chat socket), so that the worker
+    holding it is the one that claims their pushes.
+
+    Written when the resident's first tab opens on that worker and removed when the last
+    closes. The worker refreshes its rows every few seconds, so a row left by a worker
+    that died goes stale and counts as gone.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    worker = fields.CharField(max_length=64)  # the delivery worker id, as in claimed_by
+    channel = fields.CharField(max_length=16)
+    external_id = fields.CharField(max_length=64)
+    seen_at = fields.DatetimeField()
+
+    class Meta:
+        table = "presence"
+        unique_together = (("worker", "channel", "external_id"),)
+        # The claim asks by resident (any worker, or this one): the unique index leads with
+        # the worker, so the resident's own index serves the "anywhere" question.
+        indexes = (("channel", "external_id"),)

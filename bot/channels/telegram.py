@@ -33,6 +33,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.telegram_push import PushSender
 from bot.core.channel import (
+    ClaimPolicy,
     RateLimited,
     RecipientBlocked,
     coalesce,
@@ -286,6 +287,7 @@ class TelegramChannel:
     name: str = NAME
     limits: ChannelLimits = LIMITS
     capabilities: Capabilities = CAPABILITIES
+    claim_policy: ClaimPolicy = ClaimPolicy.ANYONE  # any worker may send to any chat
     application: Application = field(init=False)  # type: ignore[type-arg]
     # Pushes go on a lean path of their own from start() to stop().
     _push: PushSender | None = field(default=None, init=False)

@@ -9,6 +9,11 @@ resident row is made when the person first writes or presses a button, and
 only so many new residents a client address may start in an hour. When a
 resident is forgotten (/mydata), their sockets close with ``RENEW_CLOSE`` and
 the page fetches a fresh cookie, so the old id never comes back.
+
+Only the worker holding a resident's socket can push to them, so the chat tells
+the runtime (``Presence``) when a resident's first tab opens here and when the
+last one closes: the web chat's pushes are claimed by that worker alone
+(``ClaimPolicy.PRESENT_HERE``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from bot.core.channel import PushRefused, coalesce, fit_label, split_text
+from bot.core.channel import ClaimPolicy, PushRefused, coalesce, fit_label, split_text
 from bot.core.config import IPNetwork
 from bot.core.i18n import N_, Translator, translator
 from bot.core.messages import (
@@ -101,6 +106,17 @@ class Newcomers(Protocol):
         """Count a new resident from ``address``: None when admitted, else when to try again."""
 
 
+class Presence(Protocol):
+    """Where the web chat says whose sockets it holds. The runtime hands it in
+    (storage.presence.Here, bound to this worker): the claim reads it."""
+
+    async def arrive(self, user_id: str) -> None:
+        """The resident's first tab opened on this worker."""
+
+    async def leave(self, user_id: str) -> None:
+        """The resident's last tab on this worker closed."""
+
+
 def sign(secret: str, user_id: str) -> str:
     mac = hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).digest()
     return f"{user_id}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
@@ -131,9 +147,12 @@ class WebChat:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # None: every cookie is taken for a resident and nobody is limited (a test's stand-in).
     newcomers: Newcomers | None = None
+    # None: nobody is told (a test's stand-in, a single worker's tests that claim anyway).
+    presence: Presence | None = None
     name: str = NAME
     limits: ChannelLimits = LIMITS
     capabilities: Capabilities = CAPABILITIES
+    claim_policy: ClaimPolicy = ClaimPolicy.PRESENT_HERE
     _sockets: dict[str, set[web.WebSocketResponse]] = field(default_factory=dict)
     # The language of the last answer per connected resident, so that an
     # unreadable frame is refused in their language without a database trip.
@@ -203,8 +222,13 @@ class WebChat:
         address = self._address_key(request)
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
+        first = user_id not in self._sockets
         self._sockets.setdefault(user_id, set()).add(ws)
         try:
+            if first:
+                # Before the greeting: opening the chat releases what waited (the
+                # catch-up), and this worker must be the one to claim it.
+                await self._tell_presence(user_id, arrived=True)
             known = await self._open(user_id, ws, address)
             async for message in ws:
                 if message.type is not WSMsgType.TEXT:
@@ -216,7 +240,24 @@ class WebChat:
             if not sockets:
                 self._sockets.pop(user_id, None)
                 self._languages.pop(user_id, None)
+                await self._tell_presence(user_id, arrived=False)
         return ws
+
+    def present(self) -> frozenset[str]:
+        """The residents with a tab open on this worker."""
+        return frozenset(self._sockets)
+
+    async def _tell_presence(self, user_id: str, arrived: bool) -> None:
+        """The chat works without it: a push then waits until the resident writes."""
+        if self.presence is None:
+            return
+        try:
+            if arrived:
+                await self.presence.arrive(user_id)
+            elif user_id not in self._sockets:  # not reopened meanwhile
+                await self.presence.leave(user_id)
+        except Exception as error:
+            log.warning("web chat: presence not recorded (%s)", type(error).__name__)
 
     async def _open(self, user_id: str, ws: web.WebSocketResponse, address: str) -> bool:
         """Greet a new tab; returns whether a resident stands behind the cookie."""

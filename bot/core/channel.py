@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import ClassVar, Literal, Protocol
 
 from bot.core.messages import ChannelLimits, Reply
 
@@ -26,9 +26,38 @@ class PushRefused(Exception):
     window, a web chat with no open tab); it waits for the resident to write."""
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimPolicy:
+    """Whom a worker may claim a channel's pushes for, decided in the claim itself.
+
+    ``ANYONE``: every row of the channel (Telegram). ``PRESENT_HERE``: only
+    residents whose socket this worker holds (the web chat: only that worker
+    can deliver). ``within(hours)``: only residents who wrote within so many
+    hours (Messenger's 24-hour window; its SQL comes with Messenger). A row the
+    policy denies on every worker is moved to "waiting" in bulk, and goes out
+    as the catch-up when the resident comes back.
+    """
+
+    kind: Literal["anyone", "present_here", "within"]
+    hours: int = 0
+
+    ANYONE: ClassVar[ClaimPolicy]
+    PRESENT_HERE: ClassVar[ClaimPolicy]
+
+    @classmethod
+    def within(cls, hours: int) -> ClaimPolicy:
+        return cls("within", hours)
+
+
+ClaimPolicy.ANYONE = ClaimPolicy("anyone")
+ClaimPolicy.PRESENT_HERE = ClaimPolicy("present_here")
+
+
 class Channel(Protocol):
     name: str
     limits: ChannelLimits
+    # Whose pushes a worker may claim for this channel; a channel declaring none: anyone's.
+    claim_policy: ClaimPolicy
 
     async def send(self, recipient: str, reply: Reply) -> str:
         """Deliver a push, buttons and all; returns the platform's id of the message sent
