@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.config import Named
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
-from bot.messages import Reply
-from bot.quiet_hours import next_allowed
+from bot.core.config import Named
+from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
+from bot.core.messages import Reply
+from bot.core.quiet_hours import next_allowed
 from dialogs import menu
 from dialogs.context import Ctx
 from dialogs.engine import Dialog, ask_again, enter

@@ -9,8 +9,8 @@ get a plain answer ("already cancelled", "too late"), never a double effect.
 
 from __future__ import annotations
 
-from bot.i18n import LANGUAGES, N_, translator
-from bot.messages import Button, Reply
+from bot.core.i18n import LANGUAGES, N_, translator
+from bot.core.messages import Button, Reply
 from dialogs.announce import (
     APPROVERS,
     actor,

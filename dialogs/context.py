@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.config import Config
-from bot.i18n import Translator, localized, translator
-from bot.messages import FileSource, Incoming, Reply
+from bot.core.config import Config
+from bot.core.i18n import Translator, localized, translator
+from bot.core.messages import FileSource, Incoming, Reply
 from storage.models import Resident
 from storage.sessions import Session
 

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.i18n import N_
-from bot.messages import Button, Incoming, Kind, Reply
+from bot.core.i18n import N_
+from bot.core.messages import Button, Incoming, Kind, Reply
 from dialogs.context import Ctx
 
 Render = Callable[[Ctx], Awaitable[Reply]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.messages import Button, Reply
+from bot.core.messages import Button, Reply
 from dialogs.context import Ctx
 
 SETTINGS = "menu:settings"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.i18n import LANGUAGE_NAMES, N_
-from bot.messages import Reply
+from bot.core.i18n import LANGUAGE_NAMES, N_
+from bot.core.messages import Reply
 from dialogs import menu
 from dialogs.context import Ctx
 from dialogs.engine import Dialog, ask_again, enter

@@ -6,8 +6,8 @@ accepts the privacy notice; declining forgets everything.
 
 from __future__ import annotations
 
-from bot.i18n import LANGUAGES
-from bot.messages import Reply
+from bot.core.i18n import LANGUAGES
+from bot.core.messages import Reply
 from dialogs import menu
 from dialogs.context import Ctx
 from dialogs.engine import Dialog, Step, ask_again, enter

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bot.config import Named
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_
-from bot.messages import Button
+from bot.core.config import Named
+from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, N_
+from bot.core.messages import Button
 from dialogs.context import Ctx
 from dialogs.engine import Step
 

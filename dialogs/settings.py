@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES
-from bot.messages import Reply
+from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES
+from bot.core.messages import Reply
 from dialogs import menu
 from dialogs.context import Ctx
 from dialogs.engine import Dialog, ask_again, enter

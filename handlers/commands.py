@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.i18n import LANGUAGE_NAMES, LANGUAGES, N_
-from bot.messages import Button, Reply
+from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, N_
+from bot.core.messages import Button, Reply
 from dialogs import menu, mydata, onboarding, settings
 from dialogs.announce import COMPOSERS
 from dialogs.context import Ctx

@@ -25,10 +25,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from bot.config import Config
-from bot.i18n import N_, translator
-from bot.logs import about, who
-from bot.messages import FileSource, Incoming, Kind, Outcome, Reply
+from bot.core.config import Config
+from bot.core.i18n import N_, translator
+from bot.core.logs import about, who
+from bot.core.messages import FileSource, Incoming, Kind, Outcome, Reply
 from dialogs import menu, onboarding
 from dialogs.context import Ctx
 from dialogs.engine import EXPIRED, handle

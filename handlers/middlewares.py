@@ -10,9 +10,9 @@ import logging
 import math
 from datetime import UTC, datetime, timedelta
 
-from bot.i18n import LANGUAGES, translator
-from bot.logs import who
-from bot.messages import Incoming, Kind
+from bot.core.i18n import LANGUAGES, translator
+from bot.core.logs import who
+from bot.core.messages import Incoming, Kind
 from dialogs.context import Ctx
 from handlers.router import Route
 from storage import deliveries, residents, staff

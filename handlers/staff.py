@@ -4,7 +4,7 @@ command" answer (the attempt is logged by the dispatcher)."""
 
 from __future__ import annotations
 
-from bot.i18n import N_
+from bot.core.i18n import N_
 from dialogs import announce, announcement_list
 from dialogs.announce import APPROVERS, COMPOSERS
 from dialogs.context import Ctx
