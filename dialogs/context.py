@@ -22,6 +22,10 @@ class Ctx:
     role: str | None = None  # the staff role, checked on the server for every staff action
     replies: list[Reply] = field(default_factory=list)
     files: Mapping[str, FileSource] = field(default_factory=dict)  # channel → its files
+    # The photo this update carries, fetched by the dispatcher before the transaction
+    # opened (no download holds the resident's row lock); None when the current step
+    # takes no photo, or the channel did not hand it over.
+    photo: bytes | None = None
 
     # --- translation -----------------------------------------------------
     def _(self, message: str, /, **values: object) -> str:
@@ -75,10 +79,3 @@ class Ctx:
     def takes_photos(self) -> bool:
         """Whether this channel can hand over a photo the resident sends."""
         return self.incoming.channel in self.files
-
-    async def photo_bytes(self, max_bytes: int) -> bytes | None:
-        """The photo this update carries, from its channel; None where that cannot be."""
-        source = self.files.get(self.incoming.channel)
-        if source is None or not self.incoming.photo_id:
-            return None
-        return await source.fetch(self.incoming.photo_id, max_bytes)
