@@ -22,7 +22,11 @@ What runs for each ``--run`` (see bench/README.md for the figures):
 
 It reports the achieved rate over the steady part (from 5 % to 95 % of the sends) as a
 fraction of RATE, the duplicates, the losses (recipients who got nothing, rows not ``sent``),
-the 429s, the peak memory (VmHWM) and CPU of each bot process.
+the 429s, the peak memory (VmHWM) and CPU of each bot process, and how long a personal push
+took to reach its resident: one push to one resident outside the audience (as a proposal's
+status change will queue one), queued by the bench in the outbox when half the broadcast had
+gone out, timed from its commit to its arrival at the stand-in (both on the machine's
+monotonic clock).
 
 Exit code: 0 when every run delivered every message exactly once; 1 otherwise. The rate
 and memory aims are reported, not enforced.
@@ -60,10 +64,12 @@ from bench.scratch_db import scratch_postgres  # noqa: E402
 from bench.standin_process import StandIn, free_port, serve_commands  # noqa: E402
 
 FIRST_CHAT = 800_000_001
+PERSONAL_CHAT = 799_999_999  # the resident of the personal push, outside the audience
 TEXT = "Rīt no 9:00 līdz 15:00 Brīvības ielā nebūs ūdens. Paldies par sapratni!"
+PERSONAL_TEXT = "Jūsu priekšlikums #7 ir pieņemts."
 WEBHOOK_SECRET = "broadcast-bench-webhook-secret"
 DEFAULT_RUNS = ("30:1500:1", "30:1500:2", "1000:100000:1", "1000:100000:2")
-AIM_RATE, AIM_MEMORY_MB = 0.95, 200
+AIM_RATE, AIM_MEMORY_MB, AIM_PERSONAL_SECONDS = 0.95, 200, 5.0
 
 
 # ============================================================================================
@@ -90,7 +96,7 @@ async def _standin_serve(conn: Connection) -> None:
     async def handle(command: str, args: dict[str, Any]) -> Any:
         if command == "setup":
             first, count = args["first"], args["count"]
-            api.add_users(range(first, first + count))
+            api.add_users([*range(first, first + count), PERSONAL_CHAT])
             api.limit_rate(args["rate"])
             return count
         if command == "status":
@@ -113,6 +119,7 @@ async def _standin_serve(conn: Connection) -> None:
 
 def _standin_report(api: Any, samples: list[tuple[float, int]], first: int, count: int) -> dict:
     counts = api.delivery_counts()
+    personal = counts.pop(PERSONAL_CHAT, 0)
     audience = range(first, first + count)
     missing = sum(1 for chat in audience if chat not in counts)
     sent = api.sent_count
@@ -152,6 +159,9 @@ def _standin_report(api: Any, samples: list[tuple[float, int]], first: int, coun
         "ignored_retry_after": len(api.ignored_retry_after),
         "errors": dict(errors.most_common(5)),
         "cpu": time.process_time(),
+        "personal_sends": personal,
+        "personal_at": api.send_times(PERSONAL_CHAT)[:1],  # on the machine's monotonic clock
+        "personal_text": [m.text for m in api.delivered(PERSONAL_CHAT)][:1],
     }
 
 
@@ -262,8 +272,10 @@ async def _opened(url: str) -> Any:
         EXECUTOR_CACHE.clear()
 
 
-async def onboard(count: int) -> None:
-    """``count`` onboarded residents on Telegram, chats FIRST_CHAT…, bulk-inserted."""
+async def onboard(count: int) -> int:
+    """``count`` onboarded residents on Telegram, chats FIRST_CHAT…, bulk-inserted; and the
+    resident of the personal push, not onboarded, so outside every audience. Returns that
+    resident's id."""
     from datetime import UTC, datetime
 
     from storage.models import ChannelIdentity, Resident
@@ -280,14 +292,52 @@ async def onboard(count: int) -> None:
         ],
         batch_size=2000,
     )
+    personal = await Resident.create(language="lv")
+    await ChannelIdentity.create(
+        resident=personal, channel="telegram", external_id=str(PERSONAL_CHAT)
+    )
+    return personal.id
 
 
-async def delivery_states() -> Counter[str]:
+async def queue_personal(resident_id: int) -> tuple[float, float]:
+    """One push to one resident, as a proposal's status change will queue it; returns the
+    moment it was committed, on the monotonic clock and as seconds since the epoch."""
+    from bot.core.messages import Reply
+    from storage import deliveries
+
+    push = deliveries.Push(
+        "proposal_status",
+        7,
+        "proposal:7:status:accepted",
+        "reply",
+        Reply(PERSONAL_TEXT).to_json(),
+        priority=deliveries.PERSONAL,
+    )
+    await deliveries.queue(push, [(resident_id, "telegram", str(PERSONAL_CHAT))])
+    return time.monotonic(), time.time()
+
+
+async def personal_claimed(committed: float) -> float:
+    """Seconds from the personal push's commit to a worker's claim of it."""
+    from storage.models import Delivery
+
+    row = await Delivery.get_or_none(source_kind="proposal_status")
+    if row is None or row.claimed_at is None:
+        return math.nan
+    return row.claimed_at.timestamp() - committed
+
+
+async def delivery_states(kind: str = "announcement") -> Counter[str]:
     from tortoise.functions import Count
 
     from storage.models import Delivery
 
-    rows = await Delivery.annotate(n=Count("id")).group_by("state").values_list("state", "n")
+    rows = (
+        await Delivery.filter(source_kind=kind)
+        .annotate(n=Count("id"))
+        .group_by("state")
+        .values_list("state", "n")
+    )
     return Counter({str(state): int(n) for state, n in rows})
 
 
@@ -297,7 +347,7 @@ async def shares() -> Counter[str]:
     from storage.models import Delivery
 
     rows = (
-        await Delivery.filter(state="sent")
+        await Delivery.filter(state="sent", source_kind="announcement")
         .annotate(n=Count("id"))
         .group_by("claimed_by")
         .values_list("claimed_by", "n")
@@ -367,6 +417,16 @@ class Run:
     total_seconds: float = math.nan
     unfinished: int = 0  # rows still queued or being sent when the time limit came
     paced: float = math.nan  # telegram_per_second of each worker
+    personal_queued_at: float = math.nan  # time.monotonic() of the personal push's commit
+    personal_claimed: float = math.nan  # seconds from that commit to a worker's claim
+    personal_sent_at: int = 0  # sends of the broadcast when it was queued
+    personal_state: str = ""  # its row's state at the end
+
+    @property
+    def personal_seconds(self) -> float:
+        """From the personal push's commit to its arrival at the stand-in."""
+        arrived = self.report.get("personal_at") or []
+        return arrived[0] - self.personal_queued_at if arrived else math.nan
 
     @property
     def name(self) -> str:
@@ -391,8 +451,17 @@ class Run:
 
     @property
     def correct(self) -> bool:
+        personal = math.isnan(self.personal_queued_at) or (
+            self.report.get("personal_sends") == 1
+            and self.report.get("personal_text") == [PERSONAL_TEXT]
+            and self.personal_state == "sent"
+        )
         return (
-            not self.problems and not self.unfinished and self.duplicates == 0 and self.losses == 0
+            not self.problems
+            and not self.unfinished
+            and self.duplicates == 0
+            and self.losses == 0
+            and personal
         )
 
 
@@ -454,7 +523,8 @@ async def _execute(
     limit: float,
 ) -> None:
     await standin.ready()
-    await onboard(run.recipients)
+    personal = await onboard(run.recipients)
+    committed = math.nan  # the personal push's commit, seconds since the epoch
     await standin.call("setup", first=FIRST_CHAT, count=run.recipients, rate=run.rate)
     # Each process paces to its own telegram_per_second: the production setting is the bot's
     # rate in every worker; --split-rate gives each worker its share instead.
@@ -545,6 +615,14 @@ async def _execute(
         if dead:
             raise RuntimeError(f"{', '.join(dead)} exited")
         status = await standin.call("status")
+        if math.isnan(run.personal_queued_at) and (
+            status["sent"] >= run.recipients // 2
+            if args.personal_after is None
+            else status["sent"] > 0 and time.perf_counter() - wall0 >= args.personal_after
+        ):
+            # Half the broadcast is out, the other half queued: a status change happens now.
+            run.personal_queued_at, committed = await queue_personal(personal)
+            run.personal_sent_at = status["sent"]
         if status["sent"] >= run.recipients or time.monotonic() > deadline - 5:
             rows = await Delivery.all().count()
             busy = await Delivery.filter(state__in=["queued", "sending"]).count()
@@ -577,6 +655,9 @@ async def _execute(
     await asyncio.sleep(1.0)  # a late duplicate would arrive now
     run.report = await standin.call("report", 120, first=FIRST_CHAT, count=run.recipients)
     run.states = await delivery_states()
+    run.personal_state = ",".join(await delivery_states("proposal_status")) or "none"
+    if not math.isnan(run.personal_queued_at):
+        run.personal_claimed = await personal_claimed(committed)
     run.shares = sorted((await shares()).values(), reverse=True)
     run.peaks_mb = [bot.peak_kb / 1024 for bot in bots]
     if run.report["sent"]:
@@ -604,6 +685,9 @@ def print_run(run: Run) -> None:
         ("losses", losses),
         ("memory", "met" if peak < AIM_MEMORY_MB else "MISSED"),
     ]
+    if not math.isnan(run.personal_queued_at) and run.rate <= 30:
+        met = run.personal_seconds < AIM_PERSONAL_SECONDS
+        aims.append(("personal push < 5 s", "met" if met else "MISSED"))
     print(
         f"\n== {run.name}, {run.backend}, each worker paced to {run.paced:g}/s, released by "
         f"{run.release} =="
@@ -638,6 +722,15 @@ def print_run(run: Run) -> None:
         f"  CPU              bots {run.cpu_ms_per_message:.2f} ms/message; stand-in "
         f"{run.standin_cpu:.1f} s; PostgreSQL {db}; other load {run.other_load:.2f} cores"
     )
+    if not math.isnan(run.personal_queued_at):
+        behind = run.recipients - run.personal_sent_at
+        print(
+            f"  personal push    {run.personal_seconds:.2f} s from its commit to its resident, "
+            f"claimed after {run.personal_claimed:.2f} s "
+            f"(queued after {run.personal_sent_at} sends, {behind} broadcast rows still to go, "
+            f"{behind / run.rate:.0f} s of the rate); row {run.personal_state}, "
+            f"{r.get('personal_sends', 0)} message(s)"
+        )
     print(f"  run time         {run.total_seconds:.0f} s (set-up and tear-down included)")
     print("  aims             " + ", ".join(f"{name} {verdict}" for name, verdict in aims))
     for problem in run.problems:
@@ -651,7 +744,7 @@ def summary(runs: Sequence[Run]) -> None:
     header = (
         f"{'R/s':>6} {'recipients':>10} {'workers':>7} {'achieved/R':>10} {'dups':>5} "
         f"{'losses':>6} {'unsent':>6} {'429s':>6} {'peak MB':>8} {'CPU ms/msg':>10} "
-        f"{'time s':>6}"
+        f"{'personal s':>10} {'time s':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -664,7 +757,7 @@ def summary(runs: Sequence[Run]) -> None:
             f"{run.duplicates:>5} {run.losses:>6} {run.unfinished:>6} "
             f"{sum(run.report['rate_limited'].values()):>6} "
             f"{max(run.peaks_mb):>8.0f} {run.cpu_ms_per_message:>10.2f} "
-            f"{run.total_seconds:>6.0f}"
+            f"{run.personal_seconds:>10.2f} {run.total_seconds:>6.0f}"
         )
 
 
@@ -736,6 +829,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="configure each of N workers with RATE/N messages a second (default: RATE each, "
         "as one configuration file for all workers gives)",
+    )
+    parser.add_argument(
+        "--personal-after",
+        type=float,
+        default=None,
+        metavar="S",
+        help="queue the personal push S seconds after the release instead of when half the "
+        "broadcast has gone out (for a run cut short by --limit: 30:100000:1 --limit 60)",
     )
     parser.add_argument(
         "--bot-entry",

@@ -2,7 +2,8 @@
 
 Start: database (migrated first on the SQLite default) → catalog and staff
 from the configuration → dispatcher → channels → HTTP server → Telegram →
-the scheduler (releases, staff progress reports) and the delivery worker.
+the scheduler (releases, staff progress reports) and the delivery worker, which
+is handed the words of every push (``dialogs.pushes``) as a render function.
 Stop (SIGTERM, SIGINT): the scheduler stops and the delivery worker reports
 the sends on the wire and hands the rest of its claim back → Telegram stops
 taking updates and finishes those in flight → web chat sockets close → HTTP
@@ -28,11 +29,12 @@ from bot.core.channel import Channel
 from bot.core.config import Config
 from bot.core.logs import who
 from bot.core.messages import CommandMenu, Reply
-from bot.delivery import DeliveryWorker, Send
+from bot.delivery import DeliveryWorker
 from bot.http import HttpRunner, build_app
 from bot.pacing import AnswerPacer, Pacer, SharedBudget
 from bot.progress import REFRESH_EVERY, refresh_reports
 from bot.scheduler import build_scheduler
+from dialogs.pushes import Pushes
 from handlers.commands import MENU_COMMANDS
 from handlers.dispatcher import Dispatcher
 from handlers.staff import STAFF_COMMANDS, STAFF_MENU_ROLES
@@ -111,6 +113,7 @@ class Runtime:
                 newcomers=Newcomers(config.webchat.new_residents_per_address_per_hour),
             )
             self.webchat.add_routes(self.http)
+            self.dispatcher.capabilities[self.webchat.name] = self.webchat.capabilities
         if config.telegram.token:
             self.telegram = TelegramChannel(
                 config.telegram,
@@ -127,6 +130,7 @@ class Runtime:
                 on_unsent=unsent_answers("telegram"),
             )
             self.dispatcher.files["telegram"] = self.telegram
+            self.dispatcher.capabilities[self.telegram.name] = self.telegram.capabilities
             self.telegram.add_routes(self.http)
         self._runner = HttpRunner(self.http, config.http_timeouts)
         await self._runner.setup()
@@ -154,12 +158,12 @@ class Runtime:
         self._start_reports()
 
     def _start_delivery(self) -> None:
-        """The scheduler releases what is due; the worker sends it."""
+        """The scheduler releases what is due; the worker renders and sends it."""
         config = self.config
-        senders: dict[str, Send] = {}
+        channels: dict[str, Channel] = {}
         pacers: dict[str, Pacer] = {}
         if self.telegram is not None:
-            senders["telegram"] = self.telegram.send
+            channels["telegram"] = self.telegram
             # Telegram's limit is per bot token: every worker books from one budget.
             pacers["telegram"] = Pacer(
                 config.delivery.telegram_per_second,
@@ -167,12 +171,17 @@ class Runtime:
                 budget=SharedBudget("telegram"),
             )
         if self.webchat is not None:
-            senders["webchat"] = self.webchat.send
-            pacers["webchat"] = Pacer(self.webchat.limits.messages_per_second, 20.0)
+            channels["webchat"] = self.webchat
+            limits = self.webchat.limits
+            pacers["webchat"] = Pacer(
+                limits.messages_per_second, limits.messages_per_second_per_chat
+            )
         self.scheduler = build_scheduler(config)
         self.scheduler.start()
         worker = DeliveryWorker(
-            senders,
+            channels,
+            # The words of every push, from the dialogs: the worker does not import them.
+            Pushes(config.municipality.zone, config.municipality.default_language),
             pacers,
             zone=config.municipality.zone,
             # The last 64 characters (the column's width) keep the port, which tells
@@ -185,18 +194,13 @@ class Runtime:
         self._delivering = asyncio.create_task(worker.run(self._stopping), name="delivery")
 
     def _start_reports(self) -> None:
-        """Staff progress reports, edited in place while announcements go out."""
+        """Staff progress reports, edited in place (through the outbox) while announcements
+        go out."""
         assert self.scheduler is not None
-        channels: dict[str, Channel] = {}
-        if self.telegram is not None:
-            channels["telegram"] = self.telegram
-        if self.webchat is not None:
-            channels["webchat"] = self.webchat
         self.scheduler.add_job(
             refresh_reports,
             "interval",
             seconds=REFRESH_EVERY.total_seconds(),
-            args=[channels, self.config.municipality.zone],
             id="refresh-progress-reports",
             max_instances=1,
             coalesce=True,

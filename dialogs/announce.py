@@ -17,14 +17,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.core.config import Named
-from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator, translator
+from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator
 from bot.core.messages import Reply
 from bot.core.quiet_hours import next_allowed
 from dialogs import menu
 from dialogs.context import Ctx
-from dialogs.engine import Dialog, ask_again, enter
+from dialogs.engine import Dialog, Step, ask_again, begin, enter
 from dialogs.moments import UnreadableTime, parse_local
-from dialogs.pickers import BACK, DONE, find, names_of, rows, toggle
+from dialogs.pickers import BACK, DONE, choice_buttons, find, names_of, toggle
 from storage import announcements, deliveries, media, staff
 from storage.announcements import Draft
 from storage.models import Announcement
@@ -39,10 +39,20 @@ dialog = Dialog("ann", roles=COMPOSERS)
 SNIPPET = 80  # characters of each text shown on the draft card
 FAR_AHEAD = timedelta(days=366)
 
+TIME_PASSED = N_("That time has passed. Please give a time still to come.")
 ADMIN_ASKED = N_(
     "Urgent announcement #{id} from {author} waits for an admin's confirmation. "
     "Send /announcements to read it and confirm or decline it."
 )
+# The push that says so to each admin (rendered by dialogs.pushes); params: author.
+ADMIN_ASKED_NOTE = "announcement_admin_asked"
+
+
+async def go_back(ctx: Ctx, step: Step, notice: str) -> None:
+    """Say what is missing, then ask it at its own step, so that its buttons and a typed
+    answer work (the draft is kept)."""
+    ctx.answer(ctx._(notice))
+    await enter(ctx, step)
 
 
 def actor(ctx: Ctx) -> str:
@@ -59,7 +69,7 @@ async def role(ctx: Ctx) -> str | None:
 
 async def start(ctx: Ctx) -> None:
     draft = {"texts": {}, "audience": {"kind": "all", "keys": []}, "urgent": False, "at": ""}
-    await enter(ctx, text, {**draft, "editing": "lv"})
+    await begin(ctx, text, {**draft, "editing": "lv"})
 
 
 # --- the draft in the dialog's data ------------------------------------------
@@ -129,20 +139,29 @@ async def render_card(ctx: Ctx) -> Reply:
     )
     lines.append(ctx._("Urgent: yes") if data.get("urgent") else ctx._("Urgent: no"))
     lines.append(ctx._("Goes out: {when}", when=_when_label(ctx, data.get("at", ""))))
+    # TRANSLATORS: a button label, at most 20 characters.
     second_row = [card.button(ctx._("Audience"), "audience")]
     if ctx.takes_photos or data.get("image"):  # only where the channel hands photos over
+        # TRANSLATORS: a button label, at most 20 characters.
         second_row.insert(0, card.button(ctx._("Image"), "image"))
+    if data.get("urgent"):
+        # TRANSLATORS: a button label, at most 20 characters.
+        urgency = ctx._("Mark not urgent")
+    else:
+        # TRANSLATORS: a button label, at most 20 characters.
+        urgency = ctx._("Mark urgent")
+    # TRANSLATORS: a button label, at most 20 characters.
+    time = ctx._("Time")
+    # TRANSLATORS: a button label, at most 20 characters.
+    preview_ = ctx._("Preview and send")
+    # TRANSLATORS: a button label, at most 20 characters.
+    discard = ctx._("Discard the draft")
     buttons = [
         [card.button(LANGUAGE_NAMES[code], f"text-{code}") for code in LANGUAGES],
         second_row,
-        [
-            card.button(
-                ctx._("Mark not urgent") if data.get("urgent") else ctx._("Mark urgent"), "urgent"
-            ),
-            card.button(ctx._("Time"), "when"),
-        ],
-        [card.button(ctx._("Preview and send"), "preview")],
-        [card.button(ctx._("Discard the draft"), "discard")],
+        [card.button(urgency, "urgent"), card.button(time, "when")],
+        [card.button(preview_, "preview")],
+        [card.button(discard, "discard")],
     ]
     return Reply("\n".join(lines), buttons, keep_apart=True)
 
@@ -188,8 +207,10 @@ async def render_text(ctx: Ctx) -> Reply:
         )
     buttons = []
     if has_text and code != "lv":
+        # TRANSLATORS: a button label, at most 20 characters.
         buttons.append([text.button(ctx._("Remove this text"), "remove")])
     if ctx.data.get("texts", {}).get("lv"):
+        # TRANSLATORS: a button label, at most 20 characters.
         buttons.append([text.button(ctx._("Back"), BACK)])
     hint = ctx._("/cancel stops and discards the draft.")
     return Reply(f"{prompt}\n\n{hint}", buttons)
@@ -219,7 +240,9 @@ async def render_image(ctx: Ctx) -> Reply:
     prompt = ctx._("Send the photo to go with the announcement; it comes with the text.")
     buttons = []
     if ctx.data.get("image"):
+        # TRANSLATORS: a button label, at most 20 characters.
         buttons.append([image.button(ctx._("Remove the image"), "remove")])
+    # TRANSLATORS: a button label, at most 20 characters.
     buttons.append([image.button(ctx._("Back"), BACK)])
     return Reply(prompt, buttons)
 
@@ -255,14 +278,18 @@ image = dialog.step(
 # --- audience --------------------------------------------------------------------
 async def render_audience(ctx: Ctx) -> Reply:
     m = ctx.config.municipality
+    # TRANSLATORS: a button label, at most 20 characters.
     buttons = [[audience.button(ctx._("Everyone"), "all")]]
     choices = []
     if m.neighbourhoods:
+        # TRANSLATORS: a button label, at most 20 characters.
         choices.append(audience.button(ctx._("Neighbourhoods"), "neighbourhood"))
     if m.topics:
+        # TRANSLATORS: a button label, at most 20 characters.
         choices.append(audience.button(ctx._("Topics"), "topic"))
     if choices:
         buttons.append(choices)
+    # TRANSLATORS: a button label, at most 20 characters.
     buttons.append([audience.button(ctx._("Back"), BACK)])
     return Reply(ctx._("Who should get it?"), buttons)
 
@@ -294,18 +321,17 @@ async def render_pick(ctx: Ctx) -> Reply:
     choosing = ctx.data.get("choosing") or {"kind": "topic", "keys": []}
     chosen = set(choosing["keys"])
     items = _items(ctx)
-    buttons = rows(
-        [
-            pick.button(("✓ " if item.id in chosen else "") + item.name(ctx.language), item.id)
-            for item in items
-        ]
-    )
-    buttons.append([pick.button(ctx._("Done"), DONE), pick.button(ctx._("Back"), BACK)])
+    buttons = choice_buttons(ctx, pick, items, chosen)
+    # TRANSLATORS: a button label, at most 20 characters.
+    done = ctx._("Done")
+    # TRANSLATORS: a button label, at most 20 characters.
+    back = ctx._("Back")
+    buttons.append([pick.button(done, DONE), pick.button(back, BACK)])
     if choosing["kind"] == "neighbourhood":
         prompt = ctx._("Tap the neighbourhoods to include, then press Done.")
     else:
         prompt = ctx._("Tap the topics to include, then press Done.")
-    return Reply(prompt, buttons, keep_apart=True)
+    return Reply(prompt, buttons, keep_apart=True, pinned_rows=1)
 
 
 async def on_pick(ctx: Ctx, value: str) -> None:
@@ -339,9 +365,11 @@ async def render_when(ctx: Ctx) -> Reply:
         "or only a time such as 10:00 (then the next 10:00 to come). Now it is {now}.",
         now=ctx.tr.moment(datetime.now(UTC), ctx.config.municipality.zone),
     )
-    buttons = [
-        [when.button(ctx._("As soon as I confirm"), "now"), when.button(ctx._("Back"), BACK)]
-    ]
+    # TRANSLATORS: a button label, at most 20 characters.
+    at_once = ctx._("As soon as I confirm")
+    # TRANSLATORS: a button label, at most 20 characters.
+    back = ctx._("Back")
+    buttons = [[when.button(at_once, "now"), when.button(back, BACK)]]
     return Reply(prompt, buttons)
 
 
@@ -364,7 +392,7 @@ async def on_when_text(ctx: Ctx, value: str) -> None:
         )
         return
     if moment <= now:
-        await ask_again(ctx, when, N_("That time has passed. Please give a time still to come."))
+        await ask_again(ctx, when, TIME_PASSED)
         return
     if moment - now > FAR_AHEAD:
         await ask_again(
@@ -385,10 +413,10 @@ async def show_preview(ctx: Ctx) -> None:
     draft = _draft(ctx, now)
     if not draft.texts.get("lv"):
         ctx.data["editing"] = "lv"
-        await ask_again(ctx, text, N_("The Latvian text is still missing."))
+        await go_back(ctx, text, N_("The Latvian text is still missing."))
         return
     if draft.send_at < now - timedelta(minutes=1):
-        await ask_again(ctx, when, N_("That time has passed. Please give a time still to come."))
+        await go_back(ctx, when, TIME_PASSED)
         return
     if draft.image_channel == ctx.incoming.channel:
         shown = draft.image
@@ -433,15 +461,20 @@ async def render_preview(ctx: Ctx) -> Reply:
                     moment=ctx.tr.moment(allowed, zone),
                 )
             )
-    send_label = (
-        ctx._("Send to an admin to confirm") if draft.urgent and not admin else ctx._("Send")
-    )
+    if draft.urgent and not admin:
+        # TRANSLATORS: a button label, at most 20 characters: sends an urgent announcement
+        # to the admins, one of whom confirms it before it goes out.
+        send_label = ctx._("Send for approval")
+    else:
+        # TRANSLATORS: a button label, at most 20 characters.
+        send_label = ctx._("Send")
+    # TRANSLATORS: a button label, at most 20 characters.
+    edit = ctx._("Edit")
+    # TRANSLATORS: a button label, at most 20 characters.
+    discard = ctx._("Discard the draft")
     buttons = [
         [preview.button(send_label, "send")],
-        [
-            preview.button(ctx._("Edit"), "edit"),
-            preview.button(ctx._("Discard the draft"), "discard"),
-        ],
+        [preview.button(edit, "edit"), preview.button(discard, "discard")],
     ]
     return Reply("\n".join(lines), buttons)
 
@@ -462,7 +495,7 @@ async def send(ctx: Ctx) -> None:
     now = datetime.now(UTC)
     draft = _draft(ctx, now)
     if draft.send_at < now - timedelta(minutes=1):
-        await ask_again(ctx, when, N_("That time has passed. Please give a time still to come."))
+        await go_back(ctx, when, TIME_PASSED)
         return
     me = actor(ctx)
     report = {
@@ -470,7 +503,6 @@ async def send(ctx: Ctx) -> None:
         "chat": ctx.incoming.user_id,
         "message": ctx.incoming.message_id,
         "language": ctx.language,
-        "shown": "",
     }
     approved_by = me if draft.urgent and await role(ctx) == "admin" else ""
     created = await announcements.schedule(draft, author=me, approved_by=approved_by, report=report)
@@ -481,13 +513,7 @@ async def send(ctx: Ctx) -> None:
             for a in await announcements.admin_accounts()
             if a != (ctx.incoming.channel, ctx.incoming.user_id)
         ]
-        told = await announcements.notify(
-            admins,
-            {
-                code: translator(code).gettext(ADMIN_ASKED, id=created.id, author=me)
-                for code in LANGUAGES
-            },
-        )
+        told = await announcements.notify(admins, created.id, ADMIN_ASKED_NOTE, author=me)
     ctx.clear_state()
     ctx.answer(Reply(status_text(ctx.tr, created, ctx.config.municipality.zone), replace=True))
     if created.state == "pending" and not told:

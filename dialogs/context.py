@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.core.config import Config
 from bot.core.i18n import Translator, localized, translator
-from bot.core.messages import FileSource, Incoming, Reply
+from bot.core.messages import Capabilities, FileSource, Incoming, Reply
 from storage.models import Resident
 from storage.sessions import Session
 
@@ -22,6 +22,8 @@ class Ctx:
     role: str | None = None  # the staff role, checked on the server for every staff action
     replies: list[Reply] = field(default_factory=list)
     files: Mapping[str, FileSource] = field(default_factory=dict)  # channel → its files
+    # What the channel of this update can do: edit, photos, buttons, label length…
+    capabilities: Capabilities = field(default_factory=Capabilities)
     # The photo this update carries, fetched by the dispatcher before the transaction
     # opened (no download holds the resident's row lock); None when the current step
     # takes no photo, or the channel did not hand it over.
@@ -72,10 +74,15 @@ class Ctx:
 
     # --- answering --------------------------------------------------------
     def answer(self, reply: Reply | str) -> None:
-        self.replies.append(Reply(reply) if isinstance(reply, str) else reply)
+        reply = Reply(reply) if isinstance(reply, str) else reply
+        if reply.replace and not self.capabilities.can_edit:
+            # The platform cannot change a sent message: the new state comes as a new one
+            # (the engine makes the old message's buttons expire).
+            reply.replace = False
+        self.replies.append(reply)
 
     # --- files ------------------------------------------------------------
     @property
     def takes_photos(self) -> bool:
         """Whether this channel can hand over a photo the resident sends."""
-        return self.incoming.channel in self.files
+        return self.capabilities.takes_photos

@@ -15,14 +15,23 @@ MENU = "menu:main"
 
 def main_menu(ctx: Ctx) -> Reply:
     if ctx.resident.announcements_muted:
+        # TRANSLATORS: a button label, at most 20 characters.
         announcements = Button(ctx._("Resume announcements"), UNMUTE)
     else:
+        # TRANSLATORS: a button label, at most 20 characters (also the /stop command's
+        # description in Telegram's menu).
         announcements = Button(ctx._("Stop announcements"), MUTE)
+    # TRANSLATORS: a button label, at most 20 characters.
+    settings = ctx._("Settings")
+    # TRANSLATORS: a button label, at most 20 characters.
+    data = ctx._("My data")
+    # TRANSLATORS: a button label, at most 20 characters.
+    help_ = ctx._("Help")
     return Reply(
         ctx._("Main menu — what would you like to do?"),
         [
-            [Button(ctx._("Settings"), SETTINGS), Button(ctx._("My data"), MY_DATA)],
-            [announcements, Button(ctx._("Help"), HELP)],
+            [Button(settings, SETTINGS), Button(data, MY_DATA)],
+            [announcements, Button(help_, HELP)],
         ],
     )
 

@@ -8,7 +8,7 @@ from bot.core.i18n import LANGUAGE_NAMES, N_
 from bot.core.messages import Reply
 from dialogs import menu
 from dialogs.context import Ctx
-from dialogs.engine import Dialog, ask_again, enter
+from dialogs.engine import Dialog, ask_again, begin, enter
 from dialogs.pickers import BACK, NO, YES, neighbourhood_line, topics_line
 from storage import residents
 
@@ -18,7 +18,7 @@ CHANNEL_NAMES = {"telegram": "Telegram", "webchat": N_("Web chat"), "messenger":
 
 
 async def start(ctx: Ctx) -> None:
-    await enter(ctx, overview, {})
+    await begin(ctx, overview, {})
 
 
 def _when(ctx: Ctx, moment: datetime | None) -> str:
@@ -50,10 +50,11 @@ async def render_overview(ctx: Ctx) -> Reply:
         ctx._("Privacy notice accepted: {when}", when=_when(ctx, held.privacy_accepted_at)),
         ctx._("Last message: {when}", when=_when(ctx, held.last_seen_at)),
     ]
-    buttons = [
-        [overview.button(ctx._("Delete my data"), "delete")],
-        [overview.button(ctx._("Back to the menu"), BACK)],
-    ]
+    # TRANSLATORS: a button label, at most 20 characters.
+    delete = ctx._("Delete my data")
+    # TRANSLATORS: a button label, at most 20 characters.
+    back = ctx._("Back to the menu")
+    buttons = [[overview.button(delete, "delete")], [overview.button(back, BACK)]]
     return Reply("\n".join(lines), buttons)
 
 
@@ -74,9 +75,11 @@ async def render_confirm(ctx: Ctx) -> Reply:
         "Delete everything we hold about you? Your settings and chat accounts will be erased. "
         "This cannot be undone."
     )
-    buttons = [
-        [confirm.button(ctx._("Yes, delete"), YES), confirm.button(ctx._("No, keep it"), NO)]
-    ]
+    # TRANSLATORS: a button label, at most 20 characters.
+    yes = ctx._("Yes, delete")
+    # TRANSLATORS: a button label, at most 20 characters.
+    no = ctx._("No, keep it")
+    buttons = [[confirm.button(yes, YES), confirm.button(no, NO)]]
     return Reply(text, buttons)
 
 

@@ -10,7 +10,7 @@ from bot.core.i18n import LANGUAGES
 from bot.core.messages import Reply
 from dialogs import menu
 from dialogs.context import Ctx
-from dialogs.engine import Dialog, Step, ask_again, enter
+from dialogs.engine import Dialog, Step, ask_again, begin, enter
 from dialogs.pickers import (
     DONE,
     NO,
@@ -32,7 +32,7 @@ dialog = Dialog("onb")
 
 
 async def start(ctx: Ctx) -> None:
-    await enter(ctx, language, {})
+    await begin(ctx, language, {})
 
 
 # --- language ---------------------------------------------------------------
@@ -64,8 +64,10 @@ def _after_language(ctx: Ctx) -> Step:
     return _after_neighbourhood(ctx)
 
 
+# The first question is shown to someone not stored yet (the web chat's greeting), and a
+# language button does the same from any message: its buttons name no instance.
 language = dialog.step(
-    "language", render_language, on_button=choose_language, on_text=type_language
+    "language", render_language, on_button=choose_language, on_text=type_language, nonce=False
 )
 
 
@@ -77,8 +79,9 @@ async def render_neighbourhood(ctx: Ctx) -> Reply:
         "Choose below, or type its name."
     )
     buttons = neighbourhood_buttons(ctx, neighbourhood)
+    # TRANSLATORS: a button label, at most 20 characters.
     buttons.append([neighbourhood.button(ctx._("Skip"), SKIP)])
-    return Reply(text, buttons)
+    return Reply(text, buttons, pinned_rows=1)
 
 
 async def choose_neighbourhood(ctx: Ctx, key: str) -> None:
@@ -121,8 +124,9 @@ async def render_topics(ctx: Ctx) -> Reply:
             names=names_of(ctx, ctx.config.municipality.topics, selected),
         )
     buttons = topic_buttons(ctx, topics, selected)
+    # TRANSLATORS: a button label, at most 20 characters.
     buttons.append([topics.button(ctx._("Done"), DONE)])
-    return Reply(text, buttons, keep_apart=True)
+    return Reply(text, buttons, keep_apart=True, pinned_rows=1)
 
 
 async def choose_topic(ctx: Ctx, key: str) -> None:
@@ -149,9 +153,11 @@ async def render_privacy(ctx: Ctx) -> Reply:
         "• /mydata shows everything we hold about you, and there you can delete it at any time.\n\n"
         "Do you agree?"
     )
-    return Reply(
-        text, [[privacy.button(ctx._("I agree"), YES), privacy.button(ctx._("No, thanks"), NO)]]
-    )
+    # TRANSLATORS: a button label, at most 20 characters.
+    agree = ctx._("I agree")
+    # TRANSLATORS: a button label, at most 20 characters.
+    decline = ctx._("No, thanks")
+    return Reply(text, [[privacy.button(agree, YES), privacy.button(decline, NO)]])
 
 
 async def answer_privacy(ctx: Ctx, value: str) -> None:

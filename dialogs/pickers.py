@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from bot.core.config import Named
 from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, N_
-from bot.core.messages import Button
+from bot.core.messages import CHOSEN, Button
 from dialogs.context import Ctx
 from dialogs.engine import Step
 
@@ -46,23 +46,37 @@ def match_named(items: Iterable[Named], text: str) -> Named | None:
     if not wanted:
         return None
     for item in items:
-        if wanted == item.id or any(wanted == _fold(name) for name in item.names.values()):
+        names = [*item.names.values(), *item.short.values()]
+        if wanted == item.id or any(wanted == _fold(name) for name in names):
             return item
     return None
 
 
+def button_name(ctx: Ctx, item: Named) -> str:
+    """A neighbourhood's or topic's name on a button of this channel: whole where it fits
+    with the mark of a chosen one, else its short form (the configuration has one)."""
+    return item.label(ctx.language, ctx.capabilities.label_length - len(CHOSEN))
+
+
+def choice_buttons(
+    ctx: Ctx, step: Step, items: Iterable[Named], chosen: Iterable[str] | None = None
+) -> list[list[Button]]:
+    """A button per item, two to a row; with ``chosen``, a toggle list marking those."""
+    marked = set(chosen or ())
+    return rows(
+        [
+            step.button((CHOSEN if item.id in marked else "") + button_name(ctx, item), item.id)
+            for item in items
+        ]
+    )
+
+
 def neighbourhood_buttons(ctx: Ctx, step: Step) -> list[list[Button]]:
-    items = ctx.config.municipality.neighbourhoods
-    return rows([step.button(item.name(ctx.language), item.id) for item in items])
+    return choice_buttons(ctx, step, ctx.config.municipality.neighbourhoods)
 
 
 def topic_buttons(ctx: Ctx, step: Step, selected: Iterable[str]) -> list[list[Button]]:
-    chosen = set(selected)
-    buttons = [
-        step.button(("✓ " if item.id in chosen else "") + item.name(ctx.language), item.id)
-        for item in ctx.config.municipality.topics
-    ]
-    return rows(buttons)
+    return choice_buttons(ctx, step, ctx.config.municipality.topics, selected)
 
 
 def toggle(selected: list[str], key: str) -> list[str]:

@@ -6,7 +6,7 @@ from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES
 from bot.core.messages import Reply
 from dialogs import menu
 from dialogs.context import Ctx
-from dialogs.engine import Dialog, ask_again, enter
+from dialogs.engine import Dialog, ask_again, begin, enter
 from dialogs.pickers import (
     BACK,
     DONE,
@@ -29,20 +29,24 @@ dialog = Dialog("set")
 
 
 async def start(ctx: Ctx) -> None:
-    await enter(ctx, home, {})
+    await begin(ctx, home, {})
 
 
 # --- overview ---------------------------------------------------------------
 async def render_home(ctx: Ctx) -> Reply:
     m = ctx.config.municipality
     lines = [ctx._("Your settings:"), ctx._("Language: {name}", name=LANGUAGE_NAMES[ctx.language])]
+    # TRANSLATORS: a button label, at most 20 characters.
     buttons = [[home.button(ctx._("Language"), "language")]]
     if m.neighbourhoods:
         lines.append(neighbourhood_line(ctx, await residents.neighbourhood_key(ctx.resident)))
+        # TRANSLATORS: a button label, at most 20 characters.
         buttons[0].append(home.button(ctx._("Neighbourhood"), "neighbourhood"))
     if m.topics:
         lines.append(topics_line(ctx, await residents.topic_keys(ctx.resident)))
+        # TRANSLATORS: a button label, at most 20 characters.
         buttons.append([home.button(ctx._("Topics"), "topics")])
+    # TRANSLATORS: a button label, at most 20 characters.
     buttons.append([home.button(ctx._("Back to the menu"), BACK)])
     return Reply("\n".join(lines), buttons)
 
@@ -63,6 +67,7 @@ home = dialog.step("home", render_home, on_button=open_setting)
 # --- language ---------------------------------------------------------------
 async def render_language(ctx: Ctx) -> Reply:
     buttons = language_buttons(language)
+    # TRANSLATORS: a button label, at most 20 characters.
     buttons.append([language.button(ctx._("Back"), BACK)])
     return Reply(ctx._("Choose your language:"), buttons)
 
@@ -90,13 +95,12 @@ language = dialog.step(
 # --- neighbourhood ----------------------------------------------------------
 async def render_neighbourhood(ctx: Ctx) -> Reply:
     buttons = neighbourhood_buttons(ctx, neighbourhood)
-    buttons.append(
-        [
-            neighbourhood.button(ctx._("No neighbourhood"), SKIP),
-            neighbourhood.button(ctx._("Back"), BACK),
-        ]
-    )
-    return Reply(ctx._("Choose your neighbourhood, or type its name:"), buttons)
+    # TRANSLATORS: a button label, at most 20 characters.
+    none = ctx._("No neighbourhood")
+    # TRANSLATORS: a button label, at most 20 characters.
+    back = ctx._("Back")
+    buttons.append([neighbourhood.button(none, SKIP), neighbourhood.button(back, BACK)])
+    return Reply(ctx._("Choose your neighbourhood, or type its name:"), buttons, pinned_rows=1)
 
 
 async def choose_neighbourhood(ctx: Ctx, key: str) -> None:
@@ -127,9 +131,10 @@ neighbourhood = dialog.step(
 async def render_topics(ctx: Ctx) -> Reply:
     selected = await residents.topic_keys(ctx.resident)
     buttons = topic_buttons(ctx, topics, selected)
+    # TRANSLATORS: a button label, at most 20 characters.
     buttons.append([topics.button(ctx._("Done"), DONE)])
     text = ctx._("Tap a topic to choose it or remove it, then press Done.")
-    return Reply(text, buttons, keep_apart=True)
+    return Reply(text, buttons, keep_apart=True, pinned_rows=1)
 
 
 async def choose_topic(ctx: Ctx, key: str) -> None:

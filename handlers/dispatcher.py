@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from bot.core.config import Config
 from bot.core.i18n import N_, translator
 from bot.core.logs import about, who
-from bot.core.messages import FileSource, Incoming, Kind, Outcome, Reply
+from bot.core.messages import Capabilities, FileSource, Incoming, Kind, Outcome, Reply
 from dialogs import menu, onboarding
 from dialogs.context import Ctx
 from dialogs.engine import EXPIRED, handle
@@ -77,6 +77,9 @@ class Dispatcher:
     router: Router = field(default_factory=lambda: default_router)
     # Channels that can hand over a file a resident sent; filled in by the runtime.
     files: dict[str, FileSource] = field(default_factory=dict)
+    # What each channel can do (edit, buttons, labels…), registered by the runtime; a
+    # channel not registered (a test) gets the defaults of ``Capabilities``.
+    capabilities: dict[str, Capabilities] = field(default_factory=dict)
     _locks: dict[str, _Held] = field(default_factory=dict)
 
     async def feed(self, incoming: Incoming) -> Outcome:
@@ -97,14 +100,7 @@ class Dispatcher:
                 async with open_session(
                     incoming.channel, incoming.user_id, incoming.event_id
                 ) as session:
-                    ctx = Ctx(
-                        incoming,
-                        session,
-                        self.config,
-                        translator("lv"),
-                        files=self.files,
-                        photo=photo,
-                    )
+                    ctx = self._context(incoming, session, photo)
                     await self._handle(ctx)
                 return Outcome(ctx.replies, ctx.language, forgotten=session.deleted)
         except DuplicateEvent:
@@ -124,10 +120,22 @@ class Dispatcher:
         """Somebody with no resident row opened the chat: the first question, and nobody is
         created (nor anything written) until they answer it."""
         session = Session(Resident(), DialogState(), is_new=True)
-        ctx = Ctx(incoming, session, self.config, translator("lv"), files=self.files)
+        ctx = self._context(incoming, session)
         middlewares.apply_language(ctx)
         await onboarding.start(ctx)
         return Outcome(ctx.replies, ctx.language)
+
+    def _context(self, incoming: Incoming, session: Session, photo: bytes | None = None) -> Ctx:
+        capabilities = self.capabilities.get(incoming.channel) or Capabilities()
+        return Ctx(
+            incoming,
+            session,
+            self.config,
+            translator("lv"),
+            files=self.files,
+            capabilities=capabilities,
+            photo=photo,
+        )
 
     async def _fallback_language(self, incoming: Incoming) -> str:
         """The resident's own language when the database still tells it, else what their app

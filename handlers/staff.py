@@ -33,7 +33,7 @@ async def list_announcements(ctx: Ctx) -> None:
 
 @router.button(announcement_list.LIST, roles=set(COMPOSERS), anytime=True)
 async def refresh(ctx: Ctx) -> None:
-    await announcement_list.show(ctx, replace=True)
+    await announcement_list.show(ctx, replace=True, page=announcement_list.page_of(ctx))
 
 
 @router.button(announcement_list.CANCEL, roles=set(COMPOSERS), anytime=True)

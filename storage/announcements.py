@@ -8,7 +8,7 @@ two staff members pressing at once get one effect and a plain answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -20,6 +20,10 @@ from storage import deliveries, staff
 from storage.models import Announcement, ChannelIdentity, Delivery, StaffMember
 
 Outcome = Literal["done", "already", "gone", "missing"]
+
+# Sources (and templates) of the pushes about an announcement other than its own rows.
+REPORT = "announcement_report"  # the staff's progress report, edited in place
+NOTE = "announcement_note"  # a note to staff: confirm it, or it was decided
 
 
 def _now() -> datetime:
@@ -120,7 +124,9 @@ async def cancel(announcement_id: int, actor: str) -> tuple[Outcome, Announcemen
         stopped = 0
         if row.state == "released":
             stopped = await Delivery.filter(
-                announcement_id=row.id, state__in=("queued", "sending", "waiting")
+                source_kind=deliveries.ANNOUNCEMENT,
+                source_id=row.id,
+                state__in=("queued", "sending", "waiting"),
             ).update(state="cancelled", error="stopped by staff")
         row.state, row.cancelled_by, row.report_at = "cancelled", actor, None
         await row.save(update_fields=["state", "cancelled_by", "report_at"])
@@ -144,7 +150,7 @@ async def overview(recent: int = 5, limit: int = 20) -> Overview:
         .order_by("-released_at", "-id")
         .limit(recent)
     )
-    figures = [(row, await deliveries.counts(row.id)) for row in latest]
+    figures = [(row, await deliveries.counts(deliveries.ANNOUNCEMENT, row.id)) for row in latest]
     return Overview(list(pending), list(scheduled), figures)
 
 
@@ -153,11 +159,16 @@ async def admin_accounts() -> list[tuple[str, str]]:
     return [(str(channel), str(external_id)) for channel, external_id in rows]
 
 
-async def notify(accounts: Iterable[tuple[str, str]], texts: Mapping[str, str]) -> int:
-    """Queue a short note to staff accounts, each in its owner's language.
+async def notify(
+    accounts: Iterable[tuple[str, str]], announcement_id: int, template: str, **params: Any
+) -> int:
+    """Queue a short note about an announcement to staff accounts (an admin asked to
+    confirm it, its author told of the verdict); returns how many were queued.
 
     It goes through the outbox like any push (so a blocked or closed chat
-    waits, and nothing is lost); urgent, because a decision is waited on.
+    waits, and nothing is lost), rendered in each one's language when it is
+    sent; personal and past quiet hours, because a decision is waited on. One
+    note of a kind per announcement and account, however often this is called.
     """
     wanted = set(accounts)
     if not wanted:
@@ -166,22 +177,19 @@ async def notify(accounts: Iterable[tuple[str, str]], texts: Mapping[str, str]) 
         channel__in={channel for channel, _ in wanted},
         external_id__in={external_id for _, external_id in wanted},
         unreachable_since__isnull=True,
-    ).values_list("resident_id", "resident__language", "channel", "external_id")
-    now = _now()
-    notes = [
-        Delivery(
-            resident_id=resident_id,
-            channel=channel,
-            external_id=external_id,
-            text=texts.get(language or "lv") or texts["lv"],
-            urgent=True,
-            not_before=now,
-        )
-        for resident_id, language, channel, external_id in rows
-        if (channel, external_id) in wanted
-    ]
-    await Delivery.bulk_create(notes)
-    return len(notes)
+    ).values_list("resident_id", "channel", "external_id")
+    push = deliveries.Push(
+        NOTE,
+        announcement_id,
+        f"announcement:{announcement_id}:{template}",
+        template,
+        {"announcement": announcement_id, **params},
+        priority=deliveries.PERSONAL,
+        quiet_exempt=True,
+    )
+    return await deliveries.queue(
+        push, [(rid, ch, ext) for rid, ch, ext in rows if (ch, ext) in wanted]
+    )
 
 
 async def reports_due(every: timedelta, now: datetime | None = None) -> list[Announcement]:
@@ -207,8 +215,35 @@ async def reports_due(every: timedelta, now: datetime | None = None) -> list[Ann
     return claimed
 
 
-async def save_report(announcement_id: int, report: dict[str, Any]) -> None:
-    await Announcement.filter(id=announcement_id).update(report=report)
+async def queue_report(row: Announcement) -> bool:
+    """Queue an edit of the staff's report message, to show the figures as they are when
+    it is sent; False when one is queued already, or there is no report to edit.
+
+    Through the outbox like every push: paced, and skipped by the worker when
+    the text has not changed. Personal (it goes before a broadcast's rows)
+    and past quiet hours; a report the platform will not edit any more is
+    given up ("drop"), not sent anew.
+    """
+    report = row.report
+    channel, chat, message = report.get("channel"), report.get("chat"), report.get("message")
+    if not (channel and chat and message):
+        return False
+    identity = await ChannelIdentity.get_or_none(channel=channel, external_id=chat)
+    if identity is None:
+        return False
+    push = deliveries.Push(
+        REPORT,
+        row.id,
+        f"announcement:{row.id}:report",
+        REPORT,
+        # The language the staff member composed in: the report's, if they chose none.
+        {"announcement": row.id, "language": report.get("language", "")},
+        priority=deliveries.PERSONAL,
+        quiet_exempt=True,
+        if_edit_refused="drop",
+    )
+    recipient = (identity.resident_id, channel, chat)  # type: ignore[attr-defined]
+    return await deliveries.queue_edit(push, recipient, message)
 
 
 async def finish(announcement_id: int) -> bool:

@@ -1,30 +1,48 @@
 """The durable outbox: every push is a row here before it is sent.
 
-Rows are claimed in batches so that two workers never send the same row:
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer, and one
-dispatcher runs on it. A crash loses nothing: a row left "sending" past its
-lease is queued again by ``requeue_abandoned``, and a worker that restarts
-under the same id takes its own rows back at once (``requeue_mine``).
+A row names its source (what caused it) and a dedupe key unique per
+resident and channel, so whatever calls ``queue`` twice, the push is queued
+once. It stores no words: a template key and JSON parameters, which the
+delivery worker renders at send time in the resident's language then
+(``Claimed.language``). It sends a new message, or edits one sent earlier
+(``queue_edit``), through the same paced queue.
+
+Rows are claimed in batches, highest priority first, so that two workers
+never send the same row: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite
+has one writer, and one dispatcher runs on it. A crash loses nothing: a row
+left "sending" past its lease is queued again by ``requeue_abandoned``, and
+a worker that restarts under the same id takes its own rows back at once
+(``requeue_mine``).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from tortoise import connections
 from tortoise.expressions import F, Subquery
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from storage import media
 from storage.models import Announcement, ChannelIdentity, Delivery, Resident
 
 STATES = ("queued", "sending", "sent", "failed", "blocked", "waiting")
 BATCH = 1000
+
+# Priorities: higher goes first. A push to one resident (a status change, a staff note, a
+# staff report) must not wait behind a city-wide broadcast.
+BROADCAST = 0
+PERSONAL = 10
+
+# The source and template of an announcement's own rows, written in SQL by ``release``.
+ANNOUNCEMENT = "announcement"
+
+EditRefused = Literal["send", "drop"]
 
 
 def _now() -> datetime:
@@ -36,19 +54,53 @@ def _db_time(moment: datetime) -> Any:
     return Delivery._meta.fields_map["not_before"].to_db_value(moment, Delivery)
 
 
+def params_json(params: dict[str, Any]) -> str:
+    """Parameters as stored: one spelling for one value, so equal pushes render once."""
+    return json.dumps(params, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """What to deliver, whoever it goes to: its source, its dedupe key, its template.
+
+    ``priority`` orders the queue; ``quiet_exempt`` lets it go during quiet
+    hours (an urgent announcement, a staff report). ``if_edit_refused`` says
+    what happens when the platform will not edit the message: "send" it anew,
+    or "drop" the edit (a staff report that is gone).
+    """
+
+    source_kind: str  # "announcement", "announcement_report", "proposal_status", …
+    source_id: int
+    dedupe_key: str  # unique per resident and channel: "proposal:12:status:accepted"
+    template: str
+    params: dict[str, Any] = field(default_factory=dict)
+    priority: int = PERSONAL
+    quiet_exempt: bool = False
+    if_edit_refused: EditRefused = "send"
+
+
 CLAIMED_COLUMNS = (
     "id",
     "resident_id",
     "channel",
     "external_id",
-    "text",
-    "image",
-    "urgent",
+    "template",
+    "params",
+    "operation",
+    "message_id",
+    "shown",
+    "if_edit_refused",
+    "priority",
+    "quiet_exempt",
     "attempts",
 )
 
 
-RETURNING = ", ".join(f'"{column}"' for column in CLAIMED_COLUMNS)
+# The resident's language as it is now, read in the claim itself: a push is rendered in it.
+RETURNING = ", ".join(f'"{column}"' for column in CLAIMED_COLUMNS) + (
+    ', (SELECT r."language" FROM "resident" r WHERE r."id" = "delivery"."resident_id") '
+    'AS "language"'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +111,16 @@ class Claimed:
     resident_id: int
     channel: str
     external_id: str
-    text: str
-    image: str
-    urgent: bool
+    template: str
+    params: str  # JSON text, as stored: the worker decodes it once per distinct push
+    operation: str  # "send" or "edit"
+    message_id: str  # the message to edit, for an edit
+    shown: str  # the digest of what that message shows
+    if_edit_refused: str
+    priority: int
+    quiet_exempt: bool
     attempts: int
+    language: str  # the resident's chosen language now; "" when none
 
 
 async def recipients(audience: dict[str, Any]) -> list[tuple[int, str, str, str]]:
@@ -159,12 +217,154 @@ async def count_recipients(audience: dict[str, Any]) -> int:
     return int(rows[0]["n"])
 
 
+# The columns every hand-written INSERT fills, in this order (see ``_row_values``).
+INSERT_COLUMNS = (
+    "source_kind",
+    "source_id",
+    "dedupe_key",
+    "resident_id",
+    "channel",
+    "external_id",
+    "template",
+    "params",
+    "operation",
+    "message_id",
+    "priority",
+    "quiet_exempt",
+    "if_edit_refused",
+    "state",
+    "not_before",
+    "attempts",
+    "claimed_by",
+    "error",
+    "shown",
+    "stale",
+)
+INSERT_INTO = (
+    'INSERT INTO "delivery" (' + ", ".join(f'"{column}"' for column in INSERT_COLUMNS) + ") "
+)
+ON_CONFLICT = 'ON CONFLICT ("resident_id", "channel", "dedupe_key")'
+
+
+def _push_values(
+    push: Push, not_before: datetime, param: _Params
+) -> tuple[str, str, str, str, str, str, str, str, str]:
+    """Placeholders for what a push's rows share, numbered once and used by every row."""
+    return (
+        param(push.source_kind, "text"),
+        param(push.source_id, "bigint"),
+        param(push.dedupe_key, "text"),
+        param(push.template, "text"),
+        param(params_json(push.params), "text"),
+        param(push.priority, "smallint"),
+        param(push.quiet_exempt, "boolean"),
+        param(push.if_edit_refused, "text"),
+        param(_db_time(not_before), "timestamptz"),
+    )
+
+
+def _row_values(
+    shared: tuple[str, ...],
+    resident: str,
+    channel: str,
+    external: str,
+    operation: str,
+    message: str,
+) -> str:
+    kind, source, key, template, params, priority, exempt, refused, not_before = shared
+    return (
+        f"({kind}, {source}, {key}, {resident}, {channel}, {external}, {template}, {params}, "
+        f"{operation}, {message}, {priority}, {exempt}, {refused}, 'queued', {not_before}, 0, "
+        "'', '', '', FALSE)"
+    )
+
+
+Recipient = tuple[int, str, str]  # resident id, channel, external id
+
+
+async def queue(
+    push: Push, recipients: Iterable[Recipient], not_before: datetime | None = None
+) -> int:
+    """Queue a push to each recipient; returns how many rows were written.
+
+    A recipient who already has a row with this dedupe key gets none: the same
+    push is never queued twice, whatever calls this twice. Runs in the caller's
+    transaction, if any, so a push is queued with the change that caused it.
+    """
+    client = connections.get("default")
+    written = 0
+    rows = list(recipients)
+    for start in range(0, len(rows), BATCH):
+        param = _Params(client.capabilities.dialect)
+        shared = _push_values(push, not_before or _now(), param)
+        send, none = param("send", "text"), param("", "text")
+        values = ", ".join(
+            _row_values(
+                shared, param(rid, "int"), param(channel, "text"), param(ext, "text"), send, none
+            )
+            for rid, channel, ext in rows[start : start + BATCH]
+        )
+        sql = f'{INSERT_INTO}VALUES {values} {ON_CONFLICT} DO NOTHING RETURNING "id"'
+        written += len(await client.execute_query_dict(sql, param.values))
+    return written
+
+
+async def queue_edit(
+    push: Push, recipient: Recipient, message_id: str, not_before: datetime | None = None
+) -> bool:
+    """Make a message sent earlier show the push's current content: queue an edit of it.
+
+    One row per dedupe key, reused: the first call writes an "edit" of
+    ``message_id``; once that row is sent (or failed), a later call queues it
+    again. While it is queued nothing is needed (it is rendered when sent);
+    while it is being sent it is marked stale, and queued again as soon as it
+    is reported sent. Returns whether anything was queued or marked. A row
+    whose edit was dropped (``if_edit_refused="drop"``), or that is blocked or
+    cancelled, is left alone. The message edited is the row's own once it has
+    one (a message sent anew replaces the one given here).
+    """
+    client = connections.get("default")
+    param = _Params(client.capabilities.dialect)
+    shared = _push_values(push, not_before or _now(), param)
+    resident, channel, external = recipient
+    operation = "edit" if message_id else "send"
+    values = _row_values(
+        shared,
+        param(resident, "int"),
+        param(channel, "text"),
+        param(external, "text"),
+        param(operation, "text"),
+        param(message_id, "text"),
+    )
+    busy = '"delivery"."state" = \'sending\''
+    sql = (
+        f"{INSERT_INTO}VALUES {values} {ON_CONFLICT} DO UPDATE SET "
+        '"template" = excluded."template", "params" = excluded."params", '
+        '"priority" = excluded."priority", "quiet_exempt" = excluded."quiet_exempt", '
+        '"if_edit_refused" = excluded."if_edit_refused", '
+        f'"stale" = {busy}, '
+        f"\"state\" = CASE WHEN {busy} THEN 'sending' ELSE 'queued' END, "
+        f'"operation" = CASE WHEN {busy} THEN "delivery"."operation" ELSE \'edit\' END, '
+        f'"attempts" = CASE WHEN {busy} THEN "delivery"."attempts" ELSE 0 END, '
+        f'"not_before" = CASE WHEN {busy} THEN "delivery"."not_before" '
+        'ELSE excluded."not_before" END, '
+        f'"claimed_by" = CASE WHEN {busy} THEN "delivery"."claimed_by" ELSE \'\' END, '
+        f'"error" = CASE WHEN {busy} THEN "delivery"."error" ELSE \'\' END '
+        f"WHERE {busy} OR (\"delivery\".\"state\" IN ('sent', 'failed') "
+        'AND "delivery"."message_id" <> \'\') '
+        'RETURNING "id"'
+    )
+    return bool(await client.execute_query_dict(sql, param.values))
+
+
 async def release(announcement: Announcement, not_before: datetime) -> int:
     """Write one delivery row per recipient, in the announcement's transaction.
 
     One INSERT … SELECT, so no recipient passes through Python: memory stays
-    flat whatever the audience. Same recipients as ``recipients``. Idempotent:
-    the announcement's row is locked, and a second release writes nothing.
+    flat whatever the audience. Same recipients as ``recipients``. The rows
+    hold no text: each is rendered when sent, in its resident's language then.
+    Idempotent: the announcement's row is locked, a second release writes
+    nothing, and the dedupe key would keep out a second row anyway.
     ``announcement`` becomes "released" only if this call released it.
     """
     async with in_transaction() as client:
@@ -172,35 +372,31 @@ async def release(announcement: Announcement, not_before: datetime) -> int:
         if fresh.state != "scheduled":
             return fresh.recipients
         param = _Params(client.capabilities.dialect)
-        texts = {language: text for language, text in fresh.texts.items() if text}
-        fallback = param(texts.get("lv", ""), "text")
-        # The resident's language when the announcement has a text in it, else Latvian.
-        whens = "".join(
-            f"WHEN {param(language, 'text')} THEN {param(text, 'text')} "
-            for language, text in texts.items()
-            if language != "lv"
+        push = Push(
+            ANNOUNCEMENT,
+            fresh.id,
+            f"{ANNOUNCEMENT}:{fresh.id}",
+            ANNOUNCEMENT,
+            {"announcement": fresh.id},
+            priority=BROADCAST,
+            quiet_exempt=fresh.urgent,
         )
-        text = f'CASE r."language" {whens}ELSE {fallback} END' if whens else fallback
-        image = param(fresh.image, "text")
-        if fresh.image_channel:
-            # A platform's own file id means nothing elsewhere: there the copy we
-            # keep is shown, or, if we have none, the text goes alone.
-            on = param(fresh.image_channel, "text")
-            kept = param(media.url(fresh.image_media) if fresh.image_media else "", "text")
-            image = f'CASE WHEN ci."channel" = {on} THEN {image} ELSE {kept} END'
+        kind, source, key, template, params, priority, exempt, refused, at = _push_values(
+            push, not_before, param
+        )
         sql = (
-            'INSERT INTO "delivery" ("announcement_id", "resident_id", "channel", "external_id", '
-            '"text", "image", "urgent", "state", "not_before", "attempts", "claimed_by", '
-            '"error") '
-            f'SELECT DISTINCT {param(fresh.id, "int")}, ci."resident_id", ci."channel", '
-            f'ci."external_id", {text}, {image}, '
-            f"{param(fresh.urgent, 'boolean')}, 'queued', "
-            f"{param(_db_time(not_before), 'timestamptz')}, 0, '', '' "
-            f"{_recipients_from(fresh.audience, param)}"
+            f'{INSERT_INTO}SELECT DISTINCT {kind}, {source}, {key}, ci."resident_id", '
+            f"ci.\"channel\", ci.\"external_id\", {template}, {params}, 'send', '', "
+            f"{priority}, {exempt}, {refused}, 'queued', {at}, 0, '', '', '', FALSE "
+            f"{_recipients_from(fresh.audience, param)} {ON_CONFLICT} DO NOTHING"
         )
         await client.execute_query(sql, param.values)
         # The INSERT's own row count is not reliable through Tortoise on asyncpg.
-        count = await Delivery.filter(announcement_id=fresh.id).using_db(client).count()
+        count = (
+            await Delivery.filter(source_kind=ANNOUNCEMENT, source_id=fresh.id)
+            .using_db(client)
+            .count()
+        )
         fresh.state, fresh.recipients, fresh.released_at = "released", count, _now()
         await fresh.save(update_fields=["state", "recipients", "released_at"], using_db=client)
         announcement.state, announcement.recipients = fresh.state, fresh.recipients
@@ -208,50 +404,87 @@ async def release(announcement: Announcement, not_before: datetime) -> int:
 
 
 async def claim(
-    worker: str, channel: str, limit: int, now: datetime | None = None
+    worker: str,
+    channel: str,
+    limit: int,
+    now: datetime | None = None,
+    *,
+    min_priority: int | None = None,
 ) -> list[Claimed]:
-    """Take up to ``limit`` due rows of a channel for this worker, urgent first."""
+    """Take up to ``limit`` due rows of a channel for this worker, highest priority first
+    (then oldest); with ``min_priority``, only rows of that priority or more."""
     client = connections.get("default")
-    moment = _db_time(now or _now())
-    if client.capabilities.dialect == "postgres":
-        marks, params = ("$1", "$2", "$3", "$2", "$4"), [worker, moment, channel, limit]
-        lock = " FOR UPDATE SKIP LOCKED"
-    else:
-        marks, params = ("?",) * 5, [worker, moment, channel, moment, limit]
-        lock = ""  # SQLite has one writer; one dispatcher runs on it
+    param = _Params(client.capabilities.dialect)
+    worker_mark, moment = param(worker, "text"), param(_db_time(now or _now()), "timestamptz")
+    channel_mark, limit_mark = param(channel, "text"), param(limit, "int")
+    # An index range over the claim's partial index: cheap to ask often.
+    floor = "" if min_priority is None else f' AND "priority" >= {param(min_priority, "int")}'
+    lock = " FOR UPDATE SKIP LOCKED" if param.postgres else ""  # SQLite has one writer
     sql = (
-        f'UPDATE "delivery" SET "state" = \'sending\', "claimed_by" = {marks[0]}, '
-        f'"claimed_at" = {marks[1]}, "attempts" = "attempts" + 1 '
+        f'UPDATE "delivery" SET "state" = \'sending\', "claimed_by" = {worker_mark}, '
+        f'"claimed_at" = {moment}, "attempts" = "attempts" + 1 '
         f'WHERE "id" IN (SELECT "id" FROM "delivery" WHERE "state" = \'queued\' '
-        f'AND "channel" = {marks[2]} AND "not_before" <= {marks[3]} '
-        f'ORDER BY "urgent" DESC, "id" LIMIT {marks[4]}{lock}) '
+        f'AND "channel" = {channel_mark} AND "not_before" <= {moment}{floor} '
+        f'ORDER BY "priority" DESC, "id" LIMIT {limit_mark}{lock}) '
         f"RETURNING {RETURNING}"
     )
-    rows = await client.execute_query_dict(sql, params)
-    # SQLite hands booleans back as 0 and 1.
-    claimed = [Claimed(**{**row, "urgent": bool(row["urgent"])}) for row in rows]
-    return sorted(claimed, key=lambda row: row.id)
+    rows = await client.execute_query_dict(sql, param.values)
+    claimed = [
+        # SQLite hands booleans back as 0 and 1.
+        Claimed(
+            **{**row, "quiet_exempt": bool(row["quiet_exempt"]), "language": row["language"] or ""}
+        )
+        for row in rows
+    ]
+    return sorted(claimed, key=lambda row: (-row.priority, row.id))
 
 
-async def mark_sent(ids: Sequence[int]) -> None:
-    """Report sends done: one hand-written UPDATE, as cheap as the send allows."""
-    if not ids:
-        return
+async def mark_sent(delivery_id: int, message_id: str = "", shown: str = "") -> None:
+    """Report a send (or an edit) done: the platform's message id and a digest of what it
+    shows are kept. A row marked stale meanwhile (``queue_edit``) is queued again, as an
+    edit of that message. One hand-written UPDATE, as cheap as the send allows."""
     client = connections.get("default")
-    moment = _db_time(_now())
-    if client.capabilities.dialect == "postgres":
-        sql = (
-            'UPDATE "delivery" SET "state" = \'sent\', "sent_at" = $1, "error" = \'\' '
-            'WHERE "id" = ANY($2::bigint[])'
+    param = _Params(client.capabilities.dialect)
+    moment, row = param(_db_time(_now()), "timestamptz"), param(delivery_id, "bigint")
+    message, digest = param(message_id, "text"), param(shown, "text")
+    sql = (
+        'UPDATE "delivery" SET '
+        "\"state\" = CASE WHEN \"stale\" THEN 'queued' ELSE 'sent' END, "
+        f"\"operation\" = CASE WHEN \"stale\" AND {message} <> '' THEN 'edit' "
+        'ELSE "operation" END, '
+        '"attempts" = CASE WHEN "stale" THEN 0 ELSE "attempts" END, '
+        f'"message_id" = CASE WHEN {message} = \'\' THEN "message_id" ELSE {message} END, '
+        f'"stale" = FALSE, "sent_at" = {moment}, "error" = \'\', "shown" = {digest} '
+        f'WHERE "id" = {row}'
+    )
+    await client.execute_query(sql, param.values)
+
+
+async def mark_edit_refused(delivery_id: int, resend: bool) -> None:
+    """The platform will not edit the message (too old, gone): queue the push again as a
+    new message, or, for a push that only makes sense as an edit, give it up."""
+    waiting = Delivery.filter(id=delivery_id, state="sending")
+    if resend:
+        await waiting.update(
+            state="queued",
+            operation="send",
+            message_id="",
+            shown="",
+            claimed_by="",
+            not_before=_now(),
+            error="the platform would not edit the message: sent anew",
         )
-        await client.execute_query(sql, [moment, list(ids)])
     else:
-        marks = ", ".join("?" * len(ids))
-        sql = (
-            'UPDATE "delivery" SET "state" = \'sent\', "sent_at" = ?, "error" = \'\' '
-            f'WHERE "id" IN ({marks})'
+        await waiting.update(
+            state="failed", message_id="", error="the platform will not edit the message"
         )
-        await client.execute_query(sql, [moment, *ids])
+
+
+async def mark_cancelled(delivery_id: int, reason: str) -> None:
+    """Its source is gone (a cancelled announcement): nothing to send."""
+    await Delivery.filter(id=delivery_id, state="sending").update(
+        state="cancelled", error=reason[:256]
+    )
 
 
 async def give_back(ids: Sequence[int]) -> int:
@@ -385,10 +618,10 @@ async def requeue_mine(worker: str) -> int:
     )
 
 
-async def counts(announcement_id: int) -> dict[str, int]:
-    """How many deliveries of an announcement are in each state."""
+async def counts(source_kind: str, source_id: int) -> dict[str, int]:
+    """How many deliveries of a source (an announcement) are in each state."""
     rows = (
-        await Delivery.filter(announcement_id=announcement_id)
+        await Delivery.filter(source_kind=source_kind, source_id=source_id)
         .annotate(n=Count("id"))
         .group_by("state")
         .values_list("state", "n")

@@ -210,24 +210,46 @@ class Announcement(Model):
 class Delivery(Model):
     """One push to one resident on one channel: the durable outbox.
 
-    queued → sending → sent, or failed / blocked, or waiting (a channel
-    refused it by policy until the resident writes). A row is claimed by one
-    worker at a time; a row left "sending" by a dead worker is queued again.
+    A row names what caused it (its source) and carries a dedupe key, unique
+    per resident and channel, so the same push is never queued twice. Its
+    words are not stored: a template key and parameters are rendered when it
+    is sent, in the resident's language then. It sends a new message or edits
+    one sent earlier (the platform's id is kept).
+
+    queued → sending → sent, or failed / blocked / cancelled, or waiting (a
+    channel refused it by policy until the resident writes). A row is claimed
+    by one worker at a time, highest priority first; a row left "sending" by a
+    dead worker is queued again.
     """
 
     id = fields.BigIntField(primary_key=True)
-    announcement: fields.ForeignKeyNullableRelation[Announcement] = fields.ForeignKeyField(
-        "models.Announcement", related_name="deliveries", null=True, on_delete=fields.CASCADE
-    )
+    # What caused it ("announcement", "announcement_report", …) and that thing's id.
+    # (Database defaults throughout only so that 0008 could add the columns to a full table.)
+    source_kind = fields.CharField(max_length=32, db_default="")
+    source_id = fields.BigIntField(db_default=0)
+    dedupe_key = fields.CharField(max_length=128, db_default="")  # "proposal:3:status:accepted"
     # Pending pushes go with the resident when they ask to be forgotten.
     resident: fields.ForeignKeyRelation[Resident] = fields.ForeignKeyField(
         "models.Resident", related_name="deliveries", on_delete=fields.CASCADE
     )
     channel = fields.CharField(max_length=16)
     external_id = fields.CharField(max_length=64)
-    text = fields.TextField()
-    image = fields.CharField(max_length=512, default="")
-    urgent = fields.BooleanField(default=False)
+    # What it says, rendered at send time: a template key and its parameters (JSON text).
+    template = fields.CharField(max_length=48, db_default="")
+    params = fields.TextField(default="{}", db_default="{}")
+    operation = fields.CharField(max_length=8, default="send", db_default="send")  # or "edit"
+    # The platform's id of the message: the one to edit, or the one last sent.
+    message_id = fields.CharField(max_length=64, default="", db_default="")
+    # A digest of what the message shows now, so an edit to the same content is skipped.
+    shown = fields.CharField(max_length=32, default="", db_default="")
+    # Asked to show something new while it was being sent: queued again once sent.
+    stale = fields.BooleanField(default=False, db_default=False)
+    # When the platform will not edit the message: "send" it anew, or "drop" the edit.
+    if_edit_refused = fields.CharField(max_length=8, default="send", db_default="send")
+    # Higher goes first (a push to one resident before a broadcast) …
+    priority = fields.SmallIntField(default=0, db_default=0)
+    # … and apart from it, whether quiet hours hold it back.
+    quiet_exempt = fields.BooleanField(default=False, db_default=False)
     state = fields.CharField(max_length=16, default="queued")
     not_before = fields.DatetimeField()
     attempts = fields.IntField(default=0)
@@ -238,10 +260,10 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
-        unique_together = (("announcement", "resident", "channel"),)
-        indexes = (("state", "channel", "not_before"),)
-        # The claim's own index, (channel, urgent DESC, id) WHERE state = 'queued',
-        # is partial: Tortoise cannot declare it, so 0005_claim_index creates it in SQL.
+        unique_together = (("resident", "channel", "dedupe_key"),)
+        indexes = (("state", "channel", "not_before"), ("source_kind", "source_id", "state"))
+        # The claim's own index, (channel, priority DESC, id) WHERE state = 'queued', is
+        # partial: Tortoise cannot declare it, so 0008_outbox_sources creates it in SQL.
 
 
 class SendBudget(Model):

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.core.config import Config
 from bot.core.messages import Button, Incoming, Kind, Outcome, Reply
+from dialogs.engine import NONCE, PAGE
 from handlers.dispatcher import Dispatcher
 from storage.models import ChannelIdentity, DialogState
 from tests.phrases import failed_apologies
@@ -68,6 +69,21 @@ class Chat:
     async def press_payload(self, payload: str, event_id: str = "") -> list[Reply]:
         return await self.send(Kind.BUTTON, payload=payload, event_id=event_id)
 
+    def button_for(self, state: str, value: str) -> Button:
+        """The on-screen button of step ``state`` with ``value``, whatever instance it names."""
+        for reply in reversed(self.shown):
+            for button in reply.all_buttons():
+                tagged, _, got = button.payload.rpartition(":")
+                if tagged.partition("~")[0] == state and got == value:
+                    return button
+        raise AssertionError(f"no button {state}:{value} on screen: {self.texts()}")
+
+    async def choose(self, state: str, value: str, event_id: str = "") -> list[Reply]:
+        """Press the button of step ``state`` with ``value`` (a choice by id, whatever the
+        label says in the resident's language)."""
+        payload = self.button_for(state, value).payload
+        return await self.send(Kind.BUTTON, payload=payload, event_id=event_id)
+
     def texts(self) -> list[str]:
         return [reply.text for reply in self.last]
 
@@ -80,7 +96,13 @@ class Chat:
         return [[button.label for button in row] for row in self.last[index].buttons]
 
     async def dialog(self) -> tuple[str, dict[str, Any]]:
-        """Where this resident's conversation stands in the database: (state, data)."""
+        """Where this resident's conversation stands in the database: (state, the dialog's
+        data); the engine's own keys (the instance's nonce, the page) are in ``stored()``."""
+        state, data = await self.stored()
+        return state, {key: value for key, value in data.items() if key not in (NONCE, PAGE)}
+
+    async def stored(self) -> tuple[str, dict[str, Any]]:
+        """The dialog row as stored: (state, data) with the engine's keys."""
         identity = await ChannelIdentity.get(channel=self.channel, external_id=self.user_id)
         dialog = await DialogState.get(resident_id=identity.resident_id)  # type: ignore[attr-defined]
         return dialog.state, dialog.data
@@ -88,10 +110,10 @@ class Chat:
     async def onboard(self, language: str = "en") -> None:
         """Through onboarding by payloads, whatever the labels say in that language."""
         await self.command("start")
-        await self.press_payload(f"onb:language:{language}")
-        await self.press_payload("onb:neighbourhood:centrs")
-        await self.press_payload("onb:topics:_done")
-        await self.press_payload("onb:privacy:_yes")
+        await self.choose("onb:language", language)
+        await self.choose("onb:neighbourhood", "centrs")
+        await self.choose("onb:topics", "_done")
+        await self.choose("onb:privacy", "_yes")
 
 
 @dataclass

@@ -301,6 +301,11 @@ GOING_OUT_ONE = "Announcement #{id} is going out to {count} resident."
 GOING_OUT = "Announcement #{id} is going out to {count} residents."
 STOPPED_BY_STAFF = "Announcement #{id} was stopped by staff."
 
+# --- button labels that a test presses by their words ------------------------------------
+SEND_FOR_APPROVAL = "Send for approval"  # an urgent announcement, by a non-admin
+MORE = "More…"  # the engine's next page of buttons
+PREVIOUS = "‹ Previous"  # the engine's page before
+
 
 def draft_card(
     language: str,

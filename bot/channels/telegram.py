@@ -45,7 +45,16 @@ from bot.core.channel import (
 from bot.core.config import TelegramConfig
 from bot.core.i18n import LANGUAGES, translator
 from bot.core.logs import about, who
-from bot.core.messages import ChannelLimits, CommandMenu, Feed, Incoming, Kind, Location, Reply
+from bot.core.messages import (
+    Capabilities,
+    ChannelLimits,
+    CommandMenu,
+    Feed,
+    Incoming,
+    Kind,
+    Location,
+    Reply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +71,9 @@ LIMITS = ChannelLimits(
     messages_per_second=30.0,
     messages_per_second_per_chat=1.0,
 )
+# Photos through getFile; a location through a reply keyboard (when a reply has no
+# inline buttons); pushes at any time.
+CAPABILITIES = Capabilities.of(LIMITS, takes_photos=True, asks_location=True)
 CAPTION_LENGTH = 1024
 # Telegram's largest updates (a 4096-character message with its entities, the
 # message it replies to and a keyboard) are some tens of kilobytes; a megabyte
@@ -316,6 +328,21 @@ def malformed(value: object, shape: Shape = UPDATE, where: str = "") -> str | No
     return None if shape(value) else f"{where}: not {shape.__doc__}"
 
 
+def inline_keyboard(reply: Reply) -> dict[str, object] | None:
+    """The reply's buttons as the Bot API's JSON, for the lean push path."""
+    if not reply.buttons:
+        return None
+    return {
+        "inline_keyboard": [
+            [
+                {"text": fit_label(b.label, LIMITS.button_label_length), "callback_data": b.payload}
+                for b in row
+            ]
+            for row in reply.buttons
+        ]
+    }
+
+
 @dataclass(slots=True)
 class TelegramChannel:
     config: TelegramConfig
@@ -325,6 +352,7 @@ class TelegramChannel:
     default_language: str
     name: str = NAME
     limits: ChannelLimits = LIMITS
+    capabilities: Capabilities = CAPABILITIES
     # Answers: their share of the token's rate (the runtime keeps it with the pushes'),
     # how long in all one may wait for Telegram, and who takes what could not go then.
     rate: AnswerRate | None = None
@@ -605,36 +633,42 @@ class TelegramChannel:
             log.error("telegram: update failed: %s", context.error, exc_info=context.error)
 
     # --- sending ------------------------------------------------------------
-    async def send(self, recipient: str, reply: Reply) -> None:
-        """A push. Text and an image go on the lean path once started; anything with
-        buttons or a location request through PTB, as replies do."""
-        if self._push is not None and not (reply.buttons or reply.request_location):
-            await self._push.send(recipient, reply.text, reply.image)
-            return
-        await self._send(int(recipient), reply, "")
+    async def send(self, recipient: str, reply: Reply) -> str:
+        """A push; returns the message_id of the last message sent. Text, an image and
+        inline buttons go on the lean path once started; a location request through
+        PTB, as replies do."""
+        if self._push is not None and not reply.request_location:
+            return await self._push.send(recipient, reply.text, reply.image, inline_keyboard(reply))
+        return await self._send(int(recipient), reply, "")
 
-    async def _send(self, chat_id: int, reply: Reply, pressed_on: str) -> None:
+    async def _send(self, chat_id: int, reply: Reply, pressed_on: str) -> str:
+        """Send (or edit in place) a reply; returns the id of the message it ends in."""
         bot = self.application.bot
         markup = keyboard(reply)
         try:
             if reply.replace and pressed_on and not reply.image:
                 if await self._edit(chat_id, int(pressed_on), reply, markup):
-                    return
+                    return pressed_on
             text = reply.text
             if reply.image:
                 caption = text if utf16_length(text) <= CAPTION_LENGTH else ""
-                await bot.send_photo(
+                photo = await bot.send_photo(
                     chat_id,
                     reply.image,
                     caption=caption or None,
                     reply_markup=markup if caption else None,
                 )
                 if caption:
-                    return
+                    return str(photo.message_id)
             pieces = split_text(text, LIMITS.text_length, utf16_length)
+            sent = ""
             for index, piece in enumerate(pieces):
                 last = index == len(pieces) - 1
-                await bot.send_message(chat_id, piece, reply_markup=markup if last else None)
+                message = await bot.send_message(
+                    chat_id, piece, reply_markup=markup if last else None
+                )
+                sent = str(message.message_id)
+            return sent
         except Forbidden as error:
             raise RecipientBlocked(str(error)) from error
         except RetryAfter as error:
@@ -653,6 +687,9 @@ class TelegramChannel:
         return data if len(data) <= max_bytes else None
 
     async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
+        """An edit through the outbox (a staff report): on the lean path once started."""
+        if self._push is not None:
+            return await self._push.edit(recipient, message_id, reply.text, inline_keyboard(reply))
         if not message_id.isdigit():
             return False
         try:

@@ -1,6 +1,7 @@
 """Pushes to Telegram on a lean path: one aiohttp session, straight to the Bot API.
 
-A push is a sendMessage (or a sendPhoto with its caption) with no buttons.
+A push is a sendMessage (or a sendPhoto with its caption), with its inline
+buttons if it has any, or an editMessageText of a message sent earlier.
 Through python-telegram-bot each one costs about 2 ms of CPU (httpx's pool
 bookkeeping, building and parsing objects); here about 0.5 ms, which is what
 lets one worker keep up with paid broadcasts (1000 a second). Replies to
@@ -46,21 +47,51 @@ class PushSender:
             await self._session.close()
             self._session = None
 
-    async def send(self, chat_id: str, text: str, image: str = "") -> None:
+    async def send(
+        self, chat_id: str, text: str, image: str = "", markup: dict[str, Any] | None = None
+    ) -> str:
         """Text over several messages when longer than Telegram allows; an image
-        with the text as its caption when it fits, else the image, then the text."""
+        with the text as its caption when it fits, else the image, then the text.
+        The inline keyboard ``markup`` rides on the last message. Returns the
+        message_id of the last message sent."""
         if image:
             caption = text if utf16_length(text) <= CAPTION_LENGTH else ""
             payload: dict[str, Any] = {"chat_id": chat_id, "photo": image}
             if caption:
                 payload["caption"] = caption
-            await self._call("sendPhoto", payload)
-            if caption or not text:
-                return
-        for piece in split_text(text, TEXT_LENGTH, utf16_length):
-            await self._call("sendMessage", {"chat_id": chat_id, "text": piece})
+            last = caption or not text
+            if markup and last:
+                payload["reply_markup"] = markup
+            sent = await self._call("sendPhoto", payload)
+            if last:
+                return _message_id(sent)
+        pieces = split_text(text, TEXT_LENGTH, utf16_length)
+        for index, piece in enumerate(pieces):
+            payload = {"chat_id": chat_id, "text": piece}
+            if markup and index == len(pieces) - 1:
+                payload["reply_markup"] = markup
+            sent = await self._call("sendMessage", payload)
+        return _message_id(sent)
 
-    async def _call(self, method: str, payload: dict[str, Any]) -> None:
+    async def edit(
+        self, chat_id: str, message_id: str, text: str, markup: dict[str, Any] | None = None
+    ) -> bool:
+        """Change the text (and buttons) of a message sent earlier; False when Telegram
+        will not (too old, gone, or the text now too long for one message)."""
+        if not message_id.isdigit() or utf16_length(text) > TEXT_LENGTH:
+            return False
+        payload: dict[str, Any] = {"chat_id": chat_id, "message_id": int(message_id), "text": text}
+        if markup:  # left out, the keyboard is removed
+            payload["reply_markup"] = markup
+        try:
+            await self._call("editMessageText", payload)
+        except EditRefused as refused:
+            # Telegram's answer to an edit that changes nothing: it shows what it should.
+            return "not modified" in str(refused).lower()
+        return True
+
+    async def _call(self, method: str, payload: dict[str, Any]) -> Any:
+        """The Bot API's ``result``; raises as the module's docstring says."""
         if self._session is None:
             raise RuntimeError("the push sender is not open")
         try:
@@ -72,9 +103,9 @@ class PushSender:
             raise PushFailed(f"{method}: {type(error).__name__}") from None
         except TimeoutError:
             raise PushFailed(f"{method}: no answer within {TIMEOUT.total:g} s") from None
-        if status == 200:
-            return
         answer = _json(body)
+        if status == 200:
+            return answer.get("result")
         code = answer.get("error_code", status)
         description = str(answer.get("description") or f"HTTP {status}")
         if code == 403:
@@ -82,11 +113,21 @@ class PushSender:
         if code == 429:
             parameters = answer.get("parameters") or {}
             raise RateLimited(float(parameters.get("retry_after", 1)))
+        if code == 400 and method.startswith("edit"):
+            raise EditRefused(description[:200])
         raise PushFailed(f"{method}: {code} {description}"[:200])
 
 
+class EditRefused(Exception):
+    """Telegram will not edit the message (a 400 to an edit): not worth trying again."""
+
+
+def _message_id(result: Any) -> str:
+    return str(result.get("message_id", "")) if isinstance(result, dict) else ""
+
+
 def _json(body: bytes) -> dict[str, Any]:
-    """The Bot API's error object; {} when a proxy answered with something else."""
+    """The Bot API's answer object; {} when a proxy answered with something else."""
     try:
         value = json.loads(body)
     except ValueError:

@@ -34,7 +34,16 @@ from aiohttp import WSMsgType, web
 from bot.core.channel import PushRefused, coalesce, fit_label, split_text
 from bot.core.config import IPNetwork
 from bot.core.i18n import N_, Translator, translator
-from bot.core.messages import ChannelLimits, Feed, Incoming, Kind, Location, Outcome, Reply
+from bot.core.messages import (
+    Capabilities,
+    ChannelLimits,
+    Feed,
+    Incoming,
+    Kind,
+    Location,
+    Outcome,
+    Reply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,9 @@ LIMITS = ChannelLimits(
     messages_per_second=1000.0,
     messages_per_second_per_chat=20.0,
 )
+# No photos taken yet; a location through the browser's geolocation; a push needs an
+# open tab, not a time window.
+CAPABILITIES = Capabilities.of(LIMITS, asks_location=True)
 
 UI_STRINGS = {
     "title": N_("{municipality} · residents' assistant"),
@@ -121,6 +133,7 @@ class WebChat:
     newcomers: Newcomers | None = None
     name: str = NAME
     limits: ChannelLimits = LIMITS
+    capabilities: Capabilities = CAPABILITIES
     _sockets: dict[str, set[web.WebSocketResponse]] = field(default_factory=dict)
     # The language of the last answer per connected resident, so that an
     # unreadable frame is refused in their language without a database trip.
@@ -364,8 +377,9 @@ class WebChat:
             )
         return frames
 
-    async def send(self, recipient: str, reply: Reply) -> None:
-        """Push to every open tab of the resident.
+    async def send(self, recipient: str, reply: Reply) -> str:
+        """Push to every open tab of the resident; returns the id of the (last) message
+        frame, the same in every tab, so that ``edit`` can change it in all of them.
 
         With no tab open there is nobody to show it to: the push waits until
         the resident opens the chat again.
@@ -373,9 +387,11 @@ class WebChat:
         sockets = [ws for ws in self._sockets.get(recipient, ()) if not ws.closed]
         if not sockets:
             raise PushRefused("the resident has no chat open")
+        frames = self.render(reply)
         for ws in sockets:
-            for frame in self.render(reply):
+            for frame in frames:
                 await ws.send_json(frame)
+        return str(frames[-1]["id"])
 
     async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
         """Replace a message in every open tab; a closed tab keeps what it showed."""

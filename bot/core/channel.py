@@ -30,12 +30,15 @@ class Channel(Protocol):
     name: str
     limits: ChannelLimits
 
-    async def send(self, recipient: str, reply: Reply) -> None:
-        """Deliver a push; raises RecipientBlocked or RateLimited as the platform says."""
+    async def send(self, recipient: str, reply: Reply) -> str:
+        """Deliver a push, buttons and all; returns the platform's id of the message sent
+        (of the last one, when it took several), which ``edit`` takes. Raises
+        RecipientBlocked, RateLimited or PushRefused as the platform says."""
 
     async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
-        """Change a message the bot sent earlier (a staff progress report);
-        False when the platform will not (gone, too old, no open chat)."""
+        """Change a message the bot sent earlier (a staff progress report, a poll);
+        False when the platform will not (gone, too old, no open chat). Raises as
+        ``send`` does."""
 
 
 def coalesce(replies: list[Reply], limit: int, length: Callable[[str], int] = len) -> list[Reply]:

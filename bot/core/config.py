@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.core.messages import CHOSEN, LABEL_LENGTH
 from bot.core.quiet_hours import DEFAULT_END, DEFAULT_START
 
 LANGUAGES = ("lv", "en", "ru")
@@ -39,13 +40,26 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Named:
-    """A neighbourhood or topic: a stable id and its name per language."""
+    """A neighbourhood or topic: a stable id, its name per language, and a short form
+    per language for buttons on channels where the whole name does not fit."""
 
     id: str
     names: Mapping[str, str]
+    short: Mapping[str, str] = field(default_factory=dict)
 
     def name(self, language: str) -> str:
         return self.names.get(language) or self.names["lv"]
+
+    def label(self, language: str, room: int) -> str:
+        """The name for a button of ``room`` characters: whole where it fits, else the short
+        form (falling back to Latvian as the name does)."""
+        name = self.name(language)
+        if len(name) <= room:
+            return name
+        own = self.short.get(language)
+        if own is None and language not in self.names:
+            own = self.short.get("lv")
+        return own or name
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +175,18 @@ def _names(key: str, raw: object) -> Mapping[str, str]:
     return {language: str(name).strip() for language, name in raw.items()}
 
 
+def _short_names(key: str, raw: object) -> Mapping[str, str]:
+    """The short forms for buttons: any languages, none required."""
+    if not isinstance(raw, dict):
+        raise ConfigError(key, raw, 'a table of short names per language, e.g. { en = "…" }')
+    for language, name in raw.items():
+        if language not in LANGUAGES:
+            raise ConfigError(f"{key}.{language}", name, f"a language among {', '.join(LANGUAGES)}")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{key}.{language}", name, "a non-empty name")
+    return {language: str(name).strip() for language, name in raw.items()}
+
+
 def _named_list(key: str, raw: object) -> tuple[Named, ...]:
     if not isinstance(raw, list):
         raise ConfigError(key, raw, "a list of tables with id and name")
@@ -178,8 +204,35 @@ def _named_list(key: str, raw: object) -> tuple[Named, ...]:
         if ident in seen:
             raise ConfigError(f"{where}.id", ident, "an id used only once")
         seen.add(ident)
-        items.append(Named(ident, _names(f"{where}.name", entry.get("name"))))
+        names = _names(f"{where}.name", entry.get("name"))
+        short = _short_names(f"{where}.short", entry.get("short", {}))
+        items.append(_fits_a_button(where, Named(ident, names, short)))
     return tuple(items)
+
+
+NAME_ROOM = LABEL_LENGTH - len(CHOSEN)
+"""Characters of a neighbourhood's or topic's name on a button that every channel shows
+whole: Messenger's 20, less the mark of a chosen one."""
+
+
+def _fits_a_button(where: str, item: Named) -> Named:
+    """Refuse a name no button can show whole, unless a short form is given: a cut label
+    could not be told from another, and every choice must stay on the buttons."""
+    for language in LANGUAGES:
+        label = item.label(language, NAME_ROOM)
+        if len(label) <= NAME_ROOM:
+            continue
+        if language in item.short or (language not in item.names and "lv" in item.short):
+            key = language if language in item.short else "lv"
+            raise ConfigError(f"{where}.short.{key}", label, f"at most {NAME_ROOM} characters")
+        key = language if language in item.names else "lv"
+        raise ConfigError(
+            f"{where}.name.{key}",
+            label,
+            f"at most {NAME_ROOM} characters (it is shown on a button), or a short form "
+            f'for buttons beside it: short = {{ {key} = "…" }}',
+        )
+    return item
 
 
 # What each platform sends as a user id: a staff account matches only that exact
@@ -666,8 +719,8 @@ def load(
 def demo_municipality() -> Municipality:
     """What runs with no configuration file, so anyone can try the bot at once."""
 
-    def named(ident: str, lv: str, en: str, ru: str) -> Named:
-        return Named(ident, {"lv": lv, "en": en, "ru": ru})
+    def named(ident: str, lv: str, en: str, ru: str, short: dict[str, str] | None = None) -> Named:
+        return Named(ident, {"lv": lv, "en": en, "ru": ru}, short or {})
 
     return Municipality(
         name="Demo novads",
@@ -678,8 +731,20 @@ def demo_municipality() -> Municipality:
             named("lauki", "Lauku pagasts", "Rural parish", "Сельская волость"),
         ),
         topics=(
-            named("transport", "Ceļi un transports", "Roads and transport", "Дороги и транспорт"),
-            named("environment", "Vide un zaļās zonas", "Environment and parks", "Среда и парки"),
+            named(
+                "transport",
+                "Ceļi un transports",
+                "Roads and transport",
+                "Дороги и транспорт",
+                {"en": "Roads, transport"},
+            ),
+            named(
+                "environment",
+                "Vide un zaļās zonas",
+                "Environment and parks",
+                "Среда и парки",
+                {"lv": "Vide, zaļās zonas", "en": "Environment"},
+            ),
             named("education", "Izglītība", "Education", "Образование"),
             named("culture", "Kultūra un sports", "Culture and sport", "Культура и спорт"),
             named("social", "Sociālā palīdzība", "Social care", "Социальная помощь"),

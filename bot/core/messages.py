@@ -7,10 +7,11 @@ gracefully where the platform offers less (see ``ChannelLimits``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Kind(StrEnum):
@@ -83,9 +84,55 @@ class Reply:
     # This message will be edited in place later (its buttons toggle), so no
     # notice may be joined into it: the edit would wipe the notice out.
     keep_apart: bool = False
+    # The last rows (Done, Back) stay on every page when the dialog engine pages
+    # the rows before them, the choices, to fit a channel's buttons per message.
+    pinned_rows: int = 0
 
     def all_buttons(self) -> list[Button]:
         return [button for row in self.buttons for button in row]
+
+    def to_json(self) -> dict[str, Any]:
+        """What a push with fixed words stores (``REPLY_TEMPLATE``): text, buttons, image."""
+        data: dict[str, Any] = {"text": self.text}
+        if self.buttons:
+            data["buttons"] = [[[b.label, b.payload] for b in row] for row in self.buttons]
+        if self.image:
+            data["image"] = self.image
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Reply:
+        rows = data.get("buttons") or []
+        return cls(
+            str(data.get("text", "")),
+            [[Button(str(label), str(payload)) for label, payload in row] for row in rows],
+            image=str(data.get("image", "")),
+        )
+
+
+# A push whose words are fixed when it is queued: its parameters are ``Reply.to_json()``,
+# and the delivery worker renders it itself.
+REPLY_TEMPLATE = "reply"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRequest:
+    """Everything a push's words may depend on, when it is sent.
+
+    Nothing else (not which resident it is for): the delivery worker renders
+    each distinct request once for a whole batch of a broadcast. What depends
+    on the resident goes in ``params``.
+    """
+
+    template: str  # "announcement", "announcement_report", …
+    params: Mapping[str, Any]
+    language: str  # the resident's chosen language now; "" when they have chosen none
+    channel: str  # where it goes: an image or a button may differ per platform
+
+
+# Renders a push at send time; None when its source is gone (a cancelled announcement):
+# the delivery is then cancelled, not sent. Raises for a template it does not know.
+Render = Callable[[RenderRequest], Awaitable["Reply | None"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +146,68 @@ class ChannelLimits:
     can_edit: bool
     messages_per_second: float
     messages_per_second_per_chat: float
+
+
+LABEL_LENGTH = 20
+"""The longest button label every channel we support shows whole (Messenger's quick
+replies and buttons: 20 characters)."""
+CHOSEN = "✓ "
+"""What a toggle button's label starts with while its choice is chosen."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the channel of an update can do, as the dialogs see it.
+
+    The runtime registers each channel's with the dispatcher, and a dialog step
+    reads them from its context; the dialog engine uses them to decide edit or
+    send anew and to page buttons that do not fit, so no dialog needs to know the
+    platform. The defaults are what an unregistered channel (a test, a tool) gets.
+    """
+
+    can_edit: bool = True  # a sent message can be changed (its buttons toggle in place)
+    takes_photos: bool = False  # the channel hands over a photo the resident sends
+    asks_location: bool = False  # a reply can ask for the resident's location
+    buttons_per_message: int = 100
+    label_length: int = 64  # characters of a button label shown whole
+    payload_bytes: int = 64  # of a button's payload, UTF-8
+    # Pushes are allowed only this long after the resident's last message (Messenger:
+    # 24 hours); None where a push may go at any time.
+    push_window: timedelta | None = None
+
+    @classmethod
+    def of(
+        cls,
+        limits: ChannelLimits,
+        *,
+        takes_photos: bool = False,
+        asks_location: bool = False,
+        push_window: timedelta | None = None,
+    ) -> Capabilities:
+        """A channel's capabilities from its limits and what else it can do."""
+        return cls(
+            can_edit=limits.can_edit,
+            takes_photos=takes_photos,
+            asks_location=asks_location,
+            buttons_per_message=limits.buttons_per_message,
+            label_length=limits.button_label_length,
+            payload_bytes=limits.payload_bytes,
+            push_window=push_window,
+        )
+
+
+STRICTEST = Capabilities(
+    can_edit=False,
+    takes_photos=False,
+    asks_location=False,
+    buttons_per_message=13,
+    label_length=LABEL_LENGTH,
+    payload_bytes=64,
+    push_window=timedelta(hours=24),
+)
+"""The least a channel we support offers: Messenger's 13 quick replies of 20 characters,
+no editing, its 24-hour window, and Telegram's 64 bytes of callback data. Every dialog
+is tested under it."""
 
 
 @dataclass(slots=True)

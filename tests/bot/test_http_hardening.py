@@ -96,7 +96,7 @@ async def short_bot(api: BotApiStandIn, start_bot: RuntimeFactory, short_timeout
 
 @pytest.fixture
 def base(bot: Runtime) -> str:
-    return f"http://127.0.0.1:{bot.core.config.http_port}"
+    return f"http://127.0.0.1:{bot.config.http_port}"
 
 
 @pytest.fixture
@@ -340,7 +340,7 @@ async def test_a_broken_request_gets_an_answer_and_no_traceback(
     bot: Runtime, caplog: pytest.LogCaptureFixture, client: str, answer: bytes
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    raw = await Raw.open(bot.core.config.http_port)
+    raw = await Raw.open(bot.config.http_port)
     secret = f"{SECRET_HEADER}: {WEBHOOK_SECRET}"
     if client.startswith("leaves"):
         await raw.send(head("POST", WEBHOOK_PATH, secret, "Content-Length: 1000") + b'{"upd')
@@ -398,7 +398,7 @@ async def test_every_response_names_the_server_plainly(
     }
 
     # A request aiohttp cannot parse never reaches the application.
-    raw = await Raw.open(bot.core.config.http_port)
+    raw = await Raw.open(bot.config.http_port)
     await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n")
     received, _ = await raw.until_closed()
     assert received.startswith(b"HTTP/1.0 400 Bad Request")
@@ -406,7 +406,7 @@ async def test_every_response_names_the_server_plainly(
 
     # The WebSocket upgrade, as a browser sends it with the cookie of the page.
     cookie = "; ".join(f"{c.key}={c.value}" for c in http.cookie_jar)
-    raw = await Raw.open(bot.core.config.http_port)
+    raw = await Raw.open(bot.config.http_port)
     await raw.send(
         head(
             "GET",
@@ -454,7 +454,7 @@ async def test_a_secret_header_that_is_not_utf8_gets_403_and_no_traceback(
     body = b'{"update_id": 1}'
 
     async def post(secret: bytes) -> bytes:
-        raw = await Raw.open(bot.core.config.http_port)
+        raw = await Raw.open(bot.config.http_port)
         await raw.send(
             head("POST", WEBHOOK_PATH, f"Content-Length: {len(body)}", "Connection: close").replace(
                 b"\r\n\r\n", b"\r\n" + SECRET_HEADER.encode() + b": " + secret + b"\r\n\r\n"

@@ -12,6 +12,7 @@ from storage.models import Announcement, Delivery
 from tests.bot.channels.telegram_helpers import Chat, eventually
 from tests.bot.test_announcements import config_without_quiet_hours, onboarded
 from tests.conftest import RuntimeFactory
+from tests.dialogs.test_pushes import words
 from tests.phrases import (
     GOING_OUT_NOW,
     GONE_OUT,
@@ -77,8 +78,8 @@ async def test_staff_compose_on_telegram_and_watch_the_report_reach_its_final_fi
             timeout=15,
             what="the web-chat push (no tab open: it waits)",
         )
-        web = await Delivery.get(channel="webchat")
-        assert web.image.startswith("/media/") and web.text == TEXT
+        web = await words(await Delivery.get(channel="webchat"))
+        assert web is not None and web.image.startswith("/media/") and web.text == TEXT
         root = f"http://127.0.0.1:{runtime.config.http_port}"
         async with aiohttp.ClientSession() as http:
             async with http.get(root + web.image) as served:

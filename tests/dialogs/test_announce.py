@@ -10,11 +10,12 @@ import pytest
 
 from bot.core.config import Config
 from bot.core.i18n import translator
-from bot.core.messages import Kind
+from bot.core.messages import Capabilities, Kind
 from handlers.dispatcher import UNKNOWN_COMMAND, Dispatcher
 from storage import announcements, deliveries, staff
 from storage.models import Announcement, AuditEntry, Delivery
 from tests.chat import Chat
+from tests.dialogs.test_pushes import words
 from tests.phrases import (
     ADMIN_ASKED,
     ADMIN_CONFIRMED,
@@ -46,6 +47,7 @@ from tests.phrases import (
     RECENT_HEADER,
     SCHEDULED_FOR,
     SCHEDULED_HEADER,
+    SEND_FOR_APPROVAL,
     SEND_PHOTO,
     STAFF_HELP,
     STOP_QUESTION,
@@ -92,8 +94,8 @@ async def residents(config: Config, *hoods: str) -> None:
         await chat.onboard()
         if hood != "centrs":
             await chat.command("settings")
-            await chat.press_payload("set:home:neighbourhood")
-            await chat.press_payload(f"set:neighbourhood:{hood}")
+            await chat.choose("set:home", "neighbourhood")
+            await chat.choose("set:neighbourhood", hood)
 
 
 async def compose(chat: Chat, recipients: int, text: str = TEXT) -> None:
@@ -246,15 +248,17 @@ async def test_an_urgent_announcement_waits_for_an_admin_who_confirms_it(config:
     await writer.press("Preview and send")
     summary = preview_summary("en", audience("en"), 2, urgent=True)
     assert writer.texts() == [TEXT, summary]
-    assert writer.labels() == [["Send to an admin to confirm"], ["Edit", "Discard the draft"]]
-    await writer.send_press("Send to an admin to confirm", message_id="m-1")
+    assert writer.labels() == [[en(SEND_FOR_APPROVAL)], ["Edit", "Discard the draft"]]
+    await writer.send_press(en(SEND_FOR_APPROVAL), message_id="m-1")
     announcement = await Announcement.get()
     assert writer.texts() == [en(WAITS_FOR_ADMIN, id=announcement.id)]
     assert announcement.state == "pending"
     assert await deliveries.due_announcements() == [], "nothing goes out before the admin says so"
     note = await Delivery.get(external_id="admin-1")
-    assert note.urgent
-    assert note.text == en(ADMIN_ASKED, id=announcement.id, author="webchat:staff-1")
+    assert (note.priority, note.quiet_exempt) == (deliveries.PERSONAL, True)
+    assert (await words(note)).text == en(  # type: ignore[union-attr]
+        ADMIN_ASKED, id=announcement.id, author="webchat:staff-1"
+    )
 
     waiting = listed(config, announcement, audience("en"), en("urgent"))
     waiting += "\n" + en(BY_AUTHOR, author="webchat:staff-1")
@@ -278,7 +282,7 @@ async def test_an_urgent_announcement_waits_for_an_admin_who_confirms_it(config:
     ]
     assert (announcement.state, announcement.approved_by) == ("scheduled", "webchat:admin-1")
     told = await Delivery.get(external_id="staff-1")
-    assert told.text == en(ADMIN_CONFIRMED, id=announcement.id)
+    assert (await words(told)).text == en(ADMIN_CONFIRMED, id=announcement.id)  # type: ignore[union-attr]
 
     await admin.press_payload(f"staff:decline:{announcement.id}")
     assert admin.texts() == [en(ALREADY_DECIDED, id=announcement.id, state=en("scheduled"))]
@@ -365,7 +369,7 @@ async def test_staff_stop_an_announcement_going_out_and_nobody_else_gets_it(
     )
     await deliveries.release(going, datetime.now(UTC))
     (first, *_) = await deliveries.claim("w", "webchat", 1)
-    await deliveries.mark_sent([first.id])
+    await deliveries.mark_sent(first.id)
 
     await chat.command("announcements")
     figures = progress("en", going.id, 3, (GOING_OUT_ONE, GOING_OUT), sent=1, queued=2)
@@ -389,7 +393,7 @@ async def test_the_author_hears_when_no_admin_can_be_asked(config: Config) -> No
     await compose(writer, 0)
     await writer.press("Mark urgent")
     await writer.press("Preview and send")
-    await writer.send_press("Send to an admin to confirm", message_id="m-1")
+    await writer.send_press(en(SEND_FOR_APPROVAL), message_id="m-1")
     announcement = await Announcement.get()
     assert writer.texts() == [en(WAITS_FOR_ADMIN, id=announcement.id), en(NO_ADMIN_TOLD)]
     assert await Delivery.all().count() == 0
@@ -410,7 +414,9 @@ async def test_a_photo_is_attached_where_the_channel_hands_photos_over(config: C
     jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00street\xff\xd9"
     source = PhotoSource({"photo-1": jpeg, "not-an-image": b"%PDF-1.7"})
     await staff.grant("webchat", "staff-1", "communications", actor="test")
-    chat = Chat(Dispatcher(config, files={"webchat": source}), user_id="staff-1", locale="en")
+    photos = {"webchat": Capabilities(takes_photos=True)}
+    dispatcher = Dispatcher(config, files={"webchat": source}, capabilities=photos)
+    chat = Chat(dispatcher, user_id="staff-1", locale="en")
     await compose(chat, 0)
     assert chat.labels()[1] == ["Image", "Audience"]
 

@@ -113,8 +113,8 @@ async def test_my_data_is_shown_in_the_residents_language(config: Config) -> Non
     chat = Chat(Dispatcher(config), user_id="anna")
     await chat.onboard("ru")
     await chat.command("settings")
-    await chat.press_payload("set:home:topics")
-    await chat.press_payload("set:topics:culture")
+    await chat.choose("set:home", "topics")
+    await chat.choose("set:topics", "culture")
     await chat.command("mydata")
     expected = await overview(chat, config, "ru", "Русский", "Центр", "Культура и спорт")
     assert chat.texts() == [expected]

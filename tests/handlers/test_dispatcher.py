@@ -11,7 +11,7 @@ import pytest
 from bot.core.config import Config, LimitsConfig
 from bot.core.messages import Incoming, Kind
 from dialogs.context import Ctx
-from dialogs.engine import CANNOT_READ, EXPIRED, RESTARTED
+from dialogs.engine import CANNOT_READ, EXPIRED, NONCE, RESTARTED
 from handlers.commands import router as commands
 from handlers.dispatcher import FAILED, UNKNOWN_COMMAND, Dispatcher
 from handlers.router import Router
@@ -95,7 +95,10 @@ async def test_a_stale_button_says_it_has_expired_and_changes_nothing(config: Co
     [
         ("onb:privacy:_yes", EXPIRED),  # a step of another dialog
         ("set:home:reboot", EXPIRED),  # a step that is not the current one
-        ("set:topics:no-such-topic", None),  # the current step, a value it does not know
+        # the current step and instance, a value it does not know
+        ("set:topics~{nonce}:no-such-topic", None),
+        ("set:topics:transport", EXPIRED),  # the current step, but no instance named
+        ("set:topics~AAAAAA:transport", EXPIRED),  # the current step of another instance
         ("nonsense", EXPIRED),
         ("lang:xx", LANGUAGE_BUTTON_EXPIRED),
         ("x" * 64, EXPIRED),
@@ -117,7 +120,7 @@ async def test_a_forged_or_unknown_payload_is_answered_plainly_and_the_dialog_re
     if notice is None:  # only a dialog's own step can tell a value it does not know
         notice = EXPIRED if where == "the menu" else PLEASE_USE_BUTTONS
 
-    await chat.press_payload(payload)
+    await chat.press_payload(payload.format(nonce=(await chat.stored())[1].get(NONCE, "")))
     assert chat.texts() == [en(notice), question]
     assert chat.labels() == labels
     assert await chat.dialog() == expected_state
@@ -245,7 +248,7 @@ async def test_one_residents_updates_are_handled_one_after_another_even_on_two_w
     await chat.onboard()
     await chat.command("settings")
     await chat.press("Topics")
-    toggle = "set:topics:transport"
+    toggle = chat.button_for("set:topics", "transport").payload
     outcomes = await asyncio.gather(
         *(
             workers[i % 2].feed(

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from bot.core.config import Config
-from bot.core.messages import Kind
+from bot.core.messages import Capabilities, Kind
 from handlers import dispatcher as dispatcher_module
 from handlers.dispatcher import DID_NOT_UNDERSTAND, Dispatcher
 from storage import db, staff
@@ -98,6 +98,12 @@ class WatchingSource:
         return data if data is not None and len(data) <= max_bytes else None
 
 
+def photo_dispatcher(config: Config, source: WatchingSource) -> Dispatcher:
+    """The dispatcher of a web chat that hands photos over, as Telegram does."""
+    photos = {"webchat": Capabilities(takes_photos=True)}
+    return Dispatcher(config, files={"webchat": source}, capabilities=photos)
+
+
 def card(image: str, recipients: int = 0) -> str:
     return draft_card("en", {"lv": TEXT}, audience("en"), recipients, image=image)
 
@@ -106,7 +112,7 @@ async def at_the_image_step(config: Config, source: WatchingSource) -> Chat:
     """A staff member composing an announcement, asked for its photo, on a channel that
     hands photos over."""
     await staff.grant("webchat", "staff-1", "communications", actor="test")
-    chat = Chat(Dispatcher(config, files={"webchat": source}), user_id="staff-1", locale="en")
+    chat = Chat(photo_dispatcher(config, source), user_id="staff-1", locale="en")
     await chat.command("announce")
     await chat.text(TEXT)
     await chat.press("Image")
@@ -150,7 +156,7 @@ async def test_a_slow_download_holds_up_no_other_residents_update(config: Config
 
 async def test_a_photo_no_step_asks_for_is_not_downloaded(config: Config) -> None:
     source = WatchingSource(config.database_url, {"photo-1": JPEG})
-    chat = Chat(Dispatcher(config, files={"webchat": source}), user_id="resident-1", locale="en")
+    chat = Chat(photo_dispatcher(config, source), user_id="resident-1", locale="en")
     await chat.send(Kind.PHOTO, photo_id="photo-1")  # nobody yet: onboarding starts
     await chat.onboard()
     await chat.send(Kind.PHOTO, photo_id="photo-1")  # at the main menu

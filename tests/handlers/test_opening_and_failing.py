@@ -105,7 +105,7 @@ async def test_the_outcome_says_when_the_resident_was_forgotten(config: Config) 
         user_id="resident-1",
         event_id="delete",
         kind=Kind.BUTTON,
-        payload="data:confirm:_yes",
+        payload=chat.button_for("data:confirm", "_yes").payload,
     )
     outcome = await dispatcher.feed(incoming)
     assert outcome.forgotten is True

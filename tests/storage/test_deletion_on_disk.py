@@ -88,8 +88,8 @@ async def to_privacy_notice(chat: Chat) -> None:
     """Onboarding up to its last question, the privacy notice."""
     await chat.command("start")
     await chat.press_payload("onb:language:en")
-    await chat.press_payload("onb:neighbourhood:centrs")
-    await chat.press_payload("onb:topics:_done")
+    await chat.choose("onb:neighbourhood", "centrs")
+    await chat.choose("onb:topics", "_done")
 
 
 async def delete_by_mydata(chat: Chat) -> None:
@@ -102,7 +102,7 @@ async def delete_by_mydata(chat: Chat) -> None:
 
 
 async def delete_by_declining(chat: Chat) -> None:
-    await chat.press_payload("onb:privacy:_no")
+    await chat.choose("onb:privacy", "_no")
     assert chat.texts() == [
         "Understood. We have not kept anything about you. "
         "Send /start whenever you change your mind."

@@ -39,15 +39,23 @@ async def announce(audience: dict[str, object], **texts: str) -> Announcement:
     )
 
 
-async def test_release_writes_one_row_per_recipient_in_their_language(database: str) -> None:
+async def test_release_writes_one_row_per_recipient_naming_the_announcement(
+    database: str,
+) -> None:
+    """No words in the rows: each is rendered when sent (tests/dialogs/test_pushes.py)."""
     await resident("1", language="lv")
     await resident("2", language="en")
     await resident("3", language="ru")
     await resident("4", onboarded=False)
     announcement = await announce({"kind": "all"}, lv="Sveiki", en="Hello")
     assert await deliveries.release(announcement, NOW) == 3
-    texts = dict(await Delivery.all().values_list("external_id", "text"))
-    assert texts == {"1": "Sveiki", "2": "Hello", "3": "Sveiki"}, "Russian falls back to Latvian"
+    rows = await Delivery.all().values_list(
+        "external_id", "source_kind", "source_id", "dedupe_key", "template", "params"
+    )
+    key, params = f"announcement:{announcement.id}", f'{{"announcement":{announcement.id}}}'
+    assert sorted(rows) == [
+        (n, "announcement", announcement.id, key, "announcement", params) for n in "123"
+    ]
     assert await deliveries.release(announcement, NOW) == 3
     assert await Delivery.all().count() == 3, "a second release writes nothing"
 
@@ -69,15 +77,17 @@ async def test_an_account_that_blocked_the_bot_is_left_out(database: str) -> Non
     assert await deliveries.release(await announce({"kind": "all"}), NOW) == 1
 
 
-async def test_claims_are_due_rows_urgent_first_and_each_row_once(database: str) -> None:
+async def test_claims_are_due_rows_highest_priority_first_and_each_row_once(
+    database: str,
+) -> None:
     for n in range(1, 6):
         await resident(str(n))
     await deliveries.release(await announce({"kind": "all"}), NOW)
-    await Delivery.filter(external_id="5").update(urgent=True)
+    await Delivery.filter(external_id="5").update(priority=deliveries.PERSONAL)
     await Delivery.filter(external_id="4").update(not_before=NOW + timedelta(hours=1))
     first = await deliveries.claim("worker-a", "telegram", 2, now=NOW)
     second = await deliveries.claim("worker-b", "telegram", 10, now=NOW)
-    assert [c.external_id for c in first] == ["1", "5"], "the urgent 5 is taken before 2"
+    assert [c.external_id for c in first] == ["5", "1"], "the personal 5 first, before 2"
     assert [c.external_id for c in second] == ["2", "3"]
     assert await deliveries.claim("worker-a", "telegram", 10, now=NOW) == []
     later = await deliveries.claim("worker-a", "telegram", 10, now=NOW + timedelta(hours=2))
@@ -107,11 +117,11 @@ async def test_reports_move_rows_to_their_final_state(database: str) -> None:
     announcement = await announce({"kind": "all"})
     await deliveries.release(announcement, NOW)
     one, two, three, four = await deliveries.claim("w", "telegram", 10, now=NOW)
-    await deliveries.mark_sent([one.id])
+    await deliveries.mark_sent(one.id, "101")
     await deliveries.retry_later(two.id, NOW + timedelta(seconds=3), "429: retry after 3")
     await deliveries.mark_failed(three.id, "500 five times")
     await deliveries.mark_blocked("telegram", four.external_id, "403")
-    counts = await deliveries.counts(announcement.id)
+    counts = await deliveries.counts("announcement", announcement.id)
     assert counts == {"queued": 1, "sending": 0, "sent": 1, "failed": 1, "blocked": 1, "waiting": 0}
     identity = await ChannelIdentity.get(external_id=four.external_id)
     assert identity.unreachable_since is not None
@@ -155,7 +165,9 @@ async def test_a_worker_that_restarts_takes_its_own_rows_back_at_once(database: 
     ]
 
 
-async def test_release_copies_the_announcement_and_falls_back_to_latvian(database: str) -> None:
+async def test_release_writes_the_announcements_priority_and_quiet_hours_exemption(
+    database: str,
+) -> None:
     await resident("1", language="en")
     await resident("2", language="ru")
     await resident("3", language="")  # no language chosen yet: Latvian
@@ -173,10 +185,11 @@ async def test_release_copies_the_announcement_and_falls_back_to_latvian(databas
     assert await deliveries.release(announcement, later) == 3
     assert announcement.state == "released" and announcement.recipients == 3
     rows = {row.external_id: row for row in await Delivery.all()}
-    assert {n: row.text for n, row in rows.items()} == {"1": "Hello", "2": "Sveiki", "3": "Sveiki"}
-    assert {(r.state, r.urgent, r.image, r.attempts, r.announcement_id) for r in rows.values()} == {
-        ("queued", True, "https://example.lv/a.jpg", 0, announcement.id)
-    }
+    assert set(rows) == {"1", "2", "3"}, "the muted resident gets none"
+    assert {
+        (r.state, r.operation, r.priority, r.quiet_exempt, r.attempts, r.source_id)
+        for r in rows.values()
+    } == {("queued", "send", deliveries.BROADCAST, True, 0, announcement.id)}
     assert {row.not_before for row in rows.values()} == {later}
     stored = await Announcement.get(id=announcement.id)
     assert (stored.state, stored.recipients) == ("released", 3)
@@ -202,15 +215,15 @@ async def test_an_audience_naming_nothing_or_unknown_keys_gets_no_rows(database:
     assert await Delivery.all().count() == 0
 
 
-async def test_rows_reported_sent_together_are_all_sent(database: str) -> None:
-    for n in range(1, 5):
+async def test_a_row_reported_sent_keeps_the_platforms_message_id(database: str) -> None:
+    for n in range(1, 3):
         await resident(str(n))
     await deliveries.release(await announce({"kind": "all"}), NOW)
-    one, two, three, four = await deliveries.claim("w", "telegram", 10, now=NOW)
-    await deliveries.mark_sent([one.id, three.id, four.id])
-    sent = await Delivery.filter(state="sent").values_list("external_id", "sent_at", "error")
-    assert sorted(n for n, _, _ in sent) == ["1", "3", "4"]
-    assert all(at is not None and error == "" for _, at, error in sent)
+    one, two = await deliveries.claim("w", "telegram", 10, now=NOW)
+    await deliveries.mark_sent(one.id, "4711", "0123abcd")
+    sent = await Delivery.get(id=one.id)
+    assert (sent.state, sent.message_id, sent.shown, sent.error) == ("sent", "4711", "0123abcd", "")
+    assert sent.sent_at is not None
     assert await Delivery.get(id=two.id).values_list("state", flat=True) == "sending"
 
 
@@ -219,7 +232,7 @@ async def test_rows_given_back_are_queued_as_if_never_claimed(database: str) -> 
         await resident(str(n))
     await deliveries.release(await announce({"kind": "all"}), NOW)
     one, two, three = await deliveries.claim("w", "telegram", 10, now=NOW)
-    await deliveries.mark_sent([one.id])
+    await deliveries.mark_sent(one.id)
     assert await deliveries.give_back([one.id, two.id, three.id]) == 2, "a sent row stays sent"
     again = await deliveries.claim("v", "telegram", 10, now=NOW)
     assert [(c.id, c.attempts) for c in again] == [(two.id, 1), (three.id, 1)]
@@ -233,7 +246,7 @@ async def test_the_claim_reads_the_queue_through_its_partial_index(database: str
         await connection.execute_script("SET LOCAL enable_seqscan = off")
         plan = await connection.execute_query_dict(
             'EXPLAIN SELECT "id" FROM "delivery" WHERE "state" = \'queued\' '
-            'AND "channel" = $1 AND "not_before" <= $2 ORDER BY "urgent" DESC, "id" LIMIT 200',
+            'AND "channel" = $1 AND "not_before" <= $2 ORDER BY "priority" DESC, "id" LIMIT 200',
             ["telegram", NOW],
         )
     text = "\n".join(str(row["QUERY PLAN"]) for row in plan)
@@ -270,30 +283,6 @@ async def test_release_writes_a_row_for_exactly_the_recipients(
     assert sorted(rows) == [("telegram", ext) for ext in expected]
 
 
-@pytest.mark.parametrize("kept", [True, False])
-async def test_a_platforms_own_image_goes_only_to_that_platform(database: str, kept: bool) -> None:
-    """A Telegram file id means nothing to the web chat: there the copy we keep is shown,
-    or, without one, the text goes alone."""
-    await resident("1")
-    async with open_session("webchat", "browser-1", "") as session:
-        await residents.mark_onboarded(session.resident)
-    announcement = await deliveries.create_announcement(
-        author="telegram:9",
-        texts={"lv": "Sveiki"},
-        audience={"kind": "all"},
-        send_at=NOW,
-        image="AgACAgIAAxkBAAI-file-id",
-    )
-    announcement.image_channel = "telegram"
-    key = await media.save_image(JPEG) if kept else None
-    announcement.image_media = key or ""
-    await announcement.save()
-    assert await deliveries.release(announcement, NOW) == 2
-    images = dict(await Delivery.all().values_list("channel", "image"))
-    web = f"/media/{key}" if kept else ""
-    assert images == {"telegram": "AgACAgIAAxkBAAI-file-id", "webchat": web}
-
-
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00a photo of the street\xff\xd9"
 
 
@@ -320,3 +309,141 @@ async def test_a_row_staff_stopped_while_it_was_on_the_wire_is_not_queued_again(
     await deliveries.mark_failed(second.id, "HTTP 502")
     assert set(await Delivery.all().values_list("state", flat=True)) == {"cancelled"}
     assert await deliveries.claim("w", "telegram", 10) == []
+
+
+def note(key: str = "proposal:12:status:accepted", **fields: object) -> deliveries.Push:
+    """A personal push with fixed words, as a status change will queue one."""
+    settings: dict[str, object] = {
+        "source_kind": "proposal_status",
+        "source_id": 12,
+        "dedupe_key": key,
+        "template": "reply",
+        "params": {"text": "Your proposal was accepted."},
+        **fields,
+    }
+    return deliveries.Push(**settings)  # type: ignore[arg-type]
+
+
+async def test_the_same_push_queued_twice_is_one_row(database: str) -> None:
+    one = await resident("1")
+    two = await resident("2")
+    recipients = [(one, "telegram", "1"), (two, "telegram", "2")]
+    assert await deliveries.queue(note(), recipients[:1]) == 1
+    assert await deliveries.queue(note(), recipients) == 1, "only the one not queued yet"
+    assert await deliveries.queue(note(), recipients) == 0
+    assert await deliveries.queue(note("proposal:12:status:rejected"), recipients[:1]) == 1
+    rows = await Delivery.all().order_by("id").values_list("external_id", "dedupe_key")
+    assert rows == [
+        ("1", "proposal:12:status:accepted"),
+        ("2", "proposal:12:status:accepted"),
+        ("1", "proposal:12:status:rejected"),
+    ]
+    (row,) = await Delivery.filter(external_id="2")
+    assert (row.source_kind, row.source_id, row.template, row.priority, row.quiet_exempt) == (
+        "proposal_status",
+        12,
+        "reply",
+        deliveries.PERSONAL,
+        False,
+    )
+    assert row.params == '{"text":"Your proposal was accepted."}'
+
+
+async def test_an_announcement_released_twice_by_two_callers_is_one_row_each(
+    database: str,
+) -> None:
+    """Even past the announcement's own lock (a stale copy released again), the dedupe
+    key keeps a second row out."""
+    await resident("1")
+    announcement = await announce({"kind": "all"})
+    assert await deliveries.release(announcement, NOW) == 1
+    await Announcement.filter(id=announcement.id).update(state="scheduled")
+    assert await deliveries.release(announcement, NOW) == 1
+    assert await Delivery.all().count() == 1
+
+
+async def test_the_claim_gives_the_residents_language_of_now(database: str) -> None:
+    """Rendered at send time: a resident who switched to Russian after the release gets
+    Russian."""
+    rid = await resident("1", language="lv")
+    await resident("2", language="")
+    await deliveries.release(await announce({"kind": "all"}), NOW)
+    await Resident.filter(id=rid).update(language="ru")
+    claimed = await deliveries.claim("w", "telegram", 10, now=NOW)
+    assert {(c.external_id, c.language) for c in claimed} == {("1", "ru"), ("2", "")}
+
+
+async def test_a_claim_of_personal_pushes_leaves_the_broadcast_alone(database: str) -> None:
+    for n in range(1, 4):
+        await resident(str(n))
+    await deliveries.release(await announce({"kind": "all"}), NOW)
+    rid = (await Resident.all().order_by("id").first()).id  # type: ignore[union-attr]
+    await deliveries.queue(note(), [(rid, "telegram", "1")], NOW)
+    ahead = await deliveries.claim("w", "telegram", 10, now=NOW, min_priority=deliveries.PERSONAL)
+    assert [(c.template, c.priority) for c in ahead] == [("reply", deliveries.PERSONAL)]
+    assert await deliveries.claim("w", "telegram", 10, now=NOW, min_priority=10) == []
+    rest = await deliveries.claim("w", "telegram", 10, now=NOW)
+    assert [c.template for c in rest] == ["announcement"] * 3
+
+
+async def test_an_edit_is_queued_once_and_again_after_it_was_sent(database: str) -> None:
+    """The staff report's row: one per dedupe key, queued again on each later change."""
+    rid = await resident("9")
+    report = note(
+        "announcement:5:report",
+        source_kind="announcement_report",
+        template="announcement_report",
+        params={"announcement": 5},
+        if_edit_refused="drop",
+    )
+    to = (rid, "telegram", "9")
+    assert await deliveries.queue_edit(report, to, "77", NOW) is True
+    assert await deliveries.queue_edit(report, to, "77", NOW) is False, "queued already"
+    (row,) = await deliveries.claim("w", "telegram", 10, now=NOW)
+    assert (row.operation, row.message_id, row.if_edit_refused) == ("edit", "77", "drop")
+    await deliveries.mark_sent(row.id, "77", "digest-1")
+    assert await deliveries.queue_edit(report, to, "77", NOW) is True, (
+        "sent: a later change queues it"
+    )
+    (again,) = await deliveries.claim("w", "telegram", 10, now=NOW)
+    assert (again.id, again.operation, again.shown, again.attempts) == (
+        row.id,
+        "edit",
+        "digest-1",
+        1,
+    )
+
+    # A change while it is on the wire: it goes once more as soon as it is reported sent.
+    assert await deliveries.queue_edit(report, to, "77", NOW) is True
+    assert await Delivery.get(id=row.id).values_list("state", "stale") == ("sending", True)
+    await deliveries.mark_sent(again.id, "77", "digest-2")
+    stored = await Delivery.get(id=row.id)
+    assert (stored.state, stored.stale, stored.operation, stored.shown) == (
+        "queued",
+        False,
+        "edit",
+        "digest-2",
+    )
+
+    # The platform will not edit it any more: a report's edit is given up, for good.
+    (last,) = await deliveries.claim("w", "telegram", 10, now=NOW)
+    await deliveries.mark_edit_refused(last.id, resend=False)
+    assert await Delivery.get(id=row.id).values_list("state", "message_id") == ("failed", "")
+    assert await deliveries.queue_edit(report, to, "77", NOW) is False
+    assert await Delivery.all().count() == 1
+
+
+async def test_an_edit_the_platform_refuses_goes_as_a_new_message_when_it_may(
+    database: str,
+) -> None:
+    rid = await resident("9")
+    poll = note("poll:3:invitation", source_kind="poll_invitation", template="poll")
+    await deliveries.queue_edit(poll, (rid, "telegram", "9"), "41", NOW)
+    (row,) = await deliveries.claim("w", "telegram", 10, now=NOW)
+    await deliveries.mark_edit_refused(row.id, resend=True)
+    (anew,) = await deliveries.claim("w", "telegram", 10)
+    assert (anew.id, anew.operation, anew.message_id) == (row.id, "send", "")
+    await deliveries.mark_sent(anew.id, "42", "d")
+    assert await deliveries.queue_edit(poll, (rid, "telegram", "9"), "41", NOW) is True
+    (edit,) = await deliveries.claim("w", "telegram", 10)
+    assert (edit.operation, edit.message_id) == ("edit", "42"), "the message sent anew"

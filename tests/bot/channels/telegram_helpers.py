@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dialogs.engine import NONCE, PAGE
 from storage import residents
 from storage.models import ChannelIdentity, DialogState, Resident
 from tests.phrases import ALL_SET, MAIN_MENU, failed_apologies
@@ -208,7 +209,8 @@ async def stored(user_id: int) -> Stored | None:
         privacy_accepted=resident.privacy_accepted_at is not None,
         onboarded=resident.onboarded_at is not None,
         state=dialog.state if dialog else "",
-        data=dialog.data if dialog else {},
+        # The dialog's own data; the engine's keys (instance nonce, page) left out.
+        data={k: v for k, v in dialog.data.items() if k not in (NONCE, PAGE)} if dialog else {},
     )
 
 

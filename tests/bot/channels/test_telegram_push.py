@@ -150,11 +150,10 @@ async def test_an_unreachable_api_raises_for_a_retry_without_the_token() -> None
     assert failed.value.__cause__ is None and failed.value.__suppress_context__
 
 
-async def test_the_started_channel_sends_pushes_and_keeps_buttons_for_ptb(
+async def test_the_started_channel_sends_pushes_with_their_buttons(
     api: BotApiStandIn,
 ) -> None:
-    """Plain pushes take the lean path between start() and stop(); a reply with buttons
-    must still reach the resident with them, through PTB."""
+    """Pushes take the lean path between start() and stop(), buttons and all."""
     channel = TelegramChannel(
         TelegramConfig(token=api.token, api_url=api.url, mode="webhook"),
         Dispatcher(Config()).feed,
@@ -174,3 +173,59 @@ async def test_the_started_channel_sends_pushes_and_keeps_buttons_for_ptb(
     push, question = api.delivered(ANNA)
     assert push.text == TEXT and push.reply_markup is None
     assert question.callback_data() == ["poll:1:opt:1"]
+    assert [r.method for r in api.requests if r.method.startswith("send")] == ["sendMessage"] * 3, (
+        "all on the lean path (PTB would have sent the same, but with its own client)"
+    )
+
+
+async def test_a_push_returns_the_message_id_of_its_last_message(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    first = await pushes.send(str(ANNA), TEXT)
+    photo = await pushes.send(str(ANNA), TEXT, IMAGE)
+    long = await pushes.send(str(ANNA), "Ielas remonts. " * 400)  # two messages
+    sent = api.delivered(ANNA)
+    assert [first, photo, long] == [str(sent[n].message_id) for n in (0, 1, 3)]
+
+
+async def test_buttons_ride_on_the_last_message_of_a_push(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    markup = {"inline_keyboard": [[{"text": "Jā", "callback_data": "poll:1:opt:1"}]]}
+    await pushes.send(str(ANNA), "Ielas remonts. " * 400, markup=markup)
+    await pushes.send(str(ANNA), TEXT, IMAGE, markup=markup)
+    first, second, photo = api.delivered(ANNA)
+    assert first.reply_markup is None and second.callback_data() == ["poll:1:opt:1"]
+    assert photo.photo == IMAGE and photo.callback_data() == ["poll:1:opt:1"]
+    assert api.errors == []
+
+
+async def test_an_edit_changes_the_message_in_place(api: BotApiStandIn, pushes: PushSender) -> None:
+    markup = {"inline_keyboard": [[{"text": "Jā (1)", "callback_data": "poll:1:opt:1"}]]}
+    message_id = await pushes.send(str(ANNA), "Balsis: 0")
+    assert await pushes.edit(str(ANNA), message_id, "Balsis: 1", markup) is True
+    (message,) = api.messages(ANNA)
+    assert (message.text, message.callback_data()) == ("Balsis: 1", ["poll:1:opt:1"])
+    assert [r.method for r in api.requests][-1] == "editMessageText"
+    assert await pushes.edit(str(ANNA), message_id, "Balsis: 1", markup) is True, (
+        "Telegram's 'not modified' means it shows what it should"
+    )
+    assert await pushes.edit(str(ANNA), "999", "Balsis: 2") is False, "no such message"
+    assert await pushes.edit(str(ANNA), message_id, "x" * 5000) is False, "too long for one"
+    assert len(api.delivered(ANNA)) == 1, "an edit is no new message"
+
+
+async def test_an_edit_under_flood_control_or_refused_as_blocked_raises_as_a_send_does(
+    api: BotApiStandIn, pushes: PushSender
+) -> None:
+    message_id = await pushes.send(str(ANNA), TEXT)
+    api.fail_next("editMessageText", 429, retry_after=4)
+    with pytest.raises(RateLimited) as limited:
+        await pushes.edit(str(ANNA), message_id, "Jauns teksts")
+    assert limited.value.retry_after == 4
+    api.fail_next("editMessageText", 500)
+    with pytest.raises(PushFailed, match="500"):
+        await pushes.edit(str(ANNA), message_id, "Jauns teksts")
+    api.fail_next("editMessageText", 403, "Forbidden: bot was blocked by the user")
+    with pytest.raises(RecipientBlocked):
+        await pushes.edit(str(ANNA), message_id, "Jauns teksts")

@@ -92,7 +92,7 @@ async def browser(chromium_present: None, bot: Runtime) -> AsyncIterator[Browser
 
 @pytest.fixture
 def url(bot: Runtime) -> str:
-    return f"http://127.0.0.1:{bot.core.config.http_port}/"
+    return f"http://127.0.0.1:{bot.config.http_port}/"
 
 
 async def quiet_context(browser: Browser, **options: Any) -> BrowserContext:
@@ -672,3 +672,36 @@ async def test_a_client_over_its_new_resident_limit_is_told_why_in_the_page(
         await expect(chat.status).to_have_text("")
         assert await chat.html_lang() == "lv"
     assert await Resident.all().count() == 1
+
+
+# --- a push and its edit reach every open tab under one message id -----------------------
+async def test_a_push_returns_its_frame_id_and_an_edit_changes_it_in_every_tab() -> None:
+    """What the outbox keeps (``Channel.send``'s id) names the same message in both tabs,
+    so a later edit through the outbox (a staff report, a poll) changes it in both."""
+    webchat = WebChat(Scripted([[], []]).feed, "Demo novads", "lv", "cookie-secret")
+    async with serve(webchat) as url, aiohttp.ClientSession() as http:
+        async with http.get(url) as response:
+            cookie = response.cookies[COOKIE].value
+        user_id = verify("cookie-secret", cookie)
+        assert user_id is not None
+        headers = {"Cookie": f"{COOKIE}={cookie}", "Origin": url.rstrip("/")}
+        ws_url = url.replace("http://", "ws://") + "ws"
+        async with (
+            http.ws_connect(ws_url, headers=headers) as one,
+            http.ws_connect(ws_url, headers=headers) as two,
+        ):
+            for tab in (one, two):
+                assert (await tab.receive_json(timeout=5))["type"] == "ui"
+            question = Reply("Votes: 0", [[Button("Vote", "poll:3:opt:1")]])
+            message_id = await webchat.send(user_id, question)
+            sent = [await tab.receive_json(timeout=5) for tab in (one, two)]
+            assert {frame["id"] for frame in sent} == {message_id}
+            assert sent[0]["buttons"] == [[{"label": "Vote", "payload": "poll:3:opt:1"}]]
+
+            later = Reply("Votes: 1", [[Button("Vote", "poll:3:opt:1")]])
+            assert await webchat.edit(user_id, message_id, later) is True
+            edited = [await tab.receive_json(timeout=5) for tab in (one, two)]
+            assert {(f["id"], f["replace"], f["text"]) for f in edited} == {
+                (message_id, message_id, "Votes: 1")
+            }
+    assert await webchat.edit(user_id, message_id, later) is False, "no tab open any more"

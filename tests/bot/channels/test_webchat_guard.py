@@ -66,6 +66,9 @@ def config_file(tmp_path: Path, settings: str) -> str:
         for item in items:
             names = ", ".join(f'{language} = "{name}"' for language, name in item.names.items())
             lines += [f"[[municipality.{key}]]", f'id = "{item.id}"', f"name = {{ {names} }}"]
+            if item.short:
+                short = ", ".join(f'{language} = "{name}"' for language, name in item.short.items())
+                lines.append(f"short = {{ {short} }}")
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)
@@ -109,6 +112,17 @@ class Tab:
 
     async def press(self, payload: str, frame_id: str = "") -> None:
         await self.send({"type": "button", "id": frame_id or new_id(), "payload": payload})
+
+    async def choose(self, shown: dict[str, Any], state: str, value: str) -> None:
+        """Press the button of step ``state`` with ``value`` on the message ``shown`` (its
+        payload names the dialog's instance too)."""
+        for row in shown["buttons"]:
+            for button in row:
+                tagged, _, got = button["payload"].rpartition(":")
+                if tagged.partition("~")[0] == state and got == value:
+                    await self.press(button["payload"])
+                    return
+        raise AssertionError(f"no button {state}:{value} in {shown}")
 
     async def say(self, text: str, frame_id: str = "") -> None:
         await self.send({"type": "text", "id": frame_id or new_id(), "text": text})
@@ -221,8 +235,9 @@ async def test_new_residents_per_address_are_limited_and_told_when_to_try_again(
 
     # Those already made carry on.
     async with tab(base, admitted[0]) as back:
-        assert (await back.frame())["text"] == NEIGHBOURHOOD_QUESTION
-        await back.press("onb:neighbourhood:centrs")
+        question = await back.frame()
+        assert question["text"] == NEIGHBOURHOOD_QUESTION
+        await back.choose(question, "onb:neighbourhood", "centrs")
         assert (await back.frame())["text"].startswith(TOPICS_QUESTION)
 
     # The count is kept under a keyed hash of the address, never the address itself.
@@ -371,19 +386,23 @@ async def test_a_forgotten_resident_gets_a_fresh_cookie_and_their_old_id_names_n
     base = base_url(runtime)
     cookie = await new_cookie(base)
     async with tab(base, cookie) as talking, tab(base, cookie) as other:
-        await talking.frame()
+        shown = await talking.frame()
         await other.frame()
-        for payload in ("onb:language:en", "onb:neighbourhood:centrs", "onb:topics:_done"):
-            await talking.press(payload)
-            await talking.frame()
-        await talking.press("onb:privacy:_yes")
-        await talking.frame()
+        for state, value in (
+            ("onb:language", "en"),
+            ("onb:neighbourhood", "centrs"),
+            ("onb:topics", "_done"),
+            ("onb:privacy", "_yes"),
+        ):
+            await talking.choose(shown, state, value)
+            shown = await talking.frame()
         await talking.say("/mydata")
-        assert "everything we hold about you" in (await talking.frame())["text"]
-        await talking.press("data:overview:delete")
-        await talking.frame()
+        overview = await talking.frame()
+        assert "everything we hold about you" in overview["text"]
+        await talking.choose(overview, "data:overview", "delete")
+        confirm = await talking.frame()
         await other.frames(6)  # the other tab was shown every answer meanwhile
-        await talking.press("data:confirm:_yes")
+        await talking.choose(confirm, "data:confirm", "_yes")
         # Both tabs see the answer, then their socket closes with the code that makes the
         # page fetch a new cookie.
         for closing in (talking, other):
@@ -455,12 +474,13 @@ async def test_hostile_frames_are_refused_in_the_residents_language_on_a_fresh_s
     events = await ProcessedEvent.all().count()
     with caplog.at_level(logging.WARNING):
         async with tab(base, cookie) as fresh:
-            assert (await fresh.frame())["text"] == NEIGHBOURHOOD_QUESTION
+            question = await fresh.frame()
+            assert question["text"] == NEIGHBOURHOOD_QUESTION
             for raw in hostile:
                 await fresh.send(raw)
                 assert await fresh.frame() == {"type": "error", "text": UNREADABLE}, raw
             # The socket is still there and the conversation goes on.
-            await fresh.press("onb:neighbourhood:centrs")
+            await fresh.choose(question, "onb:neighbourhood", "centrs")
             assert (await fresh.frame())["text"].startswith(TOPICS_QUESTION)
             await fresh.send(
                 {"type": "location", "id": "l-8", "latitude": 56.95, "longitude": 24.1}
@@ -504,13 +524,15 @@ async def test_a_frame_id_is_a_duplicate_only_for_the_resident_who_used_it(
     base = base_url(await start_bot())
     anna, juris = await new_cookie(base), await new_cookie(base)
     async with tab(base, anna) as annas, tab(base, juris) as juriss:
+        questions = []
         for opened in (annas, juriss):
             await opened.frame()
             await opened.press("onb:language:en", frame_id="same-id")
-            assert (await opened.frame())["text"] == NEIGHBOURHOOD_QUESTION
+            questions.append(await opened.frame())
+            assert questions[-1]["text"] == NEIGHBOURHOOD_QUESTION
         # Anna's page sends "same-id" again: that is a repeat, and has no effect.
         await annas.say("/help", frame_id="same-id")
-        await annas.press("onb:neighbourhood:centrs")
+        await annas.choose(questions[0], "onb:neighbourhood", "centrs")
         assert (await annas.frame())["text"].startswith(TOPICS_QUESTION)
     rows = await ProcessedEvent.filter(event_id="same-id").order_by("id")
     resident_of = {
