@@ -22,15 +22,16 @@ from datetime import timedelta
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram import TelegramChannel, Unsent
 from bot.channels.webchat import WebChat
 from bot.core import logs
 from bot.core.channel import Channel
 from bot.core.config import Config
-from bot.core.messages import CommandMenu
+from bot.core.logs import who
+from bot.core.messages import CommandMenu, Reply
 from bot.delivery import DeliveryWorker
 from bot.http import HttpRunner, build_app
-from bot.pacing import Pacer, SharedBudget
+from bot.pacing import AnswerPacer, Pacer, SharedBudget
 from bot.progress import REFRESH_EVERY, refresh_reports
 from bot.scheduler import build_scheduler
 from dialogs.pushes import Pushes
@@ -47,6 +48,24 @@ log = logging.getLogger(__name__)
 
 class StartupError(Exception):
     """Something an operator must fix before the bot can start; the message says what."""
+
+
+def unsent_answers(channel: str) -> Unsent:
+    """What becomes of answers a channel could not deliver within the wait it allows.
+
+    For now one warning line; once the outbox takes personal pushes, they are
+    queued there, to go ahead of any broadcast.
+    """
+
+    async def hand_over(recipient: str, replies: list[Reply]) -> None:
+        log.warning(
+            "%s: %d message(s) of an answer to %s not delivered",
+            channel,
+            len(replies),
+            who(channel, recipient),
+        )
+
+    return hand_over
 
 
 @dataclass(slots=True)
@@ -105,6 +124,14 @@ class Runtime:
                 self.dispatcher.feed,
                 CommandMenu(MENU_COMMANDS, STAFF_COMMANDS),
                 config.municipality.default_language,
+                # Answers go ahead of pushes, within the token's one budget.
+                rate=AnswerPacer(
+                    config.delivery.telegram_per_second,
+                    config.delivery.telegram_per_chat_per_second,
+                    SharedBudget("telegram"),
+                ),
+                answer_wait=config.delivery.answer_wait_seconds,
+                on_unsent=unsent_answers("telegram"),
             )
             self.dispatcher.files["telegram"] = self.telegram
             self.dispatcher.capabilities[self.telegram.name] = self.telegram.capabilities

@@ -8,11 +8,16 @@ served by one process alone (the web chat's sockets) keeps it in memory
 concurrent senders never share a slot; a 429's ``retry_after`` moves the
 budget on, for every worker. Per-chat pacing stays in the process: one chat's
 pushes come from one announcement row at a time.
+
+Answers to a resident take precedence (``AnswerPacer``): they go at once and
+book their slots at the end of the budget, so the pushes of every worker move
+back by as much and the token's rate holds overall.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -22,8 +27,16 @@ from typing import Protocol
 
 from storage import deliveries
 
+log = logging.getLogger(__name__)
+
 PRUNE_EVERY = 1000  # reservations between clean-ups of the per-chat table
 BLOCK_SECONDS = 0.1  # how much of the rate a worker books at once
+# Telegram: "avoid sending more than one message per second" in a chat, "we may
+# allow short bursts that go over this limit". Ten answer messages in a row go at
+# once (an answer is at most a few, a resident typing fast sends several), the
+# rest a second apart: the pace keeps a resident who floods the bot from a 429,
+# which would hold every push of the token, and never slows ordinary use.
+ANSWER_BURST = 10
 
 
 class Budget(Protocol):
@@ -135,3 +148,66 @@ class Pacer:
         self._index = self._count  # the rest of the block in hand is given up
         assert self.budget is not None
         await self.budget.hold(seconds)
+
+
+@dataclass(slots=True)
+class AnswerPacer:
+    """Answers to residents: sent at once, ahead of every push, within the same rate.
+
+    Each message of an answer books its slot at the end of the shared budget and
+    does not wait for it: the pushes booked after it, by any worker, start that
+    much later, so answers and pushes together keep to the token's rate. The
+    booking runs beside the answer, one statement for all the answers that came
+    meanwhile, so an answer never waits for the database. A 429 on an answer
+    holds the pushes too, as one on a push does. Per chat, ``burst`` messages may
+    go at once, then one every ``1 / per_chat_per_second`` (the token bucket
+    Telegram's per-chat limit behaves as).
+    """
+
+    per_second: float
+    per_chat_per_second: float
+    budget: Budget
+    burst: int = ANSWER_BURST
+    clock: Callable[[], float] = time.monotonic
+    # Per chat, when its bucket is empty again (a GCRA's "theoretical arrival time").
+    _chats: dict[str, float] = field(default_factory=dict)
+    _taken: int = 0
+    _owed: float = 0.0  # seconds of the rate taken by answers, not yet booked
+    _booking: asyncio.Task[None] | None = None
+
+    async def take(self, chat: str) -> float:
+        """Book one message of an answer to ``chat`` now; returns how many seconds the
+        chat's own pace asks it to wait (0 but for a resident tapping very fast)."""
+        now = self.clock()
+        interval = 1.0 / self.per_chat_per_second
+        full_at = self._chats.get(chat, now)
+        start = max(now, full_at - (self.burst - 1) * interval)
+        self._chats[chat] = max(full_at, start) + interval
+        self._taken += 1
+        if self._taken % PRUNE_EVERY == 0:
+            self._chats = {c: t for c, t in self._chats.items() if t > now}
+        self._owed += 1.0 / self.per_second
+        if self._booking is None or self._booking.done():
+            self._booking = asyncio.create_task(self._book(), name="answer-slots")
+        return start - now
+
+    async def booked(self) -> None:
+        """Wait until the slots answers took are booked (a test, a clean stop)."""
+        if self._booking is not None:
+            await self._booking
+
+    async def _book(self) -> None:
+        while self._owed > 0:
+            span, self._owed = self._owed, 0.0
+            try:
+                # The wait it returns is the pushes': an answer does not queue behind them.
+                await self.budget.reserve(span)
+            except Exception as error:  # the database is away: the answers went all the same
+                log.warning("pacing: answers' slots were not booked (%s)", type(error).__name__)
+
+    async def pause(self, seconds: float) -> None:
+        """Telegram said "retry after" to an answer: no push goes out before then either."""
+        try:
+            await self.budget.hold(seconds)
+        except Exception as error:
+            log.warning("pacing: the pushes were not held (%s)", type(error).__name__)

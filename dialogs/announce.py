@@ -250,12 +250,8 @@ async def render_image(ctx: Ctx) -> Reply:
 async def on_photo(ctx: Ctx, file_id: str) -> None:
     # A photo's id is the platform's own: only that platform can show it. A
     # copy kept by us goes to the other channels; without one they get the text.
-    try:
-        data = await ctx.photo_bytes(media.MAX_BYTES)
-    except Exception as error:  # the platform did not hand it over now
-        log.warning("announcement photo not fetched: %s", error)
-        data = None
-    kept = await media.save_image(data) if data else None
+    # The bytes were fetched before this update's transaction (see Ctx.photo).
+    kept = await media.save_image(ctx.photo) if ctx.photo else None
     ctx.data.update(image=file_id, image_channel=ctx.incoming.channel, image_media=kept or "")
     ctx.answer(ctx._("The image is attached."))
     await enter(ctx, card)

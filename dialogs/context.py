@@ -24,6 +24,10 @@ class Ctx:
     files: Mapping[str, FileSource] = field(default_factory=dict)  # channel → its files
     # What the channel of this update can do: edit, photos, buttons, label length…
     capabilities: Capabilities = field(default_factory=Capabilities)
+    # The photo this update carries, fetched by the dispatcher before the transaction
+    # opened (no download holds the resident's row lock); None when the current step
+    # takes no photo, or the channel did not hand it over.
+    photo: bytes | None = None
 
     # --- translation -----------------------------------------------------
     def _(self, message: str, /, **values: object) -> str:
@@ -82,10 +86,3 @@ class Ctx:
     def takes_photos(self) -> bool:
         """Whether this channel can hand over a photo the resident sends."""
         return self.capabilities.takes_photos
-
-    async def photo_bytes(self, max_bytes: int) -> bytes | None:
-        """The photo this update carries, from its channel; None where that cannot be."""
-        source = self.files.get(self.incoming.channel)
-        if source is None or not self.incoming.photo_id:
-            return None
-        return await source.fetch(self.incoming.photo_id, max_bytes)

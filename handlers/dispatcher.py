@@ -6,7 +6,10 @@ Order, outermost first, and why:
    (nothing half-saved); opening the chat with no resident row yet gets the
    first question and creates nobody;
 2. a per-resident in-process lock — keeps one resident's updates in arrival
-   order inside this worker before any await can reorder them;
+   order inside this worker before any await can reorder them; then the photo
+   of a photo update, if the resident's current step takes one, is fetched from
+   its channel: before the transaction, so a download of up to 10 MB never holds
+   a database connection and the resident's row lock (see ``_prefetch_photo``);
 3. the session (storage) — one transaction: the resident is found or created
    and their row locked (across workers on PostgreSQL), then the event id is
    recorded, so a duplicate delivery stops here with no effect;
@@ -38,9 +41,10 @@ from handlers import middlewares
 from handlers.commands import resume_or_menu
 from handlers.commands import router as default_router
 from handlers.router import Router
+from storage import media
 from storage.errors import DuplicateEvent
 from storage.models import DialogState, Resident
-from storage.sessions import Session, known_language, open_session
+from storage.sessions import Session, current_state, known_language, open_session
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,9 @@ FAILED = N_(
     "Sorry, something went wrong on our side. Please try again in a moment; "
     "what you chose before is saved."
 )
+PHOTO_MAX_BYTES = media.MAX_BYTES  # what we keep at most (storage.media)
+# A photo the platform does not hand over by then is taken as not handed over.
+PHOTO_FETCH_SECONDS = 30.0
 
 
 def _answers_first_question(incoming: Incoming) -> bool:
@@ -89,10 +96,11 @@ class Dispatcher:
             ):
                 return await self._greet(incoming)
             async with self._resident_lock(f"{incoming.channel}:{incoming.user_id}"):
+                photo = await self._prefetch_photo(incoming)
                 async with open_session(
                     incoming.channel, incoming.user_id, incoming.event_id
                 ) as session:
-                    ctx = self._context(incoming, session)
+                    ctx = self._context(incoming, session, photo)
                     await self._handle(ctx)
                 return Outcome(ctx.replies, ctx.language, forgotten=session.deleted)
         except DuplicateEvent:
@@ -117,7 +125,7 @@ class Dispatcher:
         await onboarding.start(ctx)
         return Outcome(ctx.replies, ctx.language)
 
-    def _context(self, incoming: Incoming, session: Session) -> Ctx:
+    def _context(self, incoming: Incoming, session: Session, photo: bytes | None = None) -> Ctx:
         capabilities = self.capabilities.get(incoming.channel) or Capabilities()
         return Ctx(
             incoming,
@@ -126,6 +134,7 @@ class Dispatcher:
             translator("lv"),
             files=self.files,
             capabilities=capabilities,
+            photo=photo,
         )
 
     async def _fallback_language(self, incoming: Incoming) -> str:
@@ -139,6 +148,35 @@ class Dispatcher:
         return middlewares.resident_language(
             incoming, chosen, self.config.municipality.default_language
         )
+
+    async def _prefetch_photo(self, incoming: Incoming) -> bytes | None:
+        """The bytes of the photo a photo update carries, or None.
+
+        Fetched here, after the in-process lock and before the session, so the step
+        that takes it has the bytes at hand and keeps them in its own transaction
+        (a proposal's photos, one update each, will too). After the commit would
+        split every such step in two: the state saved first, the copy added by a
+        second transaction, or lost if the worker stops in between. Only when the
+        resident's current step takes a photo, read with no lock: a photo sent at
+        any other moment costs one small read, not a download. Bounded by size
+        (what we keep) and by time. Another worker may move the step on meanwhile;
+        the step then gets None, as for a photo the platform would not hand over.
+        """
+        source = self.files.get(incoming.channel)
+        if incoming.kind is not Kind.PHOTO or not incoming.photo_id or source is None:
+            return None
+        state = await current_state(incoming.channel, incoming.user_id)
+        step = REGISTRY.step(state) if state else None
+        if step is None or step.on_photo is None:
+            return None
+        try:
+            async with asyncio.timeout(PHOTO_FETCH_SECONDS):
+                return await source.fetch(incoming.photo_id, PHOTO_MAX_BYTES)
+        except TimeoutError:
+            log.warning("photo not fetched: no answer within %g s", PHOTO_FETCH_SECONDS)
+        except Exception as error:  # the platform did not hand it over now
+            log.warning("photo not fetched: %s", error)
+        return None
 
     @asynccontextmanager
     async def _resident_lock(self, key: str) -> AsyncIterator[None]:

@@ -104,6 +104,16 @@ async def known_language(channel: str, external_id: str) -> str | None:
     return str(rows[0]) if rows else None
 
 
+async def current_state(channel: str, external_id: str) -> str | None:
+    """The dialog state of the resident behind a platform account ("" when idle), or None
+    when there is none: read with no lock and no transaction, as a hint before the
+    update's own (whether a photo is worth fetching first)."""
+    rows = await DialogState.filter(
+        resident__identities__channel=channel, resident__identities__external_id=external_id
+    ).values_list("state", flat=True)
+    return str(rows[0]) if rows else None
+
+
 @asynccontextmanager
 async def open_session(channel: str, external_id: str, event_id: str) -> AsyncIterator[Session]:
     async with in_transaction():

@@ -7,14 +7,16 @@ root, so a self-hosted Bot API server (or the test stand-in) works the same.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from typing import TypeGuard
+from functools import partial
+from typing import Protocol, TypeGuard, TypeVar
 
 from aiohttp import web
 from telegram import (
@@ -27,7 +29,7 @@ from telegram import (
     ReplyKeyboardMarkup,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.warnings import PTBDeprecationWarning
 
@@ -78,6 +80,71 @@ CAPTION_LENGTH = 1024
 # message it replies to and a keyboard) are some tens of kilobytes; a megabyte
 # leaves room for what the Bot API may add and refuses anything else cheaply.
 WEBHOOK_MAX_BYTES = 1024 * 1024
+# In webhook mode Telegram waits for the update's answer: an answer to a resident
+# waits for Telegram (retry_after, network faults) at most this long in all.
+WEBHOOK_ANSWER_WAIT = 5.0
+ANSWER_ATTEMPTS = 3  # tries of one message of an answer after a network fault or a 5xx
+ANSWER_RETRY_PAUSE = 0.5  # seconds before the second try, doubled before each next one
+
+T = TypeVar("T")
+
+Unsent = Callable[[str, list[Reply]], Awaitable[None]]
+"""``on_unsent(recipient, replies)``: the answers (the messages not yet sent, in
+order) that could not reach the resident within the wait allowed; the runtime
+decides what becomes of them."""
+
+
+class AnswerRate(Protocol):
+    """Where answers take their share of the bot token's rate (``bot.pacing.AnswerPacer``)."""
+
+    async def take(self, chat: str) -> float:
+        """Book one message now; returns the seconds the chat's own pace asks to wait."""
+
+    async def pause(self, seconds: float) -> None:
+        """Telegram said "retry after": hold every send of the token (the pushes too)."""
+
+
+class _NotSent(Exception):
+    """What is left of an answer after its wait allowance ran out, and why."""
+
+    def __init__(self, rest: list[Reply], reason: str) -> None:
+        super().__init__(reason)
+        self.rest = rest
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Allowance:
+    """The seconds an answer may still wait for Telegram."""
+
+    left: float
+
+    def spend(self, seconds: float) -> bool:
+        if seconds > self.left:
+            return False
+        self.left -= seconds
+        return True
+
+
+def one_call_each(reply: Reply) -> list[Reply]:
+    """A reply cut into the messages Telegram carries, one Bot API call each, so a
+    message that fails is tried again without repeating the ones before it: an image
+    with the text as its caption where it fits (else the image alone, then the text),
+    a long text in pieces, the buttons (or the location request) with the last."""
+    whole = replace(reply, replace=False)
+    if reply.image and utf16_length(reply.text) <= CAPTION_LENGTH:
+        return [whole]
+    first = [Reply("", image=reply.image)] if reply.image else []
+    *pieces, last = split_text(reply.text, LIMITS.text_length, utf16_length)
+    return [*first, *(Reply(piece) for piece in pieces), replace(whole, text=last, image="")]
+
+
+def _retry_seconds(error: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        # PTB 22 warns that retry_after will become a timedelta; we take both.
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        retry = error.retry_after
+    return float(retry) if isinstance(retry, int | float) else retry.total_seconds()
 
 
 def to_incoming(update: Update) -> Incoming | None:
@@ -288,9 +355,16 @@ class TelegramChannel:
     limits: ChannelLimits = LIMITS
     capabilities: Capabilities = CAPABILITIES
     claim_policy: ClaimPolicy = ClaimPolicy.ANYONE  # any worker may send to any chat
+    # Answers: their share of the token's rate (the runtime keeps it with the pushes'),
+    # how long in all one may wait for Telegram, and who takes what could not go then.
+    rate: AnswerRate | None = None
+    answer_wait: float = 60.0
+    on_unsent: Unsent | None = None
     application: Application = field(init=False)  # type: ignore[type-arg]
     # Pushes go on a lean path of their own from start() to stop().
     _push: PushSender | None = field(default=None, init=False)
+    # Set by stop(): an answer waiting for Telegram is handed on at once.
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def __post_init__(self) -> None:
         root = self.config.api_url.rstrip("/")
@@ -366,6 +440,7 @@ class TelegramChannel:
 
     async def stop(self) -> None:
         """Stop taking updates, let in-flight ones finish, close the HTTP client."""
+        self._stopping.set()
         app = self.application
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
@@ -425,18 +500,133 @@ class TelegramChannel:
         # press could overtake it.
         outcome = await self.feed(incoming)
         if update.callback_query is not None:
-            # Stop the button's spinner; a stale query may fail, which is harmless.
+            # Stop the button's spinner; a stale query may fail, and no failure of it
+            # may cost the resident the answer.
             try:
                 await update.callback_query.answer()
-            except BadRequest:
+            except TelegramError:
                 pass
-        chat_id = int(incoming.user_id)
-        for reply in coalesce(outcome.replies, LIMITS.text_length, utf16_length):
-            try:
-                await self._send(chat_id, reply, incoming.message_id)
-            except RecipientBlocked:
-                log.info("telegram: %s blocked the bot", who(NAME, chat_id))
+        await self._answer(incoming.user_id, outcome.replies, incoming.message_id)
+
+    # --- answering ----------------------------------------------------------
+    async def _answer(self, recipient: str, replies: list[Reply], pressed_on: str) -> None:
+        """Send a resident's answers in order, each message once.
+
+        The dialog state has committed by now, so an answer must not be lost: a 429
+        is waited out and a network fault or 5xx tried again, for ``answer_wait``
+        seconds in all (a few in webhook mode, where Telegram waits for our 200).
+        What is left then goes to ``on_unsent``. A message Telegram refuses (400) is
+        logged and the rest still go.
+        """
+        chat_id = int(recipient)
+        wait = min(self.answer_wait, WEBHOOK_ANSWER_WAIT) if self.webhook else self.answer_wait
+        allowance = _Allowance(wait)
+        pending = coalesce(replies, LIMITS.text_length, utf16_length)
+        # Telegram's error texts may name the account: tagged, as in feed().
+        with about(NAME, recipient):
+            for index, reply in enumerate(pending):
+                try:
+                    await self._answer_one(chat_id, reply, pressed_on, allowance)
+                except RecipientBlocked:
+                    log.info("telegram: %s blocked the bot", who(NAME, chat_id))
+                    return
+                except _NotSent as stopped:
+                    later = [replace(r, replace=False) for r in pending[index + 1 :]]
+                    await self._hand_over(recipient, [*stopped.rest, *later], stopped)
+                    return
+                except TelegramError as error:  # refused (400, ...): no retry would mend it
+                    log.error(
+                        "telegram: an answer to %s was refused: %s",
+                        who(NAME, chat_id),
+                        error,
+                        exc_info=error,
+                    )
+
+    async def _answer_one(
+        self, chat_id: int, reply: Reply, pressed_on: str, allowance: _Allowance
+    ) -> None:
+        if reply.replace and pressed_on and not reply.image:
+            markup = keyboard(reply)
+            edit = partial(self._edit, chat_id, int(pressed_on), reply, markup)
+            # Not sent, it would go anew: the outbox cannot edit what was pressed.
+            if await self._call(chat_id, edit, allowance, [replace(reply, replace=False)]):
                 return
+        messages = one_call_each(reply)
+        for index, message in enumerate(messages):
+            send = partial(self._send_one, chat_id, message)
+            await self._call(chat_id, send, allowance, messages[index:])
+
+    async def _call(
+        self,
+        chat_id: int,
+        call: Callable[[], Awaitable[T]],
+        allowance: _Allowance,
+        rest: list[Reply],
+    ) -> T:
+        """One Bot API call of an answer: paced, and tried again while the allowance lasts.
+
+        Raises RecipientBlocked, _NotSent (with ``rest``, what is then not sent) or a
+        TelegramError that no retry would mend.
+        """
+        faults = 0
+        while True:
+            if self.rate is not None:
+                pace = await self.rate.take(str(chat_id))
+                if pace > 0:
+                    await asyncio.sleep(pace)
+            try:
+                return await call()
+            except Forbidden as error:
+                raise RecipientBlocked(str(error)) from error
+            except RetryAfter as error:
+                seconds = _retry_seconds(error)
+                if self.rate is not None:
+                    await self.rate.pause(seconds)
+                reason = f"Telegram asked to retry after {seconds:g} s"
+            except BadRequest:
+                raise
+            except NetworkError as error:  # no answer, or a 5xx (a timeout may have delivered)
+                faults += 1
+                reason = f"{type(error).__name__}: {error}"
+                if faults >= ANSWER_ATTEMPTS:
+                    raise _NotSent(rest, f"{reason}, {faults} tries") from None
+                seconds = ANSWER_RETRY_PAUSE * 2 ** (faults - 1)
+            if not allowance.spend(seconds):
+                raise _NotSent(rest, f"{reason}: more than the wait allowed") from None
+            log.info(
+                "telegram: an answer to %s waits %g s (%s)", who(NAME, chat_id), seconds, reason
+            )
+            try:
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+            except TimeoutError:
+                continue
+            raise _NotSent(rest, f"{reason}, and the bot is stopping")
+
+    async def _send_one(self, chat_id: int, message: Reply) -> None:
+        """One message of an answer, as ``one_call_each`` cut it."""
+        bot = self.application.bot
+        markup = keyboard(message)
+        if message.image:
+            await bot.send_photo(
+                chat_id, message.image, caption=message.text or None, reply_markup=markup
+            )
+        else:
+            await bot.send_message(chat_id, message.text, reply_markup=markup)
+
+    async def _hand_over(self, recipient: str, rest: list[Reply], stopped: _NotSent) -> None:
+        log.info(
+            "telegram: %d message(s) of an answer to %s not sent: %s",
+            len(rest),
+            who(NAME, recipient),
+            stopped.reason,
+        )
+        if self.on_unsent is None:
+            log.warning("telegram: an answer to %s is lost", who(NAME, recipient))
+            return
+        try:
+            await self.on_unsent(recipient, rest)
+        except Exception:
+            log.exception("telegram: the answer to %s could not be handed on", who(NAME, recipient))
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = update.effective_user if isinstance(update, Update) else None
@@ -484,13 +674,7 @@ class TelegramChannel:
         except Forbidden as error:
             raise RecipientBlocked(str(error)) from error
         except RetryAfter as error:
-            with warnings.catch_warnings():
-                # PTB 22 warns that retry_after will become a timedelta; we take both.
-                warnings.simplefilter("ignore", PTBDeprecationWarning)
-                retry = error.retry_after
-            raise RateLimited(
-                retry if isinstance(retry, int | float) else retry.total_seconds()
-            ) from error
+            raise RateLimited(_retry_seconds(error)) from error
 
     async def fetch(self, file_id: str, max_bytes: int) -> bytes | None:
         """Download a file a resident sent (getFile, then the file URL of the API root)."""

@@ -135,6 +135,10 @@ class DeliveryConfig:
     # How long a push claimed by a worker stays its own: after that, a worker
     # that has not reported back is taken for dead and its rows are queued again.
     lease_seconds: int = 300
+    # How long, in all, an answer to a resident may wait for Telegram (a 429's
+    # retry_after, pauses after a network fault) before what is left of it is
+    # handed on instead of waited for.
+    answer_wait_seconds: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +447,7 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             "quiet_start",
             "quiet_end",
             "lease_seconds",
+            "answer_wait_seconds",
         },
     )
     log = _section(data, "log")
@@ -504,6 +509,9 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             quiet_end=_clock("delivery.quiet_end", dl.get("quiet_end", "09:00")),
             # At least a minute: a worker holds a claimed batch for up to ten seconds.
             lease_seconds=_int("delivery.lease_seconds", dl.get("lease_seconds", 300), 60, 86_400),
+            answer_wait_seconds=_int(
+                "delivery.answer_wait_seconds", dl.get("answer_wait_seconds", 60), 1, 600
+            ),
         ),
         log_level=_str("log.level", log.get("level", "INFO")).upper(),
     )

@@ -160,7 +160,7 @@ async def test_an_exception_that_names_the_account_is_logged_with_its_tag(
 
         api.fail_next("sendMessage", 400, f"Bad Request: chat {RESIDENT} is not available")
         api.send_text(RESIDENT, "/help")
-        await eventually(lambda: "telegram: update failed" in production_log.getvalue())
+        await eventually(lambda: "was refused" in production_log.getvalue())
 
         async def role_of(channel: str, user_id: str) -> str:
             raise RuntimeError(f"Key (channel, external_id)=({channel}, {user_id}) is locked")
@@ -172,7 +172,8 @@ async def test_an_exception_that_names_the_account_is_logged_with_its_tag(
 
     output = production_log.getvalue()
     tag = who("telegram", RESIDENT)
-    assert f"telegram: update failed: Chat {tag} is not available\nTraceback" in output
+    refused = f"telegram: an answer to {tag} was refused: Chat {tag} is not available"
+    assert f"{refused}\nTraceback" in output
     assert f"of {tag} failed\nTraceback" in output
     assert f"RuntimeError: Key (channel, external_id)=(telegram, {tag}) is locked" in output
     assert str(RESIDENT) not in output
