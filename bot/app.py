@@ -38,7 +38,7 @@ from dialogs.pushes import Pushes
 from handlers.commands import MENU_COMMANDS
 from handlers.dispatcher import Dispatcher
 from handlers.staff import STAFF_COMMANDS, STAFF_MENU_ROLES
-from storage import catalog, db, events, presence, settings, staff
+from storage import catalog, db, deliveries, events, presence, settings, staff
 from storage.catalog import Entry
 from storage.presence import Here
 from storage.webchat_guard import Newcomers
@@ -51,17 +51,15 @@ class StartupError(Exception):
 
 
 def unsent_answers(channel: str) -> Unsent:
-    """What becomes of answers a channel could not deliver within the wait it allows.
-
-    For now one warning line; once the outbox takes personal pushes, they are
-    queued there, to go ahead of any broadcast.
-    """
+    """What becomes of answers a channel could not deliver within the wait it allows:
+    they go on through the outbox as personal pushes, ahead of any broadcast."""
 
     async def hand_over(recipient: str, replies: list[Reply]) -> None:
+        queued = await deliveries.queue_answer(channel, recipient, replies)
         log.warning(
-            "%s: %d message(s) of an answer to %s not delivered",
+            "%s: %d message(s) of an answer to %s go on through the outbox",
             channel,
-            len(replies),
+            queued,
             who(channel, recipient),
         )
 

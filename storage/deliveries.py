@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from bot.core.channel import ClaimPolicy
+from bot.core.messages import REPLY_TEMPLATE, Reply
 from storage import presence
 from storage.models import Announcement, ChannelIdentity, Delivery, Resident
 
@@ -315,6 +317,34 @@ async def queue(
         sql = f'{INSERT_INTO}VALUES {values} {ON_CONFLICT} DO NOTHING RETURNING "id"'
         written += len(await client.execute_query_dict(sql, param.values))
     return written
+
+
+async def queue_answer(channel: str, external_id: str, replies: Sequence[Reply]) -> int:
+    """An answer the channel could not deliver in time goes on through the outbox.
+
+    Each message is a personal push with its own words (buttons kept), in order,
+    exempt from quiet hours (the resident is waiting for it), so it reaches the
+    resident ahead of any broadcast even if this worker stops. Returns how many
+    were queued: none if the resident was forgotten meanwhile.
+    """
+    identity = await ChannelIdentity.get_or_none(channel=channel, external_id=external_id)
+    if identity is None:
+        return 0
+    answer = uuid.uuid4().hex[:16]
+    recipient = [(identity.resident_id, channel, external_id)]  # type: ignore[attr-defined]
+    queued = 0
+    for index, reply in enumerate(replies):
+        push = Push(
+            source_kind="answer",
+            source_id=0,
+            dedupe_key=f"answer:{answer}:{index}",
+            template=REPLY_TEMPLATE,
+            params=reply.to_json(),
+            priority=PERSONAL,
+            quiet_exempt=True,
+        )
+        queued += await queue(push, recipient)
+    return queued
 
 
 async def queue_edit(

@@ -28,7 +28,8 @@ from bot.channels.telegram import ANSWER_ATTEMPTS, WEBHOOK_ANSWER_WAIT, WEBHOOK_
 from bot.core.logs import who
 from bot.core.messages import Reply
 from bot.pacing import ANSWER_BURST
-from storage.models import ChannelIdentity, Resident
+from storage import deliveries
+from storage.models import ChannelIdentity, Delivery, Resident
 from tests.bot.channels.telegram_helpers import (
     WEBHOOK_SECRET,
     Chat,
@@ -83,8 +84,8 @@ def record_handed_over(runtime: Runtime) -> Handed:
     handed: Handed = []
 
     async def recording(recipient: str, replies: list[Reply]) -> None:
-        handed.append((recipient, replies))
         await wired(recipient, replies)
+        handed.append((recipient, replies))  # once the runtime has done its part
 
     channel.on_unsent = recording
     return handed
@@ -132,23 +133,34 @@ async def test_an_answer_that_must_wait_longer_than_allowed_is_handed_on_at_once
     handed = record_handed_over(runtime)
     anna = Chat(api, ANNA)
     (first,) = await anna.send("/start")
-    api.fail_next("sendMessage", 429, retry_after=30, chat_id=ANNA)
+    api.fail_next("sendMessage", 429, retry_after=8, chat_id=ANNA)
     caplog.set_level(logging.WARNING, logger="bot.app")
     started = time.monotonic()
 
     api.send_text(ANNA, "/help")
     await eventually(lambda: handed, timeout=10, what="the answer handed on")
 
-    assert time.monotonic() - started < 5, "30 s asked, 5 allowed: no waiting at all"
+    assert time.monotonic() - started < 5, "8 s asked, 5 allowed: no waiting at all"
     ((recipient, (reply,)),) = handed
     assert recipient == str(ANNA)
     assert reply.text == joined(HELP_TEXT, language_question("en"))
     assert [b.payload for b in reply.all_buttons()] == LANGUAGE_PAYLOADS
     assert [r.getMessage() for r in caplog.records if r.name == "bot.app"] == [
-        f"telegram: 1 message(s) of an answer to {who('telegram', str(ANNA))} not delivered"
+        f"telegram: 1 message(s) of an answer to {who('telegram', str(ANNA))} "
+        "go on through the outbox"
     ]
-    assert api.messages(ANNA) == [first], "nothing else reached her"
+    assert api.messages(ANNA) == [first], "nothing else reached her yet"
     assert len(sent_to(api, ANNA)) == 2, "the refused message was not tried again"
+
+    # The outbox sends it once Telegram's wait is over: once, with its buttons.
+    (row,) = await Delivery.filter(source_kind="answer")
+    assert (row.priority, row.quiet_exempt) == (deliveries.PERSONAL, True)
+    messages = await api.wait_for_messages(ANNA, 2, timeout=20)
+    assert time.monotonic() - started >= 8 - 0.5, "not before the retry_after"
+    assert messages[0] == first and len(messages) == 2, "the answer, once"
+    assert messages[1].body == reply.text
+    assert messages[1].callback_data() == LANGUAGE_PAYLOADS
+    assert api.ignored_retry_after == [], "nothing was sent before Telegram allowed it"
 
 
 async def test_a_network_fault_on_an_answer_is_tried_again_then_handed_on(
