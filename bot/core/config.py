@@ -160,31 +160,32 @@ class Config:
     log_level: str = "INFO"
 
 
-def _names(key: str, raw: object) -> Mapping[str, str]:
-    if isinstance(raw, str):
-        raw = {"lv": raw}
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(key, raw, 'a table of names per language, e.g. { lv = "…", en = "…" }')
+def _per_language(key: str, raw: dict[Any, Any]) -> dict[str, str]:
+    """A table of non-empty texts keyed by our languages, stripped."""
     for language, name in raw.items():
         if language not in LANGUAGES:
             raise ConfigError(f"{key}.{language}", name, f"a language among {', '.join(LANGUAGES)}")
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"{key}.{language}", name, "a non-empty name")
-    if "lv" not in raw:
+    return {language: name.strip() for language, name in raw.items()}
+
+
+def _names(key: str, raw: object) -> Mapping[str, str]:
+    if isinstance(raw, str):
+        raw = {"lv": raw}
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(key, raw, 'a table of names per language, e.g. { lv = "…", en = "…" }')
+    names = _per_language(key, raw)
+    if "lv" not in names:
         raise ConfigError(key, raw, "a Latvian name (lv), the fallback for every language")
-    return {language: str(name).strip() for language, name in raw.items()}
+    return names
 
 
 def _short_names(key: str, raw: object) -> Mapping[str, str]:
     """The short forms for buttons: any languages, none required."""
     if not isinstance(raw, dict):
         raise ConfigError(key, raw, 'a table of short names per language, e.g. { en = "…" }')
-    for language, name in raw.items():
-        if language not in LANGUAGES:
-            raise ConfigError(f"{key}.{language}", name, f"a language among {', '.join(LANGUAGES)}")
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{key}.{language}", name, "a non-empty name")
-    return {language: str(name).strip() for language, name in raw.items()}
+    return _per_language(key, raw)
 
 
 def _named_list(key: str, raw: object) -> tuple[Named, ...]:
