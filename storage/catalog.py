@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from storage.db import one_worker_at_a_time
 from storage.models import Neighbourhood, Topic
 
 
@@ -35,5 +36,6 @@ async def _sync(model: type[Neighbourhood] | type[Topic], entries: Iterable[Entr
 
 
 async def sync(neighbourhoods: Iterable[Entry], topics: Iterable[Entry]) -> None:
-    await _sync(Neighbourhood, neighbourhoods)
-    await _sync(Topic, topics)
+    async with one_worker_at_a_time("catalog"):
+        await _sync(Neighbourhood, neighbourhoods)
+        await _sync(Topic, topics)

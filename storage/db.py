@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +17,7 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import ConfigurationError, DBConnectionError
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.migrations.executor import PlanStep
+from tortoise.transactions import in_transaction
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +187,18 @@ async def pending_migrations(url: str) -> bool:
     await run_migrations(config=tortoise_config(url), dry_run=True, reporter=collect)
     await close_database()
     return bool(steps)
+
+
+@asynccontextmanager
+async def one_worker_at_a_time(name: str) -> AsyncIterator[None]:
+    """A transaction that workers starting together enter one after the other.
+
+    Workers started at the same moment would otherwise both find a row missing
+    and both insert it (the catalog, staff from the configuration): the second
+    stops on the unique key. PostgreSQL serialises them with an advisory lock
+    held to the end of the transaction; SQLite has one writer anyway.
+    """
+    async with in_transaction() as client:
+        if client.capabilities.dialect == "postgres":
+            await client.execute_query("SELECT pg_advisory_xact_lock(hashtext($1))", [name])
+        yield

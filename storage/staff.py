@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from storage.db import one_worker_at_a_time
 from storage.models import AuditEntry, ChannelIdentity, StaffMember
 
 
@@ -65,8 +66,9 @@ async def accounts_with(channel: str, roles: Iterable[str]) -> list[tuple[str, s
 
 async def sync_from_config(grants: Iterable[tuple[str, str, str]]) -> None:
     """Staff listed in the configuration hold their role from every start on."""
-    for channel, external_id, role in grants:
-        await grant(channel, external_id, role, actor="config")
+    async with one_worker_at_a_time("staff"):
+        for channel, external_id, role in grants:
+            await grant(channel, external_id, role, actor="config")
 
 
 async def record(actor: str, action: str, detail: Mapping[str, Any]) -> None:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from storage import catalog, residents, settings, staff
 from storage.catalog import Entry
-from storage.models import AuditEntry, Neighbourhood, Resident, Setting, Subscription
+from storage.models import (
+    AuditEntry,
+    Neighbourhood,
+    Resident,
+    Setting,
+    StaffMember,
+    Subscription,
+    Topic,
+)
 from storage.sessions import open_session
 
 
@@ -85,3 +94,25 @@ async def test_event_ids_older_than_a_week_are_pruned(database: str) -> None:
     )
     assert await events.prune() == 1
     assert [e.event_id for e in await ProcessedEvent.all()] == ["new"]
+
+
+async def test_workers_starting_together_sync_the_catalog_and_staff_once(database: str) -> None:
+    """Two workers started at the same moment on an empty database (as in production,
+    and in the two-worker tests): neither may stop on a unique key the other wrote."""
+    await Neighbourhood.all().delete()
+    await Topic.all().delete()
+    hoods = [Entry(f"h{n}", {"lv": f"Apkaime {n}"}) for n in range(20)]
+    topics = [Entry(f"t{n}", {"lv": f"Tēma {n}"}) for n in range(20)]
+    grants = [("telegram", str(1000 + n), "admin") for n in range(10)]
+
+    async def start() -> None:
+        await catalog.sync(hoods, topics)
+        await staff.sync_from_config(grants)
+
+    await asyncio.gather(*(start() for _ in range(4)))
+    assert sorted(await Neighbourhood.all().values_list("key", flat=True)) == sorted(
+        e.key for e in hoods
+    )
+    assert await Topic.all().count() == 20
+    assert await StaffMember.all().count() == 10
+    assert await AuditEntry.filter(action="staff.grant").count() == 10, "granted once each"
