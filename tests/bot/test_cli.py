@@ -17,7 +17,12 @@ from tests.bot.channels.telegram_helpers import eventually
 from tests.conftest import ADMIN_URL, _admin, free_port
 
 
-async def iesaiste(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+async def iesaiste(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,  # noqa: ASYNC109 - a test helper's deadline
+) -> tuple[int, str, str]:
+    """Run the command; a process still running after ``timeout`` seconds is killed and fails."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -28,11 +33,11 @@ async def iesaiste(*args: str, env: dict[str, str] | None = None) -> tuple[int, 
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        out, err = await asyncio.wait_for(process.communicate(), timeout=timeout)
     except TimeoutError:
         process.kill()
         await process.wait()
-        raise AssertionError(f"iesaiste {' '.join(args)} still ran after 60 s") from None
+        raise AssertionError(f"iesaiste {' '.join(args)} still ran after {timeout:g} s") from None
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 

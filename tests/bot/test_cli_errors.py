@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot.cli import _parser
+from tests.bot.test_cli import iesaiste as run_iesaiste
 from tests.conftest import ADMIN_URL, _admin, free_port
 
 FAST = 20  # seconds: far more than any of these needs, far less than "forever"
@@ -27,24 +27,8 @@ TOKEN = "123456:ABCdefGhIJKlmnOPQRstuVWXyz0123456789"
 
 
 async def iesaiste(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run the command; a process still running after FAST seconds is killed and fails."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env={**os.environ, "IESAISTE_LOG_LEVEL": "INFO", **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout=FAST)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"iesaiste {' '.join(args)} still ran after {FAST} s")
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    """Run the command; one still running after FAST seconds is killed and fails."""
+    return await run_iesaiste(*args, env=env, timeout=FAST)
 
 
 async def one_line(*args: str, env: dict[str, str] | None = None, code: int = 2) -> str:
