@@ -334,3 +334,209 @@ class Presence(Model):
         # The claim asks by resident (any worker, or this one): the unique index leads with
         # the worker, so the resident's own index serves the "anywhere" question.
         indexes = (("channel", "external_id"),)
+
+
+class Proposal(Model):
+    """An idea or a problem report, from its submission to the resident's "is it fixed?".
+
+    The author is kept only as a link to the resident, cut when they are forgotten
+    (the proposal stays, detached). Category, department and neighbourhood are the
+    configuration's ids. The reference (P-2026-0042) counts per year.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    reference = fields.CharField(max_length=16, unique=True)
+    author: fields.ForeignKeyNullableRelation[Resident] = fields.ForeignKeyField(
+        "models.Resident", related_name="proposals", null=True, on_delete=fields.SET_NULL
+    )
+    category = fields.CharField(max_length=24)
+    department = fields.CharField(max_length=24)
+    neighbourhood = fields.CharField(max_length=24, default="")
+    text = fields.TextField()
+    language = fields.CharField(max_length=8, default="")  # what the author wrote in
+    latitude = fields.FloatField(null=True)
+    longitude = fields.FloatField(null=True)
+    address = fields.CharField(max_length=256, default="")
+    # received, under_review, planned, in_progress, accepted, partly_accepted, rejected,
+    # implemented, not_ours, duplicate, withdrawn
+    status = fields.CharField(max_length=16, default="received")
+    explanation = fields.TextField(default="")  # the latest public explanation
+    expected_on = fields.DateField(null=True)  # the promised date
+    passed_to = fields.CharField(max_length=128, default="")  # "not ours": to whom
+    duplicate_of: fields.ForeignKeyNullableRelation[Proposal] = fields.ForeignKeyField(
+        "models.Proposal", related_name="duplicates", null=True, on_delete=fields.SET_NULL
+    )
+    hidden_reason = fields.CharField(max_length=256, default="")
+    hidden_at = fields.DatetimeField(null=True)
+    supporters = fields.IntField(default=0)  # the count of ProposalSupport rows
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now_add=True)
+    reviewed_at = fields.DatetimeField(null=True)  # the first staff action: no withdrawal
+    first_answer_at = fields.DatetimeField(null=True)  # the first public status change
+    resolved_at = fields.DatetimeField(null=True)  # when it reached a closed status
+    # When the author and followers are to be asked "Is it fixed?"; cleared once asked.
+    ask_fixed_at = fields.DatetimeField(null=True)
+    fixed_round = fields.IntField(default=0)  # how many times it was marked implemented
+    reopened = fields.IntField(default=0)
+    # Staff reminded of the promised date: "before" the day before, "overdue" on the day.
+    reminded = fields.CharField(max_length=16, default="")
+
+    class Meta:
+        table = "proposal"
+        indexes = (
+            ("status", "category", "neighbourhood"),
+            ("department", "status"),
+            ("latitude", "longitude"),
+            ("updated_at",),
+        )
+
+
+class ProposalCounter(Model):
+    """The last reference number given in a year: one atomic upsert per proposal."""
+
+    year = fields.IntField(primary_key=True)
+    number = fields.IntField(default=0)
+
+    class Meta:
+        table = "proposal_counter"
+
+
+class ProposalPhoto(Model):
+    """A photo of a proposal, kept as a file under ``proposals.photo_dir``, not as a blob.
+
+    ``kind`` is "resident" (sent with the proposal) or "completed" (staff's photo of
+    the finished work). The public sees it only once a moderator approved it.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    proposal: fields.ForeignKeyRelation[Proposal] = fields.ForeignKeyField(
+        "models.Proposal", related_name="photos", on_delete=fields.CASCADE
+    )
+    key = fields.CharField(max_length=64)  # the SHA-256 of the re-encoded bytes, the file name
+    kind = fields.CharField(max_length=16, default="resident")
+    approved = fields.BooleanField(default=False)
+    width = fields.IntField(default=0)
+    height = fields.IntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "proposal_photo"
+
+
+class ProposalFollow(Model):
+    """A resident hears of every status change of a proposal (its author too)."""
+
+    id = fields.BigIntField(primary_key=True)
+    proposal: fields.ForeignKeyRelation[Proposal] = fields.ForeignKeyField(
+        "models.Proposal", related_name="follows", on_delete=fields.CASCADE
+    )
+    resident: fields.ForeignKeyRelation[Resident] = fields.ForeignKeyField(
+        "models.Resident", related_name="follows", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "proposal_follow"
+        unique_together = (("proposal", "resident"),)
+        indexes = (("resident_id",),)
+
+
+class ProposalSupport(Model):
+    """A +1: counted on the proposal, never listed."""
+
+    id = fields.BigIntField(primary_key=True)
+    proposal: fields.ForeignKeyRelation[Proposal] = fields.ForeignKeyField(
+        "models.Proposal", related_name="supports", on_delete=fields.CASCADE
+    )
+    resident: fields.ForeignKeyRelation[Resident] = fields.ForeignKeyField(
+        "models.Resident", related_name="supports", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "proposal_support"
+        unique_together = (("proposal", "resident"),)
+
+
+class ProposalEvent(Model):
+    """The history of a proposal: who did what, when, from what to what, and why.
+
+    ``kind``: status, department, duplicate, merged, hidden, expected, reopened,
+    answered (a private answer to the author). ``actor`` is a staff account
+    ("telegram:123"), "cli", "resident" or "system", never a resident's id.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    proposal: fields.ForeignKeyRelation[Proposal] = fields.ForeignKeyField(
+        "models.Proposal", related_name="events", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=16)
+    actor = fields.CharField(max_length=96)
+    from_value = fields.CharField(max_length=64, default="")
+    to_value = fields.CharField(max_length=64, default="")
+    explanation = fields.TextField(default="")
+    expected_on = fields.DateField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "proposal_event"
+        indexes = (("proposal_id", "created_at"),)
+
+
+class ProposalComment(Model):
+    """What a resident wrote back on a proposal (with "Reply", or after "is it fixed?"),
+    or a staff member's private answer to the author: the department reads it."""
+
+    id = fields.BigIntField(primary_key=True)
+    proposal: fields.ForeignKeyRelation[Proposal] = fields.ForeignKeyField(
+        "models.Proposal", related_name="comments", on_delete=fields.CASCADE
+    )
+    resident: fields.ForeignKeyNullableRelation[Resident] = fields.ForeignKeyField(
+        "models.Resident", related_name="comments", null=True, on_delete=fields.SET_NULL
+    )
+    staff = fields.CharField(max_length=96, default="")  # the staff account, for their answers
+    text = fields.TextField()
+    read_at = fields.DatetimeField(null=True)  # when the department's staff saw it
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "proposal_comment"
+        indexes = (("proposal_id", "created_at"),)
+
+
+class ProposalRating(Model):
+    """One answer to "Is it fixed?": yes, partly or no, then a rating of 1 to 5."""
+
+    id = fields.BigIntField(primary_key=True)
+    proposal: fields.ForeignKeyRelation[Proposal] = fields.ForeignKeyField(
+        "models.Proposal", related_name="ratings", on_delete=fields.CASCADE
+    )
+    resident: fields.ForeignKeyNullableRelation[Resident] = fields.ForeignKeyField(
+        "models.Resident", related_name="ratings", null=True, on_delete=fields.SET_NULL
+    )
+    round = fields.IntField()  # the proposal's fixed_round it answers
+    answer = fields.CharField(max_length=8)  # yes, partly, no
+    rating = fields.SmallIntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "proposal_rating"
+        unique_together = (("proposal", "resident", "round"),)
+
+
+class ProposalTerm(Model):
+    """One word stem of an open proposal's text, for finding proposals that read alike
+    among tens of thousands: an inverted index the similar-proposal lookup reads."""
+
+    id = fields.BigIntField(primary_key=True)
+    proposal: fields.ForeignKeyRelation[Proposal] = fields.ForeignKeyField(
+        "models.Proposal", related_name="terms", on_delete=fields.CASCADE
+    )
+    term = fields.CharField(max_length=16)
+    category = fields.CharField(max_length=24)
+    neighbourhood = fields.CharField(max_length=24, default="")
+
+    class Meta:
+        table = "proposal_term"
+        unique_together = (("proposal", "term"),)
+        indexes = (("term", "category", "neighbourhood"),)

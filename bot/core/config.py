@@ -6,7 +6,6 @@ expected, so an operator sees one clear line instead of a traceback.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -18,48 +17,30 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.core.messages import CHOSEN, LABEL_LENGTH
+from bot.core.config_values import (
+    LANGUAGES,
+    ConfigError,
+    IPNetwork,
+    Named,
+    as_bool,
+    as_clock,
+    as_int,
+    as_networks,
+    as_public_url,
+    as_rate,
+    as_seconds,
+    as_str,
+    check_unknown,
+    named_list,
+    parse_user_ref,
+    subtable,
+)
+from bot.core.proposals_config import ProposalsConfig, default_proposals
+from bot.core.proposals_config import parse as parse_proposals
 from bot.core.quiet_hours import DEFAULT_END, DEFAULT_START
 
-LANGUAGES = ("lv", "en", "ru")
 ROLES = ("admin", "moderator", "communications")
-CHANNELS = ("telegram", "webchat", "messenger")
 DEFAULT_DATABASE_URL = "sqlite://data/iesaiste.sqlite3"
-# Ids end up inside button payloads, which Telegram caps at 64 bytes.
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class ConfigError(Exception):
-    """A setting is missing or wrong; the message names the key."""
-
-    def __init__(self, key: str, value: object, expected: str) -> None:
-        self.key, self.value, self.expected = key, value, expected
-        super().__init__(f"{key} = {value!r}: expected {expected}")
-
-
-@dataclass(frozen=True, slots=True)
-class Named:
-    """A neighbourhood or topic: a stable id, its name per language, and a short form
-    per language for buttons on channels where the whole name does not fit."""
-
-    id: str
-    names: Mapping[str, str]
-    short: Mapping[str, str] = field(default_factory=dict)
-
-    def name(self, language: str) -> str:
-        return self.names.get(language) or self.names["lv"]
-
-    def label(self, language: str, room: int) -> str:
-        """The name for a button of ``room`` characters: whole where it fits, else the short
-        form (falling back to Latvian as the name does)."""
-        name = self.name(language)
-        if len(name) <= room:
-            return name
-        own = self.short.get(language)
-        if own is None and language not in self.names:
-            own = self.short.get("lv")
-        return own or name
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,127 +139,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     log_level: str = "INFO"
-
-
-def _per_language(key: str, raw: dict[Any, Any]) -> dict[str, str]:
-    """A table of non-empty texts keyed by our languages, stripped."""
-    for language, name in raw.items():
-        if language not in LANGUAGES:
-            raise ConfigError(f"{key}.{language}", name, f"a language among {', '.join(LANGUAGES)}")
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{key}.{language}", name, "a non-empty name")
-    return {language: name.strip() for language, name in raw.items()}
-
-
-def _names(key: str, raw: object) -> Mapping[str, str]:
-    if isinstance(raw, str):
-        raw = {"lv": raw}
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(key, raw, 'a table of names per language, e.g. { lv = "…", en = "…" }')
-    names = _per_language(key, raw)
-    if "lv" not in names:
-        raise ConfigError(key, raw, "a Latvian name (lv), the fallback for every language")
-    return names
-
-
-def _short_names(key: str, raw: object) -> Mapping[str, str]:
-    """The short forms for buttons: any languages, none required."""
-    if not isinstance(raw, dict):
-        raise ConfigError(key, raw, 'a table of short names per language, e.g. { en = "…" }')
-    return _per_language(key, raw)
-
-
-def _named_list(key: str, raw: object) -> tuple[Named, ...]:
-    if not isinstance(raw, list):
-        raise ConfigError(key, raw, "a list of tables with id and name")
-    seen: set[str] = set()
-    items = []
-    for index, entry in enumerate(raw):
-        where = f"{key}[{index}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(where, entry, "a table with id and name")
-        ident = entry.get("id")
-        if not isinstance(ident, str) or not ID_PATTERN.match(ident):
-            raise ConfigError(
-                f"{where}.id", ident, "1–24 lower-case letters, digits, '-' or '_', e.g. 'centrs'"
-            )
-        if ident in seen:
-            raise ConfigError(f"{where}.id", ident, "an id used only once")
-        seen.add(ident)
-        names = _names(f"{where}.name", entry.get("name"))
-        short = _short_names(f"{where}.short", entry.get("short", {}))
-        items.append(_fits_a_button(where, Named(ident, names, short)))
-    return tuple(items)
-
-
-NAME_ROOM = LABEL_LENGTH - len(CHOSEN)
-"""Characters of a neighbourhood's or topic's name on a button that every channel shows
-whole: Messenger's 20, less the mark of a chosen one."""
-
-
-def _fits_a_button(where: str, item: Named) -> Named:
-    """Refuse a name no button can show whole, unless a short form is given: a cut label
-    could not be told from another, and every choice must stay on the buttons."""
-    for language in LANGUAGES:
-        label = item.label(language, NAME_ROOM)
-        if len(label) <= NAME_ROOM:
-            continue
-        if language in item.short or (language not in item.names and "lv" in item.short):
-            key = language if language in item.short else "lv"
-            raise ConfigError(f"{where}.short.{key}", label, f"at most {NAME_ROOM} characters")
-        key = language if language in item.names else "lv"
-        raise ConfigError(
-            f"{where}.name.{key}",
-            label,
-            f"at most {NAME_ROOM} characters (it is shown on a button), or a short form "
-            f'for buttons beside it: short = {{ {key} = "…" }}',
-        )
-    return item
-
-
-# What each platform sends as a user id: a staff account matches only that exact
-# string, and it must fit the 64-character column and one line of `staff list`.
-USER_IDS: dict[str, tuple[re.Pattern[str], str]] = {
-    # Telegram: "at most 52 significant bits" (Bot API, User.id); never negative.
-    "telegram": (
-        re.compile(r"[1-9][0-9]{0,15}"),
-        "a Telegram user id (a positive whole number, e.g. 123456789)",
-    ),
-    "webchat": (
-        re.compile(r"[0-9a-f]{32}"),
-        "a web-chat id (the 32 hex digits the web chat issues)",
-    ),
-    "messenger": (re.compile(r"[0-9]{1,64}"), "a Messenger id (PSID: digits only)"),
-}
-TELEGRAM_MAX_ID = 2**52 - 1
-
-
-def parse_user_ref(key: str, ref: object, *, any_id: bool = False) -> tuple[str, str]:
-    """Split 'telegram:123456' into channel and platform user id, checked per channel.
-
-    ``any_id`` takes any id that fits the column, so that an account recorded
-    before ids were checked can still be removed.
-    """
-    shown = _shorten(ref)
-    if not isinstance(ref, str) or ":" not in ref:
-        raise ConfigError(key, shown, f"CHANNEL:USER_ID with CHANNEL one of {', '.join(CHANNELS)}")
-    channel, _, user_id = ref.partition(":")
-    if channel not in USER_IDS:
-        raise ConfigError(key, shown, f"CHANNEL:USER_ID with CHANNEL one of {', '.join(CHANNELS)}")
-    user_id = user_id.strip(" ")
-    pattern, expected = USER_IDS[channel]
-    if any_id and 0 < len(user_id) <= 64:
-        return channel, user_id
-    if not pattern.fullmatch(user_id) or (channel == "telegram" and int(user_id) > TELEGRAM_MAX_ID):
-        raise ConfigError(key, shown, f"{channel}:ID with ID {expected}")
-    return channel, user_id
-
-
-def _shorten(value: object, limit: int = 40) -> object:
-    """A long value cut for an error line: the line names it, it need not repeat it."""
-    if isinstance(value, str) and len(value) > limit:
-        return value[:limit] + "…"
-    return value
+    proposals: ProposalsConfig = field(default_factory=default_proposals)
 
 
 def parse_role(key: str, role: object) -> str:
@@ -302,84 +163,9 @@ def _staff(raw: object) -> tuple[StaffGrant, ...]:
     return tuple(grants)
 
 
-def _str(key: str, raw: object) -> str:
-    if not isinstance(raw, str):
-        raise ConfigError(key, raw, "a string")
-    return raw
-
-
-def _int(key: str, raw: object, low: int, high: int) -> int:
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw)
-    if not isinstance(raw, int) or isinstance(raw, bool) or not low <= raw <= high:
-        raise ConfigError(key, raw, f"a whole number from {low} to {high}")
-    return raw
-
-
-def _seconds(key: str, raw: object, low: float, high: float) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not low <= raw <= high:
-        raise ConfigError(key, raw, f"a number of seconds from {low:g} to {high:g}")
-    return float(raw)
-
-
-def _bool(key: str, raw: object) -> bool:
-    if not isinstance(raw, bool):
-        raise ConfigError(key, raw, "true or false")
-    return raw
-
-
-def _rate(key: str, raw: object, high: float) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= high:
-        raise ConfigError(key, raw, f"a number of messages a second above 0, at most {high:g}")
-    return float(raw)
-
-
-def _clock(key: str, raw: object) -> time:
-    if isinstance(raw, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", raw):
-        return time(int(raw[:2]), int(raw[3:]))
-    raise ConfigError(key, raw, "a time of day as HH:MM, e.g. 21:00")
-
-
-def _public_url(key: str, raw: object) -> str:
-    url = _str(key, raw).strip().rstrip("/")
-    parts = urlsplit(url)
-    if url and (parts.scheme not in ("http", "https") or not parts.netloc or parts.query):
-        raise ConfigError(key, raw, "the bot's public base URL, e.g. https://bot.example.lv")
-    return url
-
-
-def _networks(key: str, raw: object) -> tuple[IPNetwork, ...]:
-    if not isinstance(raw, list):
-        raise ConfigError(key, raw, 'a list of addresses or networks, e.g. ["127.0.0.1"]')
-    networks = []
-    for index, entry in enumerate(raw):
-        try:
-            networks.append(ipaddress.ip_network(_str(f"{key}[{index}]", entry), strict=False))
-        except ValueError:
-            raise ConfigError(
-                f"{key}[{index}]", entry, "an IP address or network, e.g. 127.0.0.1 or 10.0.0.0/8"
-            ) from None
-    return tuple(networks)
-
-
-def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    section = data.get(key, {})
-    if not isinstance(section, dict):
-        raise ConfigError(key, section, "a table")
-    return section
-
-
-def _check_unknown(where: str, section: Mapping[str, Any], known: set[str]) -> None:
-    for key in section:
-        if key not in known:
-            prefix = f"{where}." if where else ""
-            # Not the value: a misspelt key may well hold a token or a password.
-            raise ConfigError(f"{prefix}{key}", "…", f"a known key ({', '.join(sorted(known))})")
-
-
-def from_mapping(data: Mapping[str, Any]) -> Config:
+def from_mapping(data: Mapping[str, Any], base: Path | None = None) -> Config:
     """Build a Config from parsed TOML; missing keys take the defaults."""
-    _check_unknown(
+    check_unknown(
         "",
         data,
         {
@@ -392,24 +178,25 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             "limits",
             "delivery",
             "log",
+            "proposals",
         },
     )
     defaults = Config()
-    m = _section(data, "municipality")
-    _check_unknown(
+    m = subtable(data, "municipality")
+    check_unknown(
         "municipality", m, {"name", "timezone", "default_language", "neighbourhoods", "topics"}
     )
     municipality = Municipality(
-        name=_str("municipality.name", m.get("name", defaults.municipality.name)),
-        timezone=_str("municipality.timezone", m.get("timezone", defaults.municipality.timezone)),
-        default_language=_str("municipality.default_language", m.get("default_language", "lv")),
-        neighbourhoods=_named_list("municipality.neighbourhoods", m.get("neighbourhoods", [])),
-        topics=_named_list("municipality.topics", m.get("topics", [])),
+        name=as_str("municipality.name", m.get("name", defaults.municipality.name)),
+        timezone=as_str("municipality.timezone", m.get("timezone", defaults.municipality.timezone)),
+        default_language=as_str("municipality.default_language", m.get("default_language", "lv")),
+        neighbourhoods=named_list("municipality.neighbourhoods", m.get("neighbourhoods", [])),
+        topics=named_list("municipality.topics", m.get("topics", [])),
     )
-    db = _section(data, "database")
-    _check_unknown("database", db, {"url"})
-    http = _section(data, "http")
-    _check_unknown(
+    db = subtable(data, "database")
+    check_unknown("database", db, {"url"})
+    http = subtable(data, "http")
+    check_unknown(
         "http",
         http,
         {
@@ -422,10 +209,10 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             "trusted_proxies",
         },
     )
-    tg = _section(data, "telegram")
-    _check_unknown("telegram", tg, {"token", "api_url", "mode", "webhook_url", "webhook_secret"})
-    wc = _section(data, "webchat")
-    _check_unknown(
+    tg = subtable(data, "telegram")
+    check_unknown("telegram", tg, {"token", "api_url", "mode", "webhook_url", "webhook_secret"})
+    wc = subtable(data, "webchat")
+    check_unknown(
         "webchat",
         wc,
         {
@@ -436,10 +223,10 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             "forget_unfinished_after_days",
         },
     )
-    lim = _section(data, "limits")
-    _check_unknown("limits", lim, {"max_text_length", "throttle_messages", "throttle_seconds"})
-    dl = _section(data, "delivery")
-    _check_unknown(
+    lim = subtable(data, "limits")
+    check_unknown("limits", lim, {"max_text_length", "throttle_messages", "throttle_seconds"})
+    dl = subtable(data, "delivery")
+    check_unknown(
         "delivery",
         dl,
         {
@@ -451,35 +238,35 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             "answer_wait_seconds",
         },
     )
-    log = _section(data, "log")
-    _check_unknown("log", log, {"level"})
+    log = subtable(data, "log")
+    check_unknown("log", log, {"level"})
     return Config(
         municipality=municipality,
         staff=_staff(data.get("staff", [])),
-        database_url=_str("database.url", db.get("url", defaults.database_url)),
-        http_host=_str("http.host", http.get("host", defaults.http_host)),
-        http_port=_int("http.port", http.get("port", defaults.http_port), 1, 65535),
+        database_url=as_str("database.url", db.get("url", defaults.database_url)),
+        http_host=as_str("http.host", http.get("host", defaults.http_host)),
+        http_port=as_int("http.port", http.get("port", defaults.http_port), 1, 65535),
         http_timeouts=_http_timeouts(http),
-        http_public_url=_public_url("http.public_url", http.get("public_url", "")),
-        http_trusted_proxies=_networks("http.trusted_proxies", http.get("trusted_proxies", [])),
+        http_public_url=as_public_url("http.public_url", http.get("public_url", "")),
+        http_trusted_proxies=as_networks("http.trusted_proxies", http.get("trusted_proxies", [])),
         telegram=TelegramConfig(
-            token=_str("telegram.token", tg.get("token", "")),
-            api_url=_str("telegram.api_url", tg.get("api_url", defaults.telegram.api_url)),
-            mode=_str("telegram.mode", tg.get("mode", "polling")),
-            webhook_url=_str("telegram.webhook_url", tg.get("webhook_url", "")),
-            webhook_secret=_str("telegram.webhook_secret", tg.get("webhook_secret", "")),
+            token=as_str("telegram.token", tg.get("token", "")),
+            api_url=as_str("telegram.api_url", tg.get("api_url", defaults.telegram.api_url)),
+            mode=as_str("telegram.mode", tg.get("mode", "polling")),
+            webhook_url=as_str("telegram.webhook_url", tg.get("webhook_url", "")),
+            webhook_secret=as_str("telegram.webhook_secret", tg.get("webhook_secret", "")),
         ),
         webchat=WebchatConfig(
-            enabled=_bool("webchat.enabled", wc.get("enabled", True)),
-            cookie_secret=_str("webchat.cookie_secret", wc.get("cookie_secret", "")),
-            secure_cookie=_bool("webchat.secure_cookie", wc.get("secure_cookie", False)),
-            new_residents_per_address_per_hour=_int(
+            enabled=as_bool("webchat.enabled", wc.get("enabled", True)),
+            cookie_secret=as_str("webchat.cookie_secret", wc.get("cookie_secret", "")),
+            secure_cookie=as_bool("webchat.secure_cookie", wc.get("secure_cookie", False)),
+            new_residents_per_address_per_hour=as_int(
                 "webchat.new_residents_per_address_per_hour",
                 wc.get("new_residents_per_address_per_hour", 20),
                 0,
                 100_000,
             ),
-            forget_unfinished_after_days=_int(
+            forget_unfinished_after_days=as_int(
                 "webchat.forget_unfinished_after_days",
                 wc.get("forget_unfinished_after_days", 30),
                 1,
@@ -487,34 +274,37 @@ def from_mapping(data: Mapping[str, Any]) -> Config:
             ),
         ),
         limits=LimitsConfig(
-            max_text_length=_int(
+            max_text_length=as_int(
                 "limits.max_text_length", lim.get("max_text_length", 2000), 10, 4000
             ),
-            throttle_messages=_int(
+            throttle_messages=as_int(
                 "limits.throttle_messages", lim.get("throttle_messages", 20), 1, 10_000
             ),
-            throttle_seconds=_int(
+            throttle_seconds=as_int(
                 "limits.throttle_seconds", lim.get("throttle_seconds", 60), 1, 3600
             ),
         ),
         delivery=DeliveryConfig(
-            telegram_per_second=_rate(
+            telegram_per_second=as_rate(
                 "delivery.telegram_per_second", dl.get("telegram_per_second", 30), 1000
             ),
-            telegram_per_chat_per_second=_rate(
+            telegram_per_chat_per_second=as_rate(
                 "delivery.telegram_per_chat_per_second",
                 dl.get("telegram_per_chat_per_second", 1),
                 30,
             ),
-            quiet_start=_clock("delivery.quiet_start", dl.get("quiet_start", "21:00")),
-            quiet_end=_clock("delivery.quiet_end", dl.get("quiet_end", "09:00")),
+            quiet_start=as_clock("delivery.quiet_start", dl.get("quiet_start", "21:00")),
+            quiet_end=as_clock("delivery.quiet_end", dl.get("quiet_end", "09:00")),
             # At least a minute: a worker holds a claimed batch for up to ten seconds.
-            lease_seconds=_int("delivery.lease_seconds", dl.get("lease_seconds", 300), 60, 86_400),
-            answer_wait_seconds=_int(
+            lease_seconds=as_int(
+                "delivery.lease_seconds", dl.get("lease_seconds", 300), 60, 86_400
+            ),
+            answer_wait_seconds=as_int(
                 "delivery.answer_wait_seconds", dl.get("answer_wait_seconds", 60), 1, 600
             ),
         ),
-        log_level=_str("log.level", log.get("level", "INFO")).upper(),
+        log_level=as_str("log.level", log.get("level", "INFO")).upper(),
+        proposals=parse_proposals(data, municipality.neighbourhoods, base),
     )
 
 
@@ -523,7 +313,7 @@ def _http_timeouts(http: Mapping[str, Any]) -> HttpTimeouts:
     defaults = HttpTimeouts()
 
     def seconds(key: str, default: float) -> float:
-        return _seconds(f"http.{key}", http.get(key, default), 0.5, 3600)
+        return as_seconds(f"http.{key}", http.get(key, default), 0.5, 3600)
 
     return HttpTimeouts(
         header_seconds=seconds("header_timeout_seconds", defaults.header_seconds),
@@ -568,7 +358,7 @@ def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
         config = replace(config, http_host=values["http.host"].strip())
     if "http.port" in values:
         config = replace(
-            config, http_port=_int("IESAISTE_HTTP_PORT", values["http.port"], 1, 65535)
+            config, http_port=as_int("IESAISTE_HTTP_PORT", values["http.port"], 1, 65535)
         )
     if "webchat.cookie_secret" in values:
         config = replace(
@@ -709,9 +499,11 @@ def load(
     environ = os.environ if environ is None else environ
     path = path or environ.get("IESAISTE_CONFIG") or None
     data: dict[str, Any] = {}
+    base = None
     if path is not None:
         data = _read(Path(path))
-    config = from_mapping(data)
+        base = Path(path).parent
+    config = from_mapping(data, base)
     if not config.municipality.neighbourhoods and not config.municipality.topics and not data:
         config = replace(config, municipality=demo_municipality())
     return validate(apply_environment(config, environ))

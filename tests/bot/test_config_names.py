@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.config import NAME_ROOM, ConfigError, Named, demo_municipality, load
+from bot.core.config import ConfigError, Named, demo_municipality, load
+from bot.core.config_values import NAME_ROOM
 from bot.core.i18n import LANGUAGES
 from bot.core.messages import CHOSEN, LABEL_LENGTH
 
