@@ -270,12 +270,14 @@ async def change_status(
     explanation: str = "",
     expected_on: date | None = None,
     passed_to: str = "",
+    department: str = "",
     ask_fixed_after: timedelta = timedelta(days=3),
 ) -> ProposalEvent:
     """Set a proposal's status, record why, and tell the author and followers.
 
     Statuses that decide something need a public explanation ("explanation");
-    "planned" may carry the promised date. Marking it implemented schedules the
+    "planned" may carry the promised date; ``department`` moves it to another one
+    (recorded as its own event, told to nobody). Marking it implemented schedules the
     "Is it fixed?" question, once per time it is marked so. The staff's first
     action closes the door to withdrawal. Row-locked: two staff members at once
     get two changes in order, not a lost one.
@@ -304,6 +306,15 @@ async def change_status(
             changes["reminded"] = ""
         if status == NOT_OURS:
             changes["passed_to"] = passed_to.strip()
+        if department and department != row.department:
+            changes["department"] = department
+            await ProposalEvent.create(
+                proposal_id=row.id,
+                kind="department",
+                actor=actor,
+                from_value=row.department,
+                to_value=department,
+            )
         if row.first_answer_at is None and status != RECEIVED:
             changes["first_answer_at"] = now
         if status in CLOSED:
@@ -329,6 +340,20 @@ async def change_status(
         if status in CLOSED:
             await similar.drop(row.id)
     return event
+
+
+async def staff_recipients(accounts: Iterable[tuple[str, str]]) -> list[deliveries.Recipient]:
+    """The reachable accounts among staff accounts (channel, platform id) that have written
+    to the bot: where a note to a department's staff goes."""
+    wanted = set(accounts)
+    if not wanted:
+        return []
+    rows = await ChannelIdentity.filter(
+        channel__in={channel for channel, _ in wanted},
+        external_id__in={external_id for _, external_id in wanted},
+        unreachable_since__isnull=True,
+    ).values_list("resident_id", "channel", "external_id")
+    return [(int(r), str(c), str(e)) for r, c, e in rows if (c, e) in wanted]
 
 
 async def history(proposal_id: int) -> Sequence[ProposalEvent]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -49,6 +49,10 @@ class Translator:
     def number(self, n: int) -> str:
         """12 345 in Latvian and Russian, 12,345 in English."""
         return format_decimal(n, locale=self.language)
+
+    def day(self, value: date) -> str:
+        """A date as people there write it in full: "2027. gada 1. maijs", "May 1, 2027"."""
+        return format_date(value, "long", locale=self.language)
 
     def moment(self, when: datetime, zone: ZoneInfo) -> str:
         """A date and time as people there write it, in the municipality's zone."""

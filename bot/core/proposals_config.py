@@ -119,6 +119,10 @@ class ProposalsConfig:
     def department(self, key: str) -> Department | None:
         return next((d for d in self.departments if d.id == key), None)
 
+    def departments_of(self, channel: str, user_id: str) -> frozenset[str]:
+        """The departments a staff account belongs to (by the configuration)."""
+        return frozenset(d.id for d in self.departments if (channel, user_id) in d.staff)
+
 
 def default_proposals() -> ProposalsConfig:
     """What a municipality with no ``[proposals]`` categories gets."""
