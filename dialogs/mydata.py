@@ -50,6 +50,17 @@ async def render_overview(ctx: Ctx) -> Reply:
         ctx._("Privacy notice accepted: {when}", when=_when(ctx, held.privacy_accepted_at)),
         ctx._("Last message: {when}", when=_when(ctx, held.last_seen_at)),
     ]
+    if held.proposals or held.following or held.supported or held.comments:
+        lines.append(
+            ctx._(
+                "Proposals: {own} submitted, {followed} followed, {supported} supported, "
+                "{comments} replies written",
+                own=held.proposals,
+                followed=held.following,
+                supported=held.supported,
+                comments=held.comments,
+            )
+        )
     # TRANSLATORS: a button label, at most 20 characters.
     delete = ctx._("Delete my data")
     # TRANSLATORS: a button label, at most 20 characters.
@@ -74,6 +85,10 @@ async def render_confirm(ctx: Ctx) -> Reply:
     text = ctx._(
         "Delete everything we hold about you? Your settings and chat accounts will be erased. "
         "This cannot be undone."
+    )
+    text += "\n\n" + ctx._(
+        "Proposals you submitted and replies you wrote stay for the municipality's work, "
+        "with nothing that links them to you."
     )
     # TRANSLATORS: a button label, at most 20 characters.
     yes = ctx._("Yes, delete")

@@ -442,14 +442,15 @@ class ProposalFollow(Model):
 
 
 class ProposalSupport(Model):
-    """A +1: counted on the proposal, never listed."""
+    """A +1: counted on the proposal, never listed, still counted once its resident is
+    forgotten."""
 
     id = fields.BigIntField(primary_key=True)
     proposal: fields.ForeignKeyRelation[Proposal] = fields.ForeignKeyField(
         "models.Proposal", related_name="supports", on_delete=fields.CASCADE
     )
-    resident: fields.ForeignKeyRelation[Resident] = fields.ForeignKeyField(
-        "models.Resident", related_name="supports", on_delete=fields.CASCADE
+    resident: fields.ForeignKeyNullableRelation[Resident] = fields.ForeignKeyField(
+        "models.Resident", related_name="supports", null=True, on_delete=fields.SET_NULL
     )
     created_at = fields.DatetimeField(auto_now_add=True)
 

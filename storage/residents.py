@@ -10,7 +10,17 @@ from datetime import UTC, datetime, timedelta
 from tortoise import connections
 from tortoise.backends.base.client import TransactionalDBClient
 
-from storage.models import ChannelIdentity, Neighbourhood, Resident, Subscription, Topic
+from storage.models import (
+    ChannelIdentity,
+    Neighbourhood,
+    Proposal,
+    ProposalComment,
+    ProposalFollow,
+    ProposalSupport,
+    Resident,
+    Subscription,
+    Topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +130,11 @@ class PersonalData:
     created_at: datetime
     privacy_accepted_at: datetime | None
     last_seen_at: datetime | None
+    # Contributions: kept, detached from the resident, when they are forgotten.
+    proposals: int = 0
+    following: int = 0  # followed proposals of others
+    supported: int = 0
+    comments: int = 0
 
 
 async def personal_data(resident: Resident) -> PersonalData:
@@ -135,6 +150,14 @@ async def personal_data(resident: Resident) -> PersonalData:
         created_at=resident.created_at,
         privacy_accepted_at=resident.privacy_accepted_at,
         last_seen_at=resident.last_seen_at,
+        proposals=await Proposal.filter(author_id=resident.id).count(),
+        # (Not an exclude: a detached proposal's NULL author would drop out of it.)
+        following=await ProposalFollow.filter(resident_id=resident.id).count()
+        - await ProposalFollow.filter(
+            resident_id=resident.id, proposal__author_id=resident.id
+        ).count(),
+        supported=await ProposalSupport.filter(resident_id=resident.id).count(),
+        comments=await ProposalComment.filter(resident_id=resident.id).count(),
     )
 
 

@@ -97,10 +97,15 @@ ACCOUNT_LINE = "Account: {channel} {id}, since {since}"
 PRIVACY_LINE = "Privacy notice accepted: {when}"
 LAST_MESSAGE_LINE = "Last message: {when}"
 WEB_CHAT = "Web chat"
-DELETE_CONFIRMATION = (
+DELETE_QUESTION = (
     "Delete everything we hold about you? Your settings and chat accounts will be erased. "
     "This cannot be undone."
 )
+CONTRIBUTIONS_STAY = (
+    "Proposals you submitted and replies you wrote stay for the municipality's work, "
+    "with nothing that links them to you."
+)
+DELETE_CONFIRMATION = f"{DELETE_QUESTION}\n\n{CONTRIBUTIONS_STAY}"  # English only
 DATA_DELETED = "Your data has been deleted. If you write again, we will start afresh with /start."
 NOTHING_DELETED = "Nothing was deleted."
 

@@ -132,10 +132,10 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('proposal', fields.ForeignKeyField('models.Proposal', source_field='proposal_id', db_constraint=True, to_field='id', related_name='supports', on_delete=OnDelete.CASCADE)),
-                ('resident', fields.ForeignKeyField('models.Resident', source_field='resident_id', db_constraint=True, to_field='id', related_name='supports', on_delete=OnDelete.CASCADE)),
+                ('resident', fields.ForeignKeyField('models.Resident', source_field='resident_id', null=True, db_constraint=True, to_field='id', related_name='supports', on_delete=OnDelete.SET_NULL)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'proposal_support', 'app': 'models', 'unique_together': (('proposal', 'resident'),), 'pk_attr': 'id', 'table_description': 'A +1: counted on the proposal, never listed.'},
+            options={'table': 'proposal_support', 'app': 'models', 'unique_together': (('proposal', 'resident'),), 'pk_attr': 'id', 'table_description': 'A +1: counted on the proposal, never listed, still counted once its resident is'},
             bases=['Model'],
         ),
         ops.CreateModel(

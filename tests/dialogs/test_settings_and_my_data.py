@@ -8,8 +8,9 @@ from storage.models import ChannelIdentity, DialogState, ProcessedEvent, Residen
 from tests.chat import Chat
 from tests.phrases import (
     CANCELLED,
+    CONTRIBUTIONS_STAY,
     DATA_DELETED,
-    DELETE_CONFIRMATION,
+    DELETE_QUESTION,
     LANGUAGE_QUESTION,
     LANGUAGE_SWITCHED,
     MAIN_MENU,
@@ -128,7 +129,7 @@ async def test_deleting_my_data_removes_identity_choices_and_conversation(config
     await chat.press("Culture and sport")
     await chat.command("mydata")
     await chat.press("Delete my data")
-    assert chat.texts() == [tr("en", DELETE_CONFIRMATION)]
+    assert chat.texts() == [f"{tr('en', DELETE_QUESTION)}\n\n{tr('en', CONTRIBUTIONS_STAY)}"]
     assert chat.labels() == [["Yes, delete", "No, keep it"]]
     await chat.press("Yes, delete")
     assert chat.texts() == [tr("en", DATA_DELETED)]

@@ -8,8 +8,15 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from storage import proposals, similar
-from storage.models import Delivery, Proposal, ProposalEvent, Resident
+from storage import proposals, residents, similar
+from storage.models import (
+    Delivery,
+    Proposal,
+    ProposalEvent,
+    ProposalFollow,
+    ProposalSupport,
+    Resident,
+)
 from storage.proposals import Draft, ProposalError
 from storage.sessions import open_session
 
@@ -142,3 +149,17 @@ async def test_similar_open_proposals_nearby_or_reading_alike_are_found() -> Non
         category="roads", text="deep pothole near school", neighbourhood="centrs"
     )
     assert alike.id not in [p.id for p in found]
+
+
+async def test_a_forgotten_resident_s_proposals_stay_detached_and_their_support_counts() -> None:
+    author, neighbour = await resident("1"), await resident("2")
+    proposal = await proposals.submit(author, draft())
+    await proposals.follow_and_support(proposal, neighbour)
+    await residents.forget(author)
+    row = await Proposal.get(id=proposal.id)
+    assert row.author_id is None and row.text == proposal.text  # type: ignore[attr-defined]
+    assert row.supporters == 2
+    assert await ProposalSupport.filter(proposal_id=proposal.id).count() == 2
+    assert await ProposalFollow.filter(proposal_id=proposal.id).count() == 1  # the neighbour
+    data = await residents.personal_data(neighbour)
+    assert (data.proposals, data.following, data.supported) == (0, 1, 1)
