@@ -66,9 +66,12 @@ class Answered:
 
 async def may_write(proposal_id: int, resident: Resident) -> Proposal:
     """The proposal, if this resident hears of it (its author or a follower): only they
-    may reply on it or answer its questions. Raises "gone" or "not_following"."""
+    may reply on it or answer its questions. A hidden proposal is its author's alone, as
+    it is in no public view. Raises "gone" or "not_following"."""
     proposal = await Proposal.get_or_none(id=proposal_id)
     if proposal is None:
+        raise FeedbackError("gone")
+    if proposal.hidden_at is not None and proposal.author_id != resident.id:  # type: ignore[attr-defined]
         raise FeedbackError("gone")
     if not await ProposalFollow.exists(proposal_id=proposal_id, resident_id=resident.id):
         raise FeedbackError("not_following")

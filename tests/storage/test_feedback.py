@@ -63,10 +63,14 @@ async def test_the_author_and_a_follower_each_get_one_push_told_apart() -> None:
 
 
 async def test_a_hidden_proposal_is_told_to_its_author_only() -> None:
-    proposal, _, _ = await proposal_with_follower()
+    proposal, author, neighbour = await proposal_with_follower()
     await Proposal.filter(id=proposal.id).update(hidden_at=datetime.now(UTC), hidden_reason="abuse")
     await proposals.change_status(proposal.id, "rejected", actor="cli", explanation="Abusive.")
     assert [ext for ext, _, _ in await pushes(proposals.STATUS_PUSH)] == ["1"]
+    # Its followers' old buttons no longer act on it; its author may still write.
+    with pytest.raises(FeedbackError, match="gone"):
+        await feedback.comment(proposal.id, neighbour, "Why?", STAFF)
+    await feedback.comment(proposal.id, author, "Why?", STAFF)
 
 
 async def test_a_reply_is_kept_and_queued_to_the_departments_staff() -> None:
