@@ -10,6 +10,7 @@ A malformed or forged payload does nothing, is answered plainly and logged.
 from __future__ import annotations
 
 import logging
+import re
 
 from bot.core.i18n import N_
 from bot.core.logs import who
@@ -42,10 +43,16 @@ RATE_QUESTION = N_("How would you rate the way {reference} was handled? 1 is poo
 RATED = N_("Thank you for your rating.")
 
 
-def _numbers(ctx: Ctx, count: int) -> list[str] | None:
-    """The payload's parts after its prefix, or None (logged) when it is malformed."""
-    parts = ctx.incoming.payload.split(":")[2:]
-    if len(parts) != count or not all(part.isdigit() or part in feedback.ANSWERS for part in parts):
+# What each button's payload must look like; anything else was never sent by us.
+REPLY_PAYLOAD = re.compile(rf"{REPLY}:(\d{{1,18}})")
+FIXED_PAYLOAD = re.compile(rf"{FIXED}:(\d{{1,18}}):(\d{{1,9}}):(yes|partly|no)")
+RATE_PAYLOAD = re.compile(rf"{RATE}:(\d{{1,18}}):(\d{{1,9}}):([1-5])")
+
+
+def _parsed(ctx: Ctx, pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """The payload's fields, or None (answered and logged) when it is malformed."""
+    match = pattern.fullmatch(ctx.incoming.payload)
+    if match is None:
         log.warning(
             "malformed proposal button %r from %s",
             ctx.incoming.payload,
@@ -53,7 +60,7 @@ def _numbers(ctx: Ctx, count: int) -> list[str] | None:
         )
         ctx.answer(ctx._(EXPIRED))
         return None
-    return parts
+    return match.groups()
 
 
 async def _go_on(ctx: Ctx) -> None:
@@ -64,8 +71,8 @@ async def _go_on(ctx: Ctx) -> None:
 
 @router.button(REPLY)
 async def reply(ctx: Ctx) -> None:
-    parts = _numbers(ctx, 1)
-    if parts is None or not parts[0].isdigit():
+    parts = _parsed(ctx, REPLY_PAYLOAD)
+    if parts is None:
         await _go_on(ctx)
         return
     await proposal_reply.start(ctx, int(parts[0]))
@@ -73,8 +80,8 @@ async def reply(ctx: Ctx) -> None:
 
 @router.button(FIXED)
 async def is_it_fixed(ctx: Ctx) -> None:
-    parts = _numbers(ctx, 3)
-    if parts is None or not (parts[0].isdigit() and parts[1].isdigit()):
+    parts = _parsed(ctx, FIXED_PAYLOAD)
+    if parts is None:
         await _go_on(ctx)
         return
     proposal_id, round_, answer = int(parts[0]), int(parts[1]), parts[2]
@@ -109,8 +116,8 @@ async def is_it_fixed(ctx: Ctx) -> None:
 
 @router.button(RATE)
 async def rate(ctx: Ctx) -> None:
-    parts = _numbers(ctx, 3)
-    if parts is None or not all(part.isdigit() for part in parts):
+    parts = _parsed(ctx, RATE_PAYLOAD)
+    if parts is None:
         await _go_on(ctx)
         return
     proposal_id, round_, rating = (int(part) for part in parts)
@@ -122,13 +129,6 @@ async def rate(ctx: Ctx) -> None:
             ctx.answer(ctx._(ALREADY_ANSWERED))
         elif error.reason == "expired":
             ctx.answer(ctx._(QUESTION_EXPIRED))
-        elif error.reason == "rating":
-            log.warning(
-                "a rating of %d refused to %s",
-                rating,
-                who(ctx.incoming.channel, ctx.incoming.user_id),
-            )
-            ctx.answer(ctx._(EXPIRED))
         else:
             proposal_reply.refuse(ctx, error.reason, f"a rating on proposal {proposal_id}")
         await _go_on(ctx)

@@ -279,12 +279,13 @@ async def test_a_reply_or_an_answer_on_a_proposal_not_followed_does_nothing_and_
         assert stranger.texts() == [tr("en", NOT_YOURS), tr("en", MAIN_MENU)]
         await stranger.press_payload(f"pr:rt:{proposal.id}:1:1")
         assert stranger.texts() == [tr("en", NOT_YOURS), tr("en", MAIN_MENU)]
-        await stranger.press_payload("pr:fx:12:x:maybe")  # malformed
-        assert stranger.texts() == [tr("en", BUTTON_EXPIRED), tr("en", MAIN_MENU)]
+        for malformed in ("pr:fx:12:x:maybe", f"pr:rt:{proposal.id}:1:9", "pr:r:yes"):
+            await stranger.press_payload(malformed)
+            assert stranger.texts() == [tr("en", BUTTON_EXPIRED), tr("en", MAIN_MENU)]
     assert (await Proposal.get(id=proposal.id)).status == "implemented"
     assert await ProposalRating.all().count() == 0
     refused = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(refused) == 4, refused
+    assert len(refused) == 6, refused
     assert all("eve" not in line for line in refused), "accounts are logged by their tag"
 
 
