@@ -196,6 +196,7 @@ class Runtime:
                 config.municipality.zone,
                 config.municipality.default_language,
                 {name: channel.limits.text_length for name, channel in channels.items()},
+                config,
             ),
             pacers,
             zone=config.municipality.zone,

@@ -15,7 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.core.config import Config
 from bot.core.quiet_hours import next_allowed
-from storage import deliveries, events, webchat_guard
+from storage import deliveries, events, feedback, webchat_guard
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,16 @@ async def tidy_webchat(config: Config) -> int:
     )
 
 
+async def ask_if_fixed(config: Config, now: datetime | None = None) -> int:
+    """Every minute: ask "Is it fixed?" about proposals implemented long enough ago
+    (``proposals.ask_fixed_after``); each is claimed, so it is asked once on any number
+    of workers. Quiet hours hold the pushes in the outbox. Returns how many were asked."""
+    asked = await feedback.due_fixed_questions(now or datetime.now(UTC))
+    if asked:
+        log.info('"is it fixed?" asked about %d proposals', asked)
+    return asked
+
+
 def build_scheduler(config: Config) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=config.municipality.zone)
     scheduler.add_job(
@@ -72,6 +82,15 @@ def build_scheduler(config: Config) -> AsyncIOScheduler:
         minute=20,
         args=[config],
         id="tidy-webchat",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        ask_if_fixed,
+        "interval",
+        minutes=1,
+        args=[config],
+        id="ask-if-fixed",
         max_instances=1,
         coalesce=True,
     )

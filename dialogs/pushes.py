@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from bot.core.config import Config
 from bot.core.i18n import LANGUAGES, N_, Translator, translator
 from bot.core.messages import REPLY_TEMPLATE, RenderRequest, Reply
 from dialogs.announce import ADMIN_ASKED, ADMIN_ASKED_NOTE, progress_text, status_text
@@ -50,6 +51,8 @@ class Pushes:
     default_language: str = "lv"
     # Each channel's longest message (``ChannelLimits.text_length``): a digest fits it.
     text_lengths: Mapping[str, int] = field(default_factory=dict)
+    # The configuration, for the names in proposals' pushes (categories, departments).
+    config: Config = field(default_factory=Config)
 
     async def __call__(self, request: RenderRequest) -> Reply | None:
         render = TEMPLATES.get(request.template)
@@ -179,3 +182,7 @@ async def digest(pushes: Pushes, request: RenderRequest) -> Reply | None:
     tr = pushes.translator(request)
     limit = pushes.text_lengths.get(request.channel, DIGEST_TEXT_LENGTH)
     return Reply(fit_digest(tr.gettext(WHILE_AWAY), folded, limit))
+
+
+# Proposals' pushes (the feedback loop): registered on import.
+from dialogs import proposal_pushes  # noqa: E402,F401

@@ -10,7 +10,7 @@ from dialogs.context import Ctx
 from dialogs.engine import show_current
 from dialogs.pickers import LANGUAGE_SWITCHED
 from dialogs.registry import REGISTRY
-from handlers import staff
+from handlers import feedback, staff
 from handlers.middlewares import has_role
 from handlers.router import Router
 from storage import residents
@@ -142,6 +142,8 @@ async def choose_language(ctx: Ctx) -> None:
         ctx.answer(ctx._(LANGUAGE_SWITCHED))
     await resume_or_menu(ctx)
 
+
+router.include(feedback.router)  # the feedback loop's push buttons: pr:r, pr:fx, pr:rt
 
 # Staff routes last: a resident's command never reaches them by accident, and
 # their role check answers a resident exactly as an unknown command would.

@@ -248,18 +248,33 @@ async def tell_followers(
     proposal_id: int, event_id: int, template: str = STATUS_PUSH, *, exclude: Iterable[int] = ()
 ) -> int:
     """Queue the push about one event of the proposal to its author and followers, in the
-    caller's transaction: one per event and account, however often it is called."""
+    caller's transaction: one per event and account, however often it is called.
+
+    Two pushes under one dedupe key: the author's says "your proposal" (param ``own``),
+    the followers' "a proposal you follow". A hidden proposal is told to its author only:
+    it is in no public view, so nobody else hears of it any more.
+    """
+    row = await Proposal.get_or_none(id=proposal_id).values("author_id", "hidden_at")
+    if row is None:
+        return 0
     skip = set(exclude)
     recipients = [r for r in await followers(proposal_id) if r[0] not in skip]
-    push = deliveries.Push(
-        STATUS_PUSH,
-        proposal_id,
-        f"proposal:{proposal_id}:event:{event_id}",
-        template,
-        {"proposal": proposal_id, "event": event_id},
-        priority=deliveries.PERSONAL,
-    )
-    return await deliveries.queue(push, recipients)
+    author = row["author_id"]
+    written = 0
+    for own in (True, False):
+        told = [r for r in recipients if (r[0] == author) is own]
+        if not own and row["hidden_at"] is not None:
+            told = []
+        push = deliveries.Push(
+            STATUS_PUSH,
+            proposal_id,
+            f"proposal:{proposal_id}:event:{event_id}",
+            template,
+            {"proposal": proposal_id, "event": event_id, "own": own},
+            priority=deliveries.PERSONAL,
+        )
+        written += await deliveries.queue(push, told) if told else 0
+    return written
 
 
 async def change_status(

@@ -13,6 +13,7 @@ what its pages offer is compared with the same step shown where every button fit
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -24,14 +25,24 @@ from bot.channels.telegram import CAPABILITIES as TELEGRAM
 from bot.channels.webchat import CAPABILITIES as WEBCHAT
 from bot.core.config import Config, LimitsConfig, Municipality, from_mapping
 from bot.core.i18n import LANGUAGES, translator
-from bot.core.messages import STRICTEST, Button, Capabilities, Incoming, Kind, Reply
+from bot.core.messages import (
+    STRICTEST,
+    Button,
+    Capabilities,
+    Incoming,
+    Kind,
+    RenderRequest,
+    Reply,
+)
 from dialogs.announcement_list import LIST
 from dialogs.engine import EXPIRED, NONCE, paginate
+from dialogs.pushes import Pushes
 from dialogs.registry import REGISTRY
 from handlers.dispatcher import Dispatcher
-from storage import catalog, deliveries, residents, staff
+from storage import catalog, deliveries, feedback, proposals, residents, staff
 from storage.catalog import Entry
-from storage.models import Announcement, ChannelIdentity, Resident
+from storage.models import Announcement, ChannelIdentity, Delivery, Resident
+from storage.proposals import Draft
 from tests.chat import Chat
 from tests.phrases import (
     DISCARDED,
@@ -251,6 +262,39 @@ async def resident_walk(walker: Walker, m: Municipality) -> None:
     await walker.press("menu:help")
 
 
+async def feedback_walk(walker: Walker, config: Config) -> None:
+    """The feedback loop: its buttons come with pushes, checked here as the worker renders
+    them, then pressed, through the reply dialog (added for issue 13's feedback part)."""
+    chat = walker.chat
+    identity = await ChannelIdentity.get(channel=chat.channel, external_id=chat.user_id)
+    author = await Resident.get(id=identity.resident_id)  # type: ignore[attr-defined]
+    draft = Draft("roads", "municipality", "Dziļa bedre pie skolas", walker.language)
+    proposal = await proposals.submit(author, draft)
+    render = Pushes(config.municipality.zone, config=config)
+    await proposals.change_status(proposal.id, "planned", actor="cli", explanation="Maijā.")
+    await feedback.due_fixed_questions()  # nothing is due: nothing is asked
+    for template in (proposals.STATUS_PUSH, feedback.FIXED_PUSH):
+        if template == feedback.FIXED_PUSH:
+            await proposals.change_status(
+                proposal.id, "implemented", actor="cli", explanation="Salabots."
+            )
+            await feedback.due_fixed_questions(datetime.now(UTC) + timedelta(days=4))
+        row = await Delivery.filter(template=template).order_by("-id").first()
+        assert row is not None
+        request = RenderRequest(row.template, json.loads(row.params), author.language, row.channel)
+        push = await render(request)
+        assert push is not None
+        await walker._then([push])
+        if template == proposals.STATUS_PUSH:
+            await walker.press(f"pr:r:{proposal.id}")
+            await walker.text("Bedre kļūst dziļāka.")
+    await walker.press(f"pr:fx:{proposal.id}:1:no")
+    rating = f"pr:rt:{proposal.id}:1:4"  # on the message above the comment's question
+    assert rating in walker.payloads
+    await walker._then(await chat.press_payload(rating))
+    await walker.choose("prep:write", "_cancel")
+
+
 async def composer_walk(walker: Walker, m: Municipality) -> None:
     hoods, topics = [n.id for n in m.neighbourhoods], [t.id for t in m.topics]
     await walker.command("announce")
@@ -333,6 +377,7 @@ async def test_every_step_of_every_dialog_fits_the_strictest_channel_and_drops_n
     ]
     resident, writer, admin = walkers
     await resident_walk(resident, m)
+    await feedback_walk(resident, config)
     await composer_walk(writer, m)
     await admin_walk(admin)
 
