@@ -179,3 +179,6 @@ async def digest(pushes: Pushes, request: RenderRequest) -> Reply | None:
     tr = pushes.translator(request)
     limit = pushes.text_lengths.get(request.channel, DIGEST_TEXT_LENGTH)
     return Reply(fit_digest(tr.gettext(WHILE_AWAY), folded, limit))
+
+
+from dialogs import review_pushes  # noqa: E402,F401

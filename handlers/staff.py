@@ -8,14 +8,18 @@ from bot.core.i18n import N_
 from dialogs import announce, announcement_list
 from dialogs.announce import APPROVERS, COMPOSERS
 from dialogs.context import Ctx
+from handlers import review
 from handlers.router import Router
 
 router = Router()
+router.include(review.router)  # /review, /summary and the review queue's buttons
 
 # Added to the command menu of staff accounts who may use them (the roles).
 STAFF_COMMANDS = (
     ("announce", N_("Write an announcement")),
     ("announcements", N_("Scheduled and recent announcements")),
+    ("review", N_("Review proposals")),
+    ("summary", N_("Proposals by department")),
 )
 STAFF_MENU_ROLES = COMPOSERS
 
