@@ -67,8 +67,7 @@ async def due(pushes: Pushes, request: RenderRequest) -> Reply | None:
         )
     else:
         text = tr.gettext(
-            "Tomorrow is the promised date of {reference} ({status}): {date}. {text}\n"
-            "/review {reference}",
+            "Due soon: {reference} ({status}) is promised for {date}. {text}\n/review {reference}",
             **values,
         )
     return Reply(text)

@@ -373,9 +373,7 @@ async def notify_new(
     return queued
 
 
-async def remind_due(
-    staff_of: dict[str, Sequence[tuple[str, str]]], today: date, now: datetime | None = None
-) -> int:
+async def remind_due(staff_of: dict[str, Sequence[tuple[str, str]]], today: date) -> int:
     """Remind a department's staff of a promised date: on the day before it (or on the day,
     if that was missed) and once it has passed. ``today`` is the municipality's date.
     Each reminder is claimed on its row (the ``reminded`` column), so it goes once."""
