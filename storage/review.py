@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -335,7 +335,7 @@ async def _marker() -> int:
 
 
 async def notify_new(
-    staff_of: dict[str, Sequence[tuple[str, str]]], now: datetime | None = None
+    staff_of: Mapping[str, Sequence[tuple[str, str]]], now: datetime | None = None
 ) -> int:
     """One push per staff account of each department listing its proposals that arrived
     since the last notice; ``staff_of`` maps a department to its accounts. The marker
@@ -373,7 +373,7 @@ async def notify_new(
     return queued
 
 
-async def remind_due(staff_of: dict[str, Sequence[tuple[str, str]]], today: date) -> int:
+async def remind_due(staff_of: Mapping[str, Sequence[tuple[str, str]]], today: date) -> int:
     """Remind a department's staff of a promised date: on the day before it (or on the day,
     if that was missed) and once it has passed. ``today`` is the municipality's date.
     Each reminder is claimed on its row (the ``reminded`` column), so it goes once."""
