@@ -46,6 +46,7 @@ dialog = Dialog("rv")
 NOT_YOURS = N_("That proposal belongs to another department: you cannot act on it.")
 GONE = N_("That proposal is no longer there.")
 NOTHING_WAITS = N_("No proposal waits for review.")
+NO_OTHER = N_("No other proposal waits for review.")
 NO_DATE = N_(
     "I could not read that date. Please write it like 15.06.2027 or 2027-06-15, "
     "a day still to come."
@@ -157,7 +158,10 @@ async def show_next(ctx: Ctx, after: int) -> None:
     queue = await review.queue_for(departments, after=after)
     if not queue.waiting and after:
         queue = await review.queue_for(departments)
-        queue.waiting[:] = [p for p in queue.waiting if p.id != after]
+        if queue.waiting and queue.waiting[0].id == after and ctx.data.get("id") == after:
+            ctx.answer(ctx._(NO_OTHER))
+            await enter(ctx, card)
+            return
     if not queue.waiting:
         ctx.clear_state()
         lines = [ctx._(NOTHING_WAITS)]
@@ -255,7 +259,7 @@ async def render_card(ctx: Ctx) -> Reply:
             else "—",
         ),
         _place(ctx, proposal),
-        ctx.ngettext("{n} supporter", "{n} supporters", proposal.supporters, n=proposal.supporters),
+        ctx.ngettext("{n} supporter", "{n} supporters", proposal.supporters),
     ]
     if proposal.expected_on:
         lines.append(ctx._("Promised for {date}", date=ctx.tr.day(proposal.expected_on)))
