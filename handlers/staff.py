@@ -18,8 +18,6 @@ router.include(review.router)  # /review, /summary and the review queue's button
 STAFF_COMMANDS = (
     ("announce", N_("Write an announcement")),
     ("announcements", N_("Scheduled and recent announcements")),
-    ("review", N_("Review proposals")),
-    ("summary", N_("Proposals by department")),
 )
 STAFF_MENU_ROLES = COMPOSERS
 
