@@ -5,6 +5,7 @@ municipality's calendar, the day before and once overdue, each once."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -57,19 +58,26 @@ async def test_three_proposals_in_a_minute_make_one_push_per_staff_account(
         await account(user_id)
     author = await account("1")
     await notify_new_proposals(config)
-    for _ in range(3):
-        await submit(author)
-    in_a_minute = datetime.now(UTC) + timedelta(minutes=1)
-    # Two workers fire at once: one of them tells.
+    now = datetime.now(UTC)
+    for seconds in (60, 50, 40):
+        made = await submit(author)
+        await Proposal.filter(id=made.id).update(created_at=now - timedelta(seconds=seconds))
+    # Two workers fire at once, one a little behind (it sees two of the three): one tells.
     told = await asyncio.gather(
-        notify_new_proposals(config, in_a_minute), notify_new_proposals(config, in_a_minute)
+        notify_new_proposals(config, now), notify_new_proposals(config, now - timedelta(seconds=44))
     )
     assert sorted(told) == [0, 2]
     rows = await Delivery.filter(template=review.NEW_PUSH).values_list("external_id", flat=True)
     assert sorted(rows) == ["900", "901"]
     await submit(author, "parks")
-    assert await notify_new_proposals(config, in_a_minute + timedelta(minutes=1)) == 1
-    assert await Delivery.filter(template=review.NEW_PUSH).count() == 3
+    in_a_minute = now + timedelta(minutes=1)
+    await notify_new_proposals(config, in_a_minute)
+    # Every proposal told once, in one batch or two, and nothing told twice.
+    params = await Delivery.filter(template=review.NEW_PUSH).values_list("external_id", "params")
+    told_of = sorted((who, n) for who, p in params for n in json.loads(p)["proposals"])
+    ids = sorted(await Proposal.all().values_list("id", flat=True))
+    roads, park = ids[:3], ids[3]
+    assert told_of == sorted([*((w, n) for w in ("900", "901") for n in roads), ("950", park)])
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ EXPLAIN = (
 )
 NEEDS_EXPLANATION = "This status needs a public explanation. Please write one."
 NOTHING_WAITS = "No proposal waits for review."
+USE_BUTTONS = "Please choose one of the buttons below."
 NO_OTHER = "No other proposal waits for review."
 
 ROADS = {"lv": "Satiksmes nodaļa", "en": "Roads office", "ru": "Отдел дорог"}
@@ -160,6 +161,7 @@ async def test_a_decision_needs_its_public_explanation_and_a_forged_skip_does_no
     back = roads.button_for("rv:explain", "_back").payload
     assert [b.payload.rsplit(":", 1)[1] for b in roads.last[0].all_buttons()] == ["_back"]
     await roads.press_payload(back.rsplit(":", 1)[0] + ":_skip")  # no Skip was offered
+    assert roads.texts()[0] == tr("en", USE_BUTTONS)
     assert (await Proposal.get(id=proposal.id)).status == "received"
     await roads.text("Šeit nav bedres: iela ir jauna.")
     row = await Proposal.get(id=proposal.id)
