@@ -230,7 +230,8 @@ def _event_line(ctx: Ctx, event: ProposalEvent) -> str:
         what = ctx._("reopened by a resident")
     else:
         what = event.kind
-    line = f"{when} · {what} ({event.actor})"
+    who_did = ctx._("resident") if event.actor == "resident" else event.actor
+    line = f"{when} · {what} ({who_did})"
     return f"{line}: {snippet(event.explanation)}" if event.explanation else line
 
 
