@@ -4,6 +4,7 @@ of new proposals, the promised-date reminders and the summary's figures."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
 
@@ -328,3 +329,19 @@ async def test_an_unknown_proposal_is_gone_for_every_action() -> None:
     ):
         with pytest.raises(ProposalError, match="gone"):
             await action
+
+
+async def test_two_crossed_merges_at_once_leave_one_original() -> None:
+    """A into B and B into A at the same moment: the row locks let one of them through."""
+    author = await resident("1")
+    first, second = await submit(author), await submit(author)
+    results = await asyncio.gather(
+        review.merge(first.id, second.id, "telegram:900"),
+        review.merge(second.id, first.id, "telegram:901"),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, ProposalError)]
+    assert len(refused) == 1 and refused[0].reason in ("into_duplicate", "closed")
+    statuses = sorted(await Proposal.all().values_list("status", flat=True))
+    assert statuses == ["duplicate", "received"]
+    assert await Proposal.filter(status="received").values_list("supporters", flat=True) == [1]
