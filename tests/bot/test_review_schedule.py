@@ -8,6 +8,7 @@ import asyncio
 import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,11 @@ from storage import proposals, review
 from storage.models import Delivery, Proposal, Resident
 from storage.proposals import Draft
 from storage.sessions import open_session
+from tests.bot.channels.telegram_helpers import Chat
+from tests.bot.test_announcements import config_without_quiet_hours, onboarded
+from tests.conftest import RuntimeFactory
+from tests.phrases import ntr, tr
+from tests.standins.telegram_api import BotApiStandIn
 
 NAMES = {"lv": "Ceļi", "en": "Roads", "ru": "Дороги"}
 
@@ -118,3 +124,71 @@ async def test_reminders_before_and_overdue_go_once_each_and_never_for_a_closed_
         ("900", f"proposal:{open_one.id}:due:before:2027-03-10"),
         ("900", f"proposal:{open_one.id}:due:overdue:2027-03-10"),
     ]
+
+
+DEPARTMENTS = """
+[proposals]
+[[proposals.departments]]
+id = "roads"
+name = { lv = "Satiksmes nodaļa", en = "Roads office", ru = "Отдел дорог" }
+staff = ["telegram:2001", "telegram:2002"]
+
+[[proposals.categories]]
+id = "roads"
+name = { lv = "Ceļi", en = "Roads", ru = "Дороги" }
+department = "roads"
+"""
+
+
+async def test_on_telegram_a_batch_reaches_each_staff_member_once_and_a_hiding_the_author(
+    start_bot: RuntimeFactory, tmp_path: Path
+) -> None:
+    async with BotApiStandIn() as api:
+        for user_id, name, language in (
+            (1001, "Anna", "lv"),
+            (2001, "Ilze", "en"),
+            (2002, "Jānis", "lv"),
+        ):
+            api.add_user(user_id, name, language_code=language)
+        runtime = await start_bot(
+            config_without_quiet_hours(tmp_path, DEPARTMENTS),
+            IESAISTE_TELEGRAM_API_URL=api.url,
+            IESAISTE_TELEGRAM_TOKEN=api.token,
+        )
+        await onboarded("1001", "lv", "centrs")
+        await onboarded("2001", "en", "centrs")
+        await onboarded("2002", "lv", "centrs")
+        author = await Resident.get(identities__external_id="1001")
+        await notify_new_proposals(runtime.config)
+        made = [await submit(author) for _ in range(3)]
+        assert (
+            await notify_new_proposals(runtime.config, datetime.now(UTC) + timedelta(minutes=1))
+            == 2
+        )
+        for user_id, language in ((2001, "en"), (2002, "lv")):
+            await api.wait_until(lambda u=user_id: api.messages(u), timeout=15)  # type: ignore[misc]
+            (notice,) = api.messages(user_id)
+            lines = notice.body.splitlines()
+            assert lines[0] == ntr(language, NEW_ONE, NEW_MANY, 3)
+            assert lines[1:4] == [f"{p.reference}: A pothole by the school" for p in made]
+
+        staff_chat = Chat(api, 2001)
+        (card,) = await staff_chat.send("/review")
+        assert card.body.startswith(made[0].reference)
+        (prompt,) = await staff_chat.press(card, "Hide")
+        assert prompt.body == tr("en", "Why is it hidden? The author is told this reason.")
+        await staff_chat.send("Aizskaroši vārdi", replies=1)
+        await api.wait_until(lambda: api.messages(1001), timeout=15, what="the author told")
+        (told,) = api.messages(1001)
+        assert told.body == tr(
+            "lv",
+            "Your proposal {reference} is no longer shown publicly. The reason: {reason}",
+            reference=made[0].reference,
+            reason="Aizskaroši vārdi",
+        )
+        assert (await Proposal.get(id=made[0].id)).hidden_at is not None
+        await runtime.stop()
+
+
+NEW_ONE = "{n} new proposal for your department:"
+NEW_MANY = "{n} new proposals for your department:"
