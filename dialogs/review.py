@@ -194,6 +194,12 @@ async def open_proposal(ctx: Ctx, proposal: Proposal) -> None:
     await begin(ctx, card, {"id": proposal.id})
 
 
+async def acted(ctx: Ctx, proposal: Proposal) -> None:
+    """The card again after an action, as a new instance: the buttons of the card acted
+    on expire, so a second tap on an old message cannot do the same thing twice."""
+    await begin(ctx, card, {"id": proposal.id})
+
+
 # --- the card --------------------------------------------------------------------------------
 def _place(ctx: Ctx, proposal: Proposal) -> str:
     if proposal.address:
@@ -337,14 +343,14 @@ async def render_card(ctx: Ctx) -> Reply:
 
 @acting
 async def on_card(ctx: Ctx, proposal: Proposal, value: str) -> None:
-    if value == "accept":
+    if value == "accept" and proposal.status == states.RECEIVED:
         try:
             await review.accept_for_review(proposal.id, actor(ctx))
         except ProposalError as error:
             await _refused(ctx, error)
         else:
             ctx.answer(ctx._("Accepted for review; the author and followers are told."))
-        await enter(ctx, card)
+        await acted(ctx, proposal)
     elif value in TEXT_STEPS:
         await enter(ctx, TEXT_STEPS[value])
     elif value == "status":
@@ -354,7 +360,7 @@ async def on_card(ctx: Ctx, proposal: Proposal, value: str) -> None:
     elif value == "photos" and await role(ctx) in REVIEWERS:
         count = await review.approve_photos(proposal.id, actor(ctx))
         ctx.answer(ctx.ngettext("{n} photo approved.", "{n} photos approved.", count))
-        await enter(ctx, card)
+        await acted(ctx, proposal)
     elif value == "next":
         await show_next(ctx, after=proposal.id)
     elif value == "close":
@@ -532,7 +538,7 @@ async def _apply_status(ctx: Ctx, proposal: Proposal, explanation: str) -> None:
                 status=status_name(ctx.tr, chosen),
             )
         )
-    await enter(ctx, card)
+    await acted(ctx, proposal)
 
 
 @acting
@@ -585,7 +591,7 @@ async def on_move(ctx: Ctx, proposal: Proposal, value: str) -> None:
         )
     )
     if await may_handle(ctx, await proposals.get(proposal.id) or proposal):
-        await enter(ctx, card)
+        await acted(ctx, proposal)
     else:
         await show_next(ctx, after=proposal.id)
 
@@ -609,7 +615,7 @@ async def on_answer(ctx: Ctx, proposal: Proposal, text: str) -> None:
         await _refused(ctx, error)
     else:
         ctx.answer(ctx._("Sent to the author."))
-    await enter(ctx, card)
+    await acted(ctx, proposal)
 
 
 answer = dialog.step("answer", render_answer, on_button=on_back, on_text=on_answer)
@@ -648,7 +654,7 @@ async def on_duplicate(ctx: Ctx, proposal: Proposal, text: str) -> None:
             original=original.reference,
         )
     )
-    await enter(ctx, card)
+    await acted(ctx, proposal)
 
 
 duplicate = dialog.step("duplicate", render_duplicate, on_button=on_back, on_text=on_duplicate)
@@ -669,7 +675,7 @@ async def on_hide(ctx: Ctx, proposal: Proposal, text: str) -> None:
         await _refused(ctx, error)
     else:
         ctx.answer(ctx._("Hidden from every public view; the author is told why."))
-    await enter(ctx, card)
+    await acted(ctx, proposal)
 
 
 hide = dialog.step("hide", render_hide, on_button=on_back, on_text=on_hide)
@@ -711,7 +717,7 @@ async def on_reason(ctx: Ctx, proposal: Proposal, text: str) -> None:
         await _refused(ctx, error)
     else:
         ctx.answer(ctx._("The new date is set; the author and followers are told."))
-    await enter(ctx, card)
+    await acted(ctx, proposal)
 
 
 reason = dialog.step("reason", render_reason, on_button=on_back, on_text=on_reason)

@@ -25,6 +25,7 @@ from storage.sessions import open_session
 from tests.chat import Chat
 from tests.phrases import ntr, tr
 
+EXPIRED = "That button belongs to an earlier question and has expired. Here is where we are now:"
 UNKNOWN_COMMAND = "Sorry, I do not know that command. /help lists what I can do."
 NOT_YOURS = "That proposal belongs to another department: you cannot act on it."
 NO_DATE = (
@@ -143,8 +144,15 @@ async def test_accepting_for_review_tells_the_author_and_is_shown_on_the_card(
     proposal = await submit(await author())
     roads = await staff_chat(reviewing, "roads-1")
     await roads.command("review")
-    await roads.choose("rv:card", "accept")
+    accept = roads.button_for("rv:card", "accept").payload
+    await roads.press_payload(accept)
     assert (await Proposal.get(id=proposal.id)).status == "under_review"
+    await roads.press_payload(accept)  # the old card, tapped again
+    assert roads.texts()[0] == tr("en", EXPIRED)
+    assert [e.to_value for e in await proposals.history(proposal.id)] == [
+        "received",
+        "under_review",
+    ]
     assert await Delivery.filter(template="proposal_status", external_id="author-1").count() == 1
     assert tr("en", "under review") in roads.last[-1].text.splitlines()[0]
 
