@@ -15,7 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.core.config import Config
 from bot.core.quiet_hours import next_allowed
-from storage import deliveries, events, feedback, webchat_guard
+from storage import deliveries, events, feedback, review, webchat_guard
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,28 @@ async def ask_if_fixed(config: Config, now: datetime | None = None) -> int:
     return asked
 
 
+# --- proposals: the staff's notices (the review part) ------------------------------------
+NEW_PROPOSALS_EVERY_SECONDS = 60
+DUE_REMINDERS_EVERY_MINUTES = 60
+
+
+def _staff_of(config: Config) -> dict[str, tuple[tuple[str, str], ...]]:
+    return {d.id: d.staff for d in config.proposals.departments}
+
+
+async def notify_new_proposals(config: Config, now: datetime | None = None) -> int:
+    """Every minute: one push per department staff account listing what came in."""
+    return await review.notify_new(_staff_of(config), now or datetime.now(UTC))
+
+
+async def remind_promised_dates(config: Config, now: datetime | None = None) -> int:
+    """Hourly: the day before a promised date and once it has passed, by the
+    municipality's calendar, each reminder once."""
+    moment = now or datetime.now(UTC)
+    today = moment.astimezone(config.municipality.zone).date()
+    return await review.remind_due(_staff_of(config), today)
+
+
 def build_scheduler(config: Config) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=config.municipality.zone)
     scheduler.add_job(
@@ -91,6 +113,26 @@ def build_scheduler(config: Config) -> AsyncIOScheduler:
         minutes=1,
         args=[config],
         id="ask-if-fixed",
+        max_instances=1,
+        coalesce=True,
+    )
+    # Proposals (review): new-proposal batches and promised-date reminders.
+    scheduler.add_job(
+        notify_new_proposals,
+        "interval",
+        seconds=NEW_PROPOSALS_EVERY_SECONDS,
+        args=[config],
+        id="proposals-new-notices",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        remind_promised_dates,
+        "interval",
+        minutes=DUE_REMINDERS_EVERY_MINUTES,
+        args=[config],
+        id="proposals-due-reminders",
+        next_run_time=datetime.now(UTC),
         max_instances=1,
         coalesce=True,
     )

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from dialogs import announce, mydata, onboarding, proposal_reply, settings
+from dialogs import announce, mydata, onboarding, proposal_reply, review, settings
 from dialogs.engine import Registry
 
 REGISTRY = Registry(
-    (onboarding.dialog, settings.dialog, mydata.dialog, announce.dialog, proposal_reply.dialog)
+    (
+        onboarding.dialog,
+        settings.dialog,
+        mydata.dialog,
+        announce.dialog,
+        proposal_reply.dialog,
+        review.dialog,
+    )
 )

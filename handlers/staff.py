@@ -8,9 +8,11 @@ from bot.core.i18n import N_
 from dialogs import announce, announcement_list
 from dialogs.announce import APPROVERS, COMPOSERS
 from dialogs.context import Ctx
+from handlers import review
 from handlers.router import Router
 
 router = Router()
+router.include(review.router)  # /review, /summary and the review queue's buttons
 
 # Added to the command menu of staff accounts who may use them (the roles).
 STAFF_COMMANDS = (

@@ -41,8 +41,9 @@ from dialogs.registry import REGISTRY
 from handlers.dispatcher import Dispatcher
 from storage import catalog, deliveries, feedback, proposals, residents, staff
 from storage.catalog import Entry
-from storage.models import Announcement, ChannelIdentity, Delivery, Resident
+from storage.models import Announcement, ChannelIdentity, Delivery, ProposalPhoto, Resident
 from storage.proposals import Draft
+from storage.sessions import open_session
 from tests.chat import Chat
 from tests.phrases import (
     DISCARDED,
@@ -339,6 +340,48 @@ async def composer_walk(walker: Walker, m: Municipality) -> None:
     await walker.command("announcements")
 
 
+async def reviewer_walk(walker: Walker) -> None:
+    """A moderator through every step of the review queue (three proposals to act on)."""
+    async with open_session("webchat", "author", "") as session:
+        author = session.resident
+    made = [
+        await proposals.submit(author, Draft("roads", "municipality", text, "lv"))
+        for text in ("Bedre", "Tā pati bedre", "Valsts ceļš")
+    ]
+    await ProposalPhoto.create(proposal_id=made[0].id, key="a" * 64)
+    await walker.command("start")
+    await walker.choose("onb:language", walker.language)
+    await walker.choose("onb:neighbourhood", "_skip")
+    await walker.choose("onb:topics", "_done")
+    await walker.choose("onb:privacy", "_yes")
+    await walker.command("review")
+    await walker.choose("rv:card", "photos")
+    await walker.choose("rv:card", "accept")
+    await walker.choose("rv:card", "answer")
+    await walker.text("Paldies, skatāmies.")
+    await walker.choose("rv:card", "status")
+    await walker.choose("rv:status", "planned")
+    await walker.text("15.06.2099")
+    await walker.choose("rv:explain", "_skip")
+    await walker.choose("rv:card", "expected")
+    await walker.text("01.07.2099")
+    await walker.text("Lietus.")
+    await walker.choose("rv:card", "move")
+    await walker.choose("rv:move", "_back")
+    await walker.choose("rv:card", "next")
+    await walker.choose("rv:card", "duplicate")
+    await walker.text(made[0].reference)
+    await walker.choose("rv:card", "hide")
+    await walker.text("Aizskaroši vārdi.")
+    await walker.choose("rv:card", "next")
+    await walker.choose("rv:card", "status")
+    await walker.choose("rv:status", "not_ours")
+    await walker.text("Valsts ceļi")
+    await walker.text("Nodots valsts ceļu pārvaldītājam.")
+    await walker.choose("rv:card", "close")
+    await walker.command("summary")
+
+
 async def admin_walk(walker: Walker) -> None:
     pending = await Announcement.get(state="pending")
     scheduled = await Announcement.get(state="scheduled")
@@ -371,15 +414,17 @@ async def test_every_step_of_every_dialog_fits_the_strictest_channel_and_drops_n
     )
     await staff.grant("webchat", "writer", "communications", actor="test")
     await staff.grant("webchat", "admin", "admin", actor="test")
+    await staff.grant("webchat", "moderator", "moderator", actor="test")
     walkers = [
         Walker(Chat(dispatcher, user_id=who, locale=language), STRICT)
-        for who in ("resident", "writer", "admin")
+        for who in ("resident", "writer", "admin", "moderator")
     ]
-    resident, writer, admin = walkers
+    resident, writer, admin, moderator = walkers
     await resident_walk(resident, m)
     await feedback_walk(resident, config)
     await composer_walk(writer, m)
     await admin_walk(admin)
+    await reviewer_walk(moderator)
 
     shown = set().union(*(w.states for w in walkers))
     every_step = {state for dialog in REGISTRY.dialogs for state in dialog.steps}
