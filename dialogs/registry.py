@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dialogs import announce, mydata, onboarding, settings
+from dialogs import announce, mydata, onboarding, proposal_submit, settings
 from dialogs.engine import Registry
 
-REGISTRY = Registry((onboarding.dialog, settings.dialog, mydata.dialog, announce.dialog))
+REGISTRY = Registry(
+    (onboarding.dialog, settings.dialog, mydata.dialog, announce.dialog, proposal_submit.dialog)
+)

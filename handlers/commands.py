@@ -10,7 +10,7 @@ from dialogs.context import Ctx
 from dialogs.engine import show_current
 from dialogs.pickers import LANGUAGE_SWITCHED
 from dialogs.registry import REGISTRY
-from handlers import staff
+from handlers import proposals, staff
 from handlers.middlewares import has_role
 from handlers.router import Router
 from storage import residents
@@ -21,6 +21,9 @@ router = Router()
 # each does; Telegram shows them when the resident types "/".
 MENU_COMMANDS = (
     ("menu", N_("Main menu")),
+    ("propose", N_("Submit an idea or report a problem")),
+    ("myproposals", N_("Your proposals and those you follow")),
+    ("proposals", N_("Recent proposals of a neighbourhood")),
     ("settings", N_("Language, neighbourhood and topics")),
     ("language", N_("Change the language")),
     ("mydata", N_("See or delete your data")),
@@ -142,6 +145,8 @@ async def choose_language(ctx: Ctx) -> None:
         ctx.answer(ctx._(LANGUAGE_SWITCHED))
     await resume_or_menu(ctx)
 
+
+router.include(proposals.router)  # the resident's proposals (pr:v|f|s|u|w, /propose…)
 
 # Staff routes last: a resident's command never reaches them by accident, and
 # their role check answers a resident exactly as an unknown command would.
