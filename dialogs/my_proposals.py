@@ -167,7 +167,6 @@ async def show_one(ctx: Ctx, proposal: Proposal) -> None:
             "Supported by {n} resident.",
             "Supported by {n} residents.",
             proposal.supporters,
-            n=proposal.supporters,
         )
     )
     if own:
@@ -311,7 +310,6 @@ async def browse(ctx: Ctx, neighbourhood: str | None = None, offset: int = 0) ->
                 row.supporters,
                 number=number,
                 summary=summary_line(ctx.tr, ctx.config, row),
-                n=row.supporters,
             )
         )
         buttons.append(Button(row.reference, f"{VIEW}:{row.id}"))
