@@ -17,7 +17,7 @@ from bot.core.logs import who
 from bot.core.messages import Button, Reply
 from dialogs import menu
 from dialogs.context import Ctx
-from dialogs.engine import paged
+from dialogs.engine import Dialog, ask_again, begin, paged
 from dialogs.pickers import button_name
 from dialogs.proposal_words import (
     category_name,
@@ -43,6 +43,10 @@ WITHDRAW = "pr:w"
 MINE = "pr:m"  # pr:m:{offset}
 BROWSE = "pr:b"  # pr:b:{neighbourhood or -}:{offset}
 HOODS = "pr:n"  # choose the neighbourhood to browse
+FIND = "pr:q"  # find a proposal by its reference
+
+# One question: the reference of a proposal to show.
+find_dialog = Dialog("pfind")
 
 NOT_FOUND = N_("That proposal cannot be found.")
 UNKNOWN_REFERENCE = N_(
@@ -195,7 +199,9 @@ async def show_one(ctx: Ctx, proposal: Proposal) -> None:
 
 
 async def show_reference(ctx: Ctx, typed: str) -> None:
-    """A reference typed after /proposals: that proposal, or plainly that there is none."""
+    """A reference typed after /proposals or asked for: that proposal, or plainly that
+    there is none."""
+    ctx.clear_state()
     proposal = await proposals.by_reference(typed)
     if proposal is None or not await _resident_may_see(ctx, proposal):
         reference = proposals.normalise_reference(typed) or snippet(typed, 20)
@@ -319,9 +325,9 @@ async def browse(ctx: Ctx, neighbourhood: str | None = None, offset: int = 0) ->
         rows_of_buttons.append(nav)
     if hoods:
         # TRANSLATORS: a button label, at most 20 characters: browse another neighbourhood.
-        rows_of_buttons.append([Button(ctx._("Other neighbourhood"), HOODS), _menu_button(ctx)])
-    else:
-        rows_of_buttons.append([_menu_button(ctx)])
+        rows_of_buttons.append([Button(ctx._("Other neighbourhood"), HOODS)])
+    # TRANSLATORS: a button label, at most 20 characters: find a proposal by its reference.
+    rows_of_buttons.append([Button(ctx._("Find by number"), FIND), _menu_button(ctx)])
     ctx.answer(Reply("\n".join(lines), rows_of_buttons))
 
 
@@ -334,3 +340,31 @@ async def choose_neighbourhood(ctx: Ctx, page: int = 0) -> None:
     rows_of_buttons.append([Button(ctx._("All of them"), f"{BROWSE}:-:0")])
     reply = Reply(ctx._("Which neighbourhood's proposals?"), rows_of_buttons, pinned_rows=1)
     ctx.answer(paged(ctx, reply, page, lambda n: f"{HOODS}:{n}"))
+
+
+# --- find by reference -------------------------------------------------------------------------
+async def start_find(ctx: Ctx) -> None:
+    await begin(ctx, find_step, {})
+
+
+async def render_find(ctx: Ctx) -> Reply:
+    # TRANSLATORS: a button label, at most 20 characters.
+    back = ctx._("Back to the menu")
+    return Reply(
+        ctx._("Write the proposal's number, such as P-2026-0042."),
+        [[find_step.button(back, "_back")]],
+    )
+
+
+async def on_find_text(ctx: Ctx, value: str) -> None:
+    await show_reference(ctx, value)
+
+
+async def on_find_button(ctx: Ctx, value: str) -> None:
+    if value == "_back":
+        await menu.show(ctx)
+    else:
+        await ask_again(ctx, find_step)
+
+
+find_step = find_dialog.step("ref", render_find, on_button=on_find_button, on_text=on_find_text)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from dialogs import announce, mydata, onboarding, proposal_submit, settings
+from dialogs import announce, my_proposals, mydata, onboarding, proposal_submit, settings
 from dialogs.engine import Registry
 
 REGISTRY = Registry(
-    (onboarding.dialog, settings.dialog, mydata.dialog, announce.dialog, proposal_submit.dialog)
+    (
+        onboarding.dialog,
+        settings.dialog,
+        mydata.dialog,
+        announce.dialog,
+        proposal_submit.dialog,
+        my_proposals.find_dialog,
+    )
 )

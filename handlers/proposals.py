@@ -63,6 +63,11 @@ async def choose_neighbourhood(ctx: Ctx) -> None:
     await my_proposals.choose_neighbourhood(ctx, _number(ctx, 2))
 
 
+@router.button(my_proposals.FIND)
+async def find(ctx: Ctx) -> None:
+    await my_proposals.start_find(ctx)
+
+
 @router.button(my_proposals.VIEW)
 async def view(ctx: Ctx) -> None:
     if proposal := await my_proposals.proposal_from_button(ctx):

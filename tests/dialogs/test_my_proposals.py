@@ -246,3 +246,19 @@ async def test_nothing_yet_in_my_proposals_points_to_the_menu(config: Config) ->
     assert chat.texts() == [
         en('You have no proposals yet and follow none. "Idea or problem" in the menu submits one.')
     ]
+
+
+async def test_a_reference_typed_after_find_by_number_shows_the_proposal(config: Config) -> None:
+    chat = await onboarded(config)
+    neighbour = await Resident.create(language="lv")
+    row = await submitted(neighbour, "Found by its number")
+    await chat.press("Proposals nearby")
+    await chat.press("Find by number")
+    assert chat.texts() == [en("Write the proposal's number, such as P-2026-0042.")]
+    await chat.text(f"p {YEAR} {int(row.reference[-4:])}")
+    assert chat.texts()[0].startswith(f"{row.reference} · Roads, pavements")
+    assert await chat.dialog() == ("", {})
+    await chat.press("Back to the list")
+    await chat.press("Find by number")
+    await chat.text("P-1999-0001")
+    assert chat.texts() == [en(UNKNOWN_REFERENCE, reference="P-1999-0001"), en(MAIN_MENU)]

@@ -301,6 +301,12 @@ async def proposal_walk(walker: Walker, m: Municipality) -> None:
     await walker.press(f"pr:b:{hoods[0]}:0")
     await walker.press(f"pr:v:{first.id}")
     await walker.press("menu:main")
+    await walker.press("menu:proposals")
+    await walker.press("pr:q")
+    await walker.text("P-2000-9999")
+    await walker.press("menu:proposals")
+    await walker.press("pr:q")
+    await walker.choose("pfind:ref", "_back")
 
 
 async def composer_walk(walker: Walker, m: Municipality) -> None:
