@@ -11,6 +11,9 @@ UNMUTE = "menu:unmute"
 MY_DATA = "menu:data"
 HELP = "menu:help"
 MENU = "menu:main"
+PROPOSE = "menu:propose"
+MY_PROPOSALS = "menu:myproposals"
+NEARBY = "menu:proposals"
 
 
 def main_menu(ctx: Ctx) -> Reply:
@@ -27,9 +30,17 @@ def main_menu(ctx: Ctx) -> Reply:
     data = ctx._("My data")
     # TRANSLATORS: a button label, at most 20 characters.
     help_ = ctx._("Help")
+    # TRANSLATORS: a button label, at most 20 characters: submit an idea or report a problem.
+    propose = ctx._("Idea or problem")
+    # TRANSLATORS: a button label, at most 20 characters.
+    mine = ctx._("My proposals")
+    # TRANSLATORS: a button label, at most 20 characters: recent proposals of a neighbourhood.
+    nearby = ctx._("Proposals nearby")
     return Reply(
         ctx._("Main menu — what would you like to do?"),
         [
+            [Button(propose, PROPOSE)],
+            [Button(mine, MY_PROPOSALS), Button(nearby, NEARBY)],
             [Button(settings, SETTINGS), Button(data, MY_DATA)],
             [announcements, Button(help_, HELP)],
         ],
@@ -45,6 +56,9 @@ def help_text(ctx: Ctx) -> str:
     return ctx._(
         "I am the residents' assistant of {municipality}.\n\n"
         "/menu – the main menu\n"
+        "/propose – submit an idea or report a problem\n"
+        "/myproposals – your proposals and those you follow\n"
+        "/proposals – recent proposals of your neighbourhood\n"
         "/stop – no more announcements; /start brings them back\n"
         "/settings – language, neighbourhood and topics\n"
         "/language – change the language\n"

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from dialogs import announce, mydata, onboarding, proposal_reply, review, settings
+from dialogs import (
+    announce,
+    my_proposals,
+    mydata,
+    onboarding,
+    proposal_reply,
+    proposal_submit,
+    review,
+    settings,
+)
 from dialogs.engine import Registry
 
 REGISTRY = Registry(
@@ -11,6 +20,8 @@ REGISTRY = Registry(
         settings.dialog,
         mydata.dialog,
         announce.dialog,
+        proposal_submit.dialog,
+        my_proposals.find_dialog,
         proposal_reply.dialog,
         review.dialog,
     )

@@ -10,7 +10,7 @@ from dialogs.context import Ctx
 from dialogs.engine import show_current
 from dialogs.pickers import LANGUAGE_SWITCHED
 from dialogs.registry import REGISTRY
-from handlers import feedback, staff
+from handlers import feedback, proposals, staff
 from handlers.middlewares import has_role
 from handlers.router import Router
 from storage import residents
@@ -21,6 +21,9 @@ router = Router()
 # each does; Telegram shows them when the resident types "/".
 MENU_COMMANDS = (
     ("menu", N_("Main menu")),
+    ("propose", N_("Submit an idea or report a problem")),
+    ("myproposals", N_("Your proposals and those you follow")),
+    ("proposals", N_("Recent proposals of a neighbourhood")),
     ("settings", N_("Language, neighbourhood and topics")),
     ("language", N_("Change the language")),
     ("mydata", N_("See or delete your data")),
@@ -143,6 +146,7 @@ async def choose_language(ctx: Ctx) -> None:
     await resume_or_menu(ctx)
 
 
+router.include(proposals.router)  # the resident's proposals (pr:v|f|s|u|w, /propose…)
 router.include(feedback.router)  # the feedback loop's push buttons: pr:r, pr:fx, pr:rt
 
 # Staff routes last: a resident's command never reaches them by accident, and

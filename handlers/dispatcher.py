@@ -32,7 +32,7 @@ from bot.core.config import Config
 from bot.core.i18n import N_, translator
 from bot.core.logs import about, who
 from bot.core.messages import Capabilities, FileSource, Incoming, Kind, Outcome, Reply
-from dialogs import menu, onboarding
+from dialogs import menu, onboarding, proposal_submit
 from dialogs.context import Ctx
 from dialogs.engine import EXPIRED, handle
 from dialogs.pickers import match_language
@@ -167,7 +167,9 @@ class Dispatcher:
             return None
         state = await current_state(incoming.channel, incoming.user_id)
         step = REGISTRY.step(state) if state else None
-        if step is None or step.on_photo is None:
+        # A photo with a caption while no question is open starts a proposal with it.
+        starts_proposal = not state and bool(incoming.text)
+        if not starts_proposal and (step is None or step.on_photo is None):
             return None
         try:
             async with asyncio.timeout(PHOTO_FETCH_SECONDS):
@@ -255,6 +257,14 @@ class Dispatcher:
                 return
         elif not ctx.onboarded and not ctx.state.startswith(onboarding.dialog.name + ":"):
             await onboarding.start(ctx)
+            return
+        # Proposals (dialogs.proposal_submit): a photo with a caption while no question is
+        # open starts one; a shared location answers its card or place step.
+        if incoming.kind is Kind.PHOTO and incoming.text and not ctx.state and ctx.onboarded:
+            await proposal_submit.start_from_photo(ctx)
+            return
+        if incoming.kind is Kind.LOCATION and proposal_submit.takes_location(ctx.state):
+            await proposal_submit.on_location(ctx)
             return
         if await handle(ctx, REGISTRY, on_lost=resume_or_menu):
             return

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from tortoise import connections
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from storage import deliveries, similar
@@ -203,9 +203,11 @@ async def mine(resident: Resident, limit: int = 50) -> list[tuple[Proposal, bool
     """The resident's own proposals and those they follow, newest change first, with
     whether each is their own."""
     followed = ProposalFollow.filter(resident_id=resident.id).values_list("proposal_id", flat=True)
+    # Not .exclude(status=…, author_id=…): Tortoise negates each condition apart
+    # (NOT a AND NOT b), which would drop every one of the resident's own.
+    own_withdrawn = Q(status=WITHDRAWN) & Q(author_id=resident.id)
     rows = (
-        await Proposal.filter(id__in=await followed)
-        .exclude(status=WITHDRAWN, author_id=resident.id)
+        await Proposal.filter(Q(id__in=await followed) & ~own_withdrawn)
         .order_by("-updated_at", "-id")
         .limit(limit)
     )

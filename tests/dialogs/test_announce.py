@@ -69,7 +69,12 @@ from tests.phrases import (
 
 TEXT = "Rīt nebūs ūdens."
 EN = translator("en")
-MENU_LABELS = [["Settings", "My data"], ["Stop announcements", "Help"]]
+MENU_LABELS = [
+    ["Idea or problem"],
+    ["My proposals", "Proposals nearby"],
+    ["Settings", "My data"],
+    ["Stop announcements", "Help"],
+]
 CARD_LABELS = [  # on a channel that hands no photos over: no Image button
     ["Latviešu", "English", "Русский"],
     ["Audience"],

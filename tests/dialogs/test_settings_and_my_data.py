@@ -25,7 +25,12 @@ from tests.phrases import (
     tr,
 )
 
-MENU_LABELS = [["Settings", "My data"], ["Stop announcements", "Help"]]
+MENU_LABELS = [
+    ["Idea or problem"],
+    ["My proposals", "Proposals nearby"],
+    ["Settings", "My data"],
+    ["Stop announcements", "Help"],
+]
 
 
 async def overview(chat: Chat, config: Config, *choices: str) -> str:

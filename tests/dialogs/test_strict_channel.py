@@ -41,7 +41,14 @@ from dialogs.registry import REGISTRY
 from handlers.dispatcher import Dispatcher
 from storage import catalog, deliveries, feedback, proposals, residents, staff
 from storage.catalog import Entry
-from storage.models import Announcement, ChannelIdentity, Delivery, ProposalPhoto, Resident
+from storage.models import (
+    Announcement,
+    ChannelIdentity,
+    Delivery,
+    Proposal,
+    ProposalPhoto,
+    Resident,
+)
 from storage.proposals import Draft
 from storage.sessions import open_session
 from tests.chat import Chat
@@ -192,6 +199,8 @@ class Walker:
         try:
             if payload.startswith(LIST):
                 kind, fields = Kind.BUTTON, {"payload": LIST}
+            elif payload.startswith("pr:b:"):  # the neighbourhoods to browse proposals of
+                kind, fields = Kind.BUTTON, {"payload": "pr:n"}
             else:
                 kind, fields = Kind.OPEN, {}
             incoming = Incoming(channel, self.chat.user_id, f"w{next(_events)}", kind, **fields)
@@ -261,6 +270,62 @@ async def resident_walk(walker: Walker, m: Municipality) -> None:
     await walker.choose("data:overview", "delete")
     await walker.choose("data:confirm", "_no")
     await walker.press("menu:help")
+    await proposal_walk(walker, m)
+
+
+async def proposal_walk(walker: Walker, m: Municipality) -> None:
+    """Submit (every step of the card), the similar offer, My proposals, browsing."""
+    hoods = [n.id for n in m.neighbourhoods]
+    await walker.press("menu:propose")
+    await walker.choose("prop:category", "_cancel")
+    await walker.command("propose")
+    await walker.choose("prop:category", "roads")
+    await walker.text("Bedre pie skolas vārtiem")
+    await walker.choose("prop:card", "text")
+    await walker.choose("prop:text", "_back")
+    await walker.choose("prop:card", "place")
+    await walker.text("Skolas iela 1")
+    await walker.choose("prop:card", "place")
+    await walker.choose("prop:place", "remove")
+    if walker.caps.takes_photos:
+        await walker.choose("prop:card", "photos")
+        await walker.photo()
+        await walker.choose("prop:photo", "_done")
+    await walker.choose("prop:card", "hood")
+    await walker.choose("prop:hood", hoods[0])
+    await walker.choose("prop:card", "submit")
+    first = await Proposal.get(text="Bedre pie skolas vārtiem")
+    # The same again: the first is offered.
+    await walker.press("menu:propose")
+    await walker.choose("prop:category", "roads")
+    await walker.text("Bedre pie skolas vārtiem")
+    await walker.choose("prop:card", "hood")
+    await walker.choose("prop:hood", hoods[0])
+    await walker.choose("prop:card", "submit")
+    await walker.choose("prop:same", "_back")
+    await walker.choose("prop:card", "submit")
+    await walker.choose("prop:same", str(first.id))
+    await walker.press("menu:propose")
+    await walker.choose("prop:category", "idea")
+    await walker.text("Melnraksts")
+    await walker.choose("prop:card", "_cancel")
+    await walker.press("menu:myproposals")
+    await walker.press(f"pr:v:{first.id}")
+    await walker.press(f"pr:w:{first.id}")
+    await walker.press(f"pr:v:{first.id}")
+    await walker.press("pr:m:0")
+    await walker.press("menu:main")
+    await walker.press("menu:proposals")
+    await walker.press("pr:n")
+    await walker.press(f"pr:b:{hoods[0]}:0")
+    await walker.press(f"pr:v:{first.id}")
+    await walker.press("menu:main")
+    await walker.press("menu:proposals")
+    await walker.press("pr:q")
+    await walker.text("P-2000-9999")
+    await walker.press("menu:proposals")
+    await walker.press("pr:q")
+    await walker.choose("pfind:ref", "_back")
 
 
 async def feedback_walk(walker: Walker, config: Config) -> None:
@@ -436,6 +501,9 @@ async def test_every_step_of_every_dialog_fits_the_strictest_channel_and_drops_n
     # The demo fits every message on one page; the big one pages the neighbourhoods and the
     # topics wherever they are offered.
     many = {"onb:neighbourhood", "onb:topics", "set:neighbourhood", "set:topics", "ann:pick"}
+    # …and where proposals are: the draft's neighbourhood, and the neighbourhoods to browse
+    # (named by the first one's button, "pr:b:{id}").
+    many |= {"prop:hood", f"pr:b:{m.neighbourhoods[0].id}"}
     assert paged == (set() if municipality == "demo" else many)
 
 

@@ -11,8 +11,18 @@ from storage.models import ChannelIdentity, Delivery, Resident
 from tests.chat import Chat
 from tests.phrases import ALREADY_MUTED, MAIN_MENU, MUTED, UNMUTED, tr
 
-MUTED_MENU = [["Settings", "My data"], ["Resume announcements", "Help"]]
-MENU = [["Settings", "My data"], ["Stop announcements", "Help"]]
+MUTED_MENU = [
+    ["Idea or problem"],
+    ["My proposals", "Proposals nearby"],
+    ["Settings", "My data"],
+    ["Resume announcements", "Help"],
+]
+MENU = [
+    ["Idea or problem"],
+    ["My proposals", "Proposals nearby"],
+    ["Settings", "My data"],
+    ["Stop announcements", "Help"],
+]
 
 
 def en(message: str) -> str:

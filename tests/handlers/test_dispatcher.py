@@ -45,7 +45,12 @@ from tests.phrases import (
     tr,
 )
 
-MENU_LABELS = [["Settings", "My data"], ["Stop announcements", "Help"]]
+MENU_LABELS = [
+    ["Idea or problem"],
+    ["My proposals", "Proposals nearby"],
+    ["Settings", "My data"],
+    ["Stop announcements", "Help"],
+]
 SETTINGS_TOPIC_LABELS = [
     ["Roads and transport", "Environment and parks"],
     ["Education", "Culture and sport"],

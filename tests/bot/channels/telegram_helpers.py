@@ -157,7 +157,15 @@ class Chat:
         # The thanks and the main menu come as one message, with the menu's buttons.
         (menu,) = await self.press(question, "I agree")
         assert menu.text == joined(ALL_SET, MAIN_MENU)
-        assert menu.callback_data() == ["menu:settings", "menu:data", "menu:mute", "menu:help"]
+        assert menu.callback_data() == [
+            "menu:propose",
+            "menu:myproposals",
+            "menu:proposals",
+            "menu:settings",
+            "menu:data",
+            "menu:mute",
+            "menu:help",
+        ]
 
 
 _update_ids = itertools.count(900_000_001)

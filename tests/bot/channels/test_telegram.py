@@ -90,9 +90,17 @@ TOPICS_EN = [
     "Social care",
     "Done",
 ]
-MENU_BUTTONS = [["Settings", "My data"], ["Stop announcements", "Help"]]
+MENU_BUTTONS = [
+    ["Idea or problem"],
+    ["My proposals", "Proposals nearby"],
+    ["Settings", "My data"],
+    ["Stop announcements", "Help"],
+]
 MENU_DESCRIPTIONS = [
     "Main menu",
+    "Submit an idea or report a problem",
+    "Your proposals and those you follow",
+    "Recent proposals of a neighbourhood",
     "Language, neighbourhood and topics",
     "Change the language",
     "See or delete your data",
@@ -1006,6 +1014,17 @@ async def test_the_command_menu_is_published_in_every_language(
 ) -> None:
     for language in ("", "lv", "en", "ru"):
         names = [c["command"] for c in api.commands_by_language[language]]
-        assert names == ["menu", "settings", "language", "mydata", "stop", "cancel", "help"]
+        assert names == [
+            "menu",
+            "propose",
+            "myproposals",
+            "proposals",
+            "settings",
+            "language",
+            "mydata",
+            "stop",
+            "cancel",
+            "help",
+        ]
         described = [c["description"] for c in api.commands_by_language[language]]
         assert described == [tr(language or "lv", text) for text in MENU_DESCRIPTIONS]

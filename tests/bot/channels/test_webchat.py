@@ -48,7 +48,15 @@ TOPICS_QUESTION = "Which topics interest you?"
 PRIVACY_QUESTION = "Before we start, how we treat your data:"
 ALL_SET = "Thank you, you are all set! You can change these choices any time in Settings."
 MAIN_MENU = "Main menu — what would you like to do?"
-MENU_BUTTONS = ["Settings", "My data", "Stop announcements", "Help"]
+MENU_BUTTONS = [
+    "Idea or problem",
+    "My proposals",
+    "Proposals nearby",
+    "Settings",
+    "My data",
+    "Stop announcements",
+    "Help",
+]
 EXPIRED = "That button belongs to an earlier question and has expired. Here is where we are now:"
 DID_NOT_UNDERSTAND = "Sorry, I did not understand that. Please use the menu below."
 UNKNOWN_COMMAND = "Sorry, I do not know that command. /help lists what I can do."
