@@ -407,6 +407,8 @@ async def composer_walk(walker: Walker, m: Municipality) -> None:
 
 async def reviewer_walk(walker: Walker) -> None:
     """A moderator through every step of the review queue (three proposals to act on)."""
+    # The residents' walks before left proposals of their own: reviewed, out of the queue.
+    await Proposal.filter(status="received").update(status="under_review")
     async with open_session("webchat", "author", "") as session:
         author = session.resident
     made = [
