@@ -15,11 +15,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.core.config import Config
 from bot.core.quiet_hours import next_allowed
-from storage import deliveries, events, webchat_guard
+from storage import deliveries, events, photos, webchat_guard
 
 log = logging.getLogger(__name__)
 
 RELEASE_EVERY_SECONDS = 5
+# A photo kept for a draft that was never submitted: long enough for a draft to be
+# finished another day, not so long that abandoned photos pile up.
+ORPHAN_PHOTOS_AFTER = timedelta(days=7)
 
 
 async def release_due(config: Config) -> int:
@@ -50,6 +53,16 @@ async def tidy_webchat(config: Config) -> int:
     )
 
 
+async def prune_photos(config: Config) -> int:
+    """Daily: delete photo files no proposal came to use (abandoned drafts)."""
+    removed = await photos.prune_orphans(
+        config.proposals.photo_dir, ORPHAN_PHOTOS_AFTER.total_seconds()
+    )
+    if removed:
+        log.info("%d photo(s) no proposal used were deleted", removed)
+    return removed
+
+
 def build_scheduler(config: Config) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=config.municipality.zone)
     scheduler.add_job(
@@ -72,6 +85,17 @@ def build_scheduler(config: Config) -> AsyncIOScheduler:
         minute=20,
         args=[config],
         id="tidy-webchat",
+        max_instances=1,
+        coalesce=True,
+    )
+    # PHOTOS (issue 13): files of photos no proposal uses.
+    scheduler.add_job(
+        prune_photos,
+        "cron",
+        hour=4,
+        minute=40,
+        args=[config],
+        id="prune-orphan-photos",
         max_instances=1,
         coalesce=True,
     )
