@@ -1,0 +1,210 @@
+"""A proposal's photo over HTTP goes only to those who may see it — its author by the web
+chat's cookie, staff, anyone once approved — and anyone else gets 404, as for no photo at
+all. On Telegram, which cannot fetch our paths, the bot uploads the bytes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.app import Runtime
+from bot.channels.webchat import COOKIE, sign
+from bot.core.messages import Incoming, Outcome, Reply
+from storage import deliveries, media, photos, proposals, staff
+from storage.models import Proposal
+from storage.proposals import Draft
+from storage.sessions import open_session
+from tests.bot.channels.telegram_helpers import Chat, telegram_env
+from tests.bot.test_announcements import config_without_quiet_hours
+from tests.conftest import RuntimeFactory
+from tests.standins.telegram_api import BotApiStandIn, UploadedFile
+from tests.storage.test_photos import jpeg
+
+pytestmark = pytest.mark.storage
+
+SECRET = "photo-serving-test-cookie-secret"
+AUTHOR, NEIGHBOUR, MODERATOR = "a" * 32, "b" * 32, "c" * 32
+ANNA = 1001
+
+
+def photo_config(tmp_path: Path) -> str:
+    return config_without_quiet_hours(
+        tmp_path, f'\n[proposals]\nphoto_dir = "{tmp_path / "photos"}"\n'
+    )
+
+
+async def webchat_resident(user_id: str) -> int:
+    async with open_session("webchat", user_id, "") as session:
+        session.resident.onboarded_at = datetime.now(UTC)
+        await session.resident.save()
+        return session.resident.id
+
+
+async def submitted_with_photo(runtime: Runtime, author: str, *, approved: bool = False) -> str:
+    """A proposal by a web-chat resident, with one photo; returns the photo's key."""
+    async with open_session("webchat", author, "") as session:
+        proposal = await proposals.submit(
+            session.resident, Draft("roads", "municipality", "A pothole", "en", "centrs")
+        )
+    kept = await photos.keep(runtime.config.proposals.photo_dir, jpeg())
+    await photos.attach(proposal.id, [kept], approved=approved)
+    return kept.key
+
+
+@pytest.fixture
+async def bot(start_bot: RuntimeFactory, tmp_path: Path) -> Runtime:
+    return await start_bot(photo_config(tmp_path), IESAISTE_WEBCHAT_COOKIE_SECRET=SECRET)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def get(
+    http: aiohttp.ClientSession, runtime: Runtime, path: str, as_user: str | None = None
+) -> tuple[int, bytes, str]:
+    """GET a path, with the web chat's cookie of ``as_user`` if given."""
+    cookies = {COOKIE: sign(SECRET, as_user)} if as_user else {}
+    url = f"http://127.0.0.1:{runtime.config.http_port}{path}"
+    async with http.get(url, cookies=cookies) as response:
+        return response.status, await response.read(), response.headers.get("Cache-Control", "")
+
+
+# --- HTTP -------------------------------------------------------------------------
+async def test_the_author_sees_their_photo_and_nobody_else_does(
+    bot: Runtime, http: aiohttp.ClientSession
+) -> None:
+    await webchat_resident(AUTHOR)
+    await webchat_resident(NEIGHBOUR)
+    key = await submitted_with_photo(bot, AUTHOR)
+    stored = photos.read(bot.config.proposals.photo_dir, key)
+
+    status, body, cache = await get(http, bot, photos.url(key), as_user=AUTHOR)
+    assert (status, body) == (200, stored)
+    assert cache.startswith("private")
+
+    assert (await get(http, bot, photos.url(key), as_user=NEIGHBOUR))[0] == 404
+    assert (await get(http, bot, photos.url(key)))[0] == 404
+    # A cookie we did not sign is nobody's.
+    url = f"http://127.0.0.1:{bot.config.http_port}{photos.url(key)}"
+    async with http.get(url, cookies={COOKIE: f"{AUTHOR}.forged"}) as response:
+        assert response.status == 404
+
+
+async def test_staff_see_every_proposal_photo(bot: Runtime, http: aiohttp.ClientSession) -> None:
+    await webchat_resident(AUTHOR)
+    key = await submitted_with_photo(bot, AUTHOR)
+    assert (await get(http, bot, photos.url(key), as_user=MODERATOR))[0] == 404
+    await staff.grant("webchat", MODERATOR, "moderator", actor="test")
+    status, _, cache = await get(http, bot, photos.url(key), as_user=MODERATOR)
+    assert (status, cache.split(",")[0]) == (200, "private")
+
+
+async def test_an_approved_photo_is_public_until_its_proposal_is_hidden(
+    bot: Runtime, http: aiohttp.ClientSession
+) -> None:
+    await webchat_resident(AUTHOR)
+    key = await submitted_with_photo(bot, AUTHOR, approved=True)
+    status, body, cache = await get(http, bot, photos.url(key))
+    assert (status, cache.split(",")[0]) == (200, "public")
+    assert body == photos.read(bot.config.proposals.photo_dir, key)
+
+    await Proposal.all().update(hidden_at=datetime.now(UTC))
+    assert (await get(http, bot, photos.url(key)))[0] == 404
+    assert (await get(http, bot, photos.url(key), as_user=AUTHOR))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/photos/0123.jpg",
+        "/photos/" + "f" * 64 + ".png",
+        "/photos/" + "F" * 64 + ".jpg",
+        "/photos/" + "f" * 64,
+        "/photos/..%2f..%2fconfig.toml",
+        "/photos/" + "f" * 64 + ".jpg",  # a key, but no such photo
+    ],
+)
+async def test_a_path_that_names_no_photo_is_404(
+    bot: Runtime, http: aiohttp.ClientSession, path: str
+) -> None:
+    await staff.grant("webchat", MODERATOR, "admin", actor="test")
+    assert (await get(http, bot, path, as_user=MODERATOR))[0] == 404
+
+
+# --- Telegram -----------------------------------------------------------------------
+@pytest.fixture
+async def api() -> AsyncIterator[BotApiStandIn]:
+    async with BotApiStandIn() as stand_in:
+        stand_in.add_user(ANNA, "Anna", language_code="en")
+        yield stand_in
+
+
+def uploaded(api: BotApiStandIn) -> list[bytes]:
+    """The bytes of every photo the bot uploaded (multipart), in order."""
+    return [
+        p["photo"].content
+        for p in api.requests_of("sendPhoto")
+        if isinstance(p.get("photo"), UploadedFile)
+    ]
+
+
+async def test_a_push_with_our_photo_reaches_telegram_as_an_upload(
+    api: BotApiStandIn, start_bot: RuntimeFactory, tmp_path: Path
+) -> None:
+    runtime = await start_bot(photo_config(tmp_path), **telegram_env(api))
+    await Chat(api, ANNA).send("/start")
+    kept = await photos.keep(runtime.config.proposals.photo_dir, jpeg(120, 80))
+    image_key = await media.save_image(jpeg(50, 50))
+    assert image_key is not None
+
+    await deliveries.queue_answer(
+        "telegram",
+        str(ANNA),
+        [
+            Reply("Your photo", image=photos.url(kept.key)),
+            Reply("The announcement's image", image=media.url(image_key)),
+            Reply("A photo that is gone", image=photos.url("e" * 64)),
+        ],
+    )
+    messages = await api.wait_for_messages(ANNA, 4, timeout=20)
+
+    photo, announcement, gone = messages[1:]
+    assert (photo.caption, announcement.caption) == ("Your photo", "The announcement's image")
+    assert uploaded(api) == [
+        photos.read(runtime.config.proposals.photo_dir, kept.key),
+        jpeg(50, 50),
+    ]
+    assert not any(p.get("photo", "").startswith("/") for p in _sent_photo_strings(api))
+    assert (gone.text, gone.photo) == ("A photo that is gone", None)  # the text, alone
+
+
+async def test_an_answer_with_our_photo_reaches_telegram_as_an_upload(
+    api: BotApiStandIn, start_bot: RuntimeFactory, tmp_path: Path
+) -> None:
+    """The answer path (python-telegram-bot), as a dialog's Reply(image=photos.url(key))
+    takes it: the dispatcher's answer is stood in for, the channel's sending is real."""
+    runtime = await start_bot(photo_config(tmp_path), **telegram_env(api))
+    kept = await photos.keep(runtime.config.proposals.photo_dir, jpeg(120, 80))
+    channel = runtime.telegram
+    assert channel is not None
+
+    async def answer_with_photo(incoming: Incoming) -> Outcome:
+        return Outcome([Reply("Your proposal P-2026-0001", image=photos.url(kept.key))], "en")
+
+    channel.feed = answer_with_photo
+    (message,) = await Chat(api, ANNA).send("hello")
+
+    assert message.caption == "Your proposal P-2026-0001"
+    assert message.photo is not None and not message.photo.startswith("/")
+    assert uploaded(api) == [photos.read(runtime.config.proposals.photo_dir, kept.key)]
+
+
+def _sent_photo_strings(api: BotApiStandIn) -> list[dict[str, str]]:
+    return [p for p in api.requests_of("sendPhoto") if isinstance(p.get("photo"), str)]
