@@ -685,6 +685,14 @@
     if (attachBtn && photoInput) {
       // A real button opens the chooser, so Tab and Enter reach it like any other.
       attachBtn.addEventListener("click", function () { photoInput.click(); });
+      // Chromium opens no chooser from the click that Enter makes of a key press: the
+      // chooser is opened on the key itself (Space goes through the click above).
+      attachBtn.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" && !e.repeat && !attachBtn.disabled) {
+          e.preventDefault();
+          photoInput.click();
+        }
+      });
       photoInput.addEventListener("change", onPhotoChosen);
     }
 
