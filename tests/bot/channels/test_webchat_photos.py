@@ -17,8 +17,16 @@ import aiohttp
 import pytest
 
 from bot.app import Runtime
-from bot.channels.webchat import COOKIE, PHOTO_MAX_BYTES, PHOTO_PATH, UPLOADS_PER_RESIDENT, sign
+from bot.channels.webchat import (
+    COOKIE,
+    PHOTO_MAX_BYTES,
+    PHOTO_PATH,
+    UPLOADS_PER_RESIDENT,
+    _incoming_fields,
+    sign,
+)
 from bot.core.i18n import translator
+from bot.core.messages import Kind
 from storage import staff
 from storage.models import Media
 from storage.sessions import open_session
@@ -220,3 +228,16 @@ async def test_a_photo_over_10_mb_is_stopped_on_the_page(bot: Runtime, tmp_path:
         assert await chat.user.count() == users
         await expect(chat.bot.last).to_contain_text("Send the photo")  # still asked
     assert await Media.all().count() == 0
+
+
+# --- the photo frame --------------------------------------------------------------
+def test_a_photo_frame_names_an_upload_and_carries_the_caption_as_its_text() -> None:
+    token = "0" * 32
+    frame = {"type": "photo", "id": "e-1", "photo": token, "text": "Look here"}
+    assert _incoming_fields(frame) == (
+        Kind.PHOTO,
+        {"event_id": "e-1", "photo_id": token, "text": "Look here"},
+    )
+    for forged in (f"{ANNA}.{token}", "../" + token, "F" * 32, ""):
+        with pytest.raises(ValueError):
+            _incoming_fields({**frame, "photo": forged})
