@@ -208,3 +208,30 @@ async def test_an_answer_with_our_photo_reaches_telegram_as_an_upload(
 
 def _sent_photo_strings(api: BotApiStandIn) -> list[dict[str, str]]:
     return [p for p in api.requests_of("sendPhoto") if isinstance(p.get("photo"), str)]
+
+
+async def test_a_departments_staff_see_its_photos_without_a_staff_role(
+    start_bot: RuntimeFactory, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    clerk = "d" * 32
+    departments = f"""
+[proposals]
+photo_dir = "{tmp_path / "photos"}"
+
+[[proposals.departments]]
+id = "municipality"
+name = {{ lv = "Pašvaldība", en = "The municipality", ru = "Самоуправление" }}
+staff = ["webchat:{clerk}"]
+
+[[proposals.categories]]
+id = "roads"
+name = {{ lv = "Ceļi", en = "Roads", ru = "Дороги" }}
+department = "municipality"
+"""
+    runtime = await start_bot(
+        config_without_quiet_hours(tmp_path, departments), IESAISTE_WEBCHAT_COOKIE_SECRET=SECRET
+    )
+    await webchat_resident(AUTHOR)
+    key = await submitted_with_photo(runtime, AUTHOR)
+    assert (await get(http, runtime, photos.url(key), as_user=clerk))[0] == 200
+    assert (await get(http, runtime, photos.url(key), as_user=NEIGHBOUR))[0] == 404
