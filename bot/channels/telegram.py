@@ -660,6 +660,9 @@ class TelegramChannel:
         PTB, as replies do."""
         if self._push is not None and not reply.request_location:
             photo = await self._photo(reply.image)
+            if photo is None and not reply.text:
+                log.info("telegram: a push of only an image that is gone: nothing to send")
+                return ""
             if isinstance(photo, bytes):
                 return await self._push.send(
                     recipient, reply.text, "", inline_keyboard(reply), upload=photo

@@ -15,10 +15,10 @@ from bot.app import Runtime
 from bot.channels.webchat import COOKIE, sign
 from bot.core.messages import Incoming, Outcome, Reply
 from storage import deliveries, media, photos, proposals, staff
-from storage.models import Proposal
+from storage.models import Delivery, Proposal
 from storage.proposals import Draft
 from storage.sessions import open_session
-from tests.bot.channels.telegram_helpers import Chat, telegram_env
+from tests.bot.channels.telegram_helpers import Chat, eventually, telegram_env
 from tests.bot.test_announcements import config_without_quiet_hours
 from tests.conftest import RuntimeFactory
 from tests.standins.telegram_api import BotApiStandIn, UploadedFile
@@ -171,11 +171,14 @@ async def test_a_push_with_our_photo_reaches_telegram_as_an_upload(
             Reply("Your photo", image=photos.url(kept.key)),
             Reply("The announcement's image", image=media.url(image_key)),
             Reply("A photo that is gone", image=photos.url("e" * 64)),
+            Reply("", image=photos.url("d" * 64)),  # nothing left to show: nothing sent
+            Reply("The end"),
         ],
     )
-    messages = await api.wait_for_messages(ANNA, 4, timeout=20)
+    messages = await api.wait_for_messages(ANNA, 5, timeout=20)
 
-    photo, announcement, gone = messages[1:]
+    photo, announcement, gone, end = messages[1:]
+    assert end.text == "The end"
     assert (photo.caption, announcement.caption) == ("Your photo", "The announcement's image")
     assert uploaded(api) == [
         photos.read(runtime.config.proposals.photo_dir, kept.key),
@@ -183,6 +186,9 @@ async def test_a_push_with_our_photo_reaches_telegram_as_an_upload(
     ]
     assert not any(p.get("photo", "").startswith("/") for p in _sent_photo_strings(api))
     assert (gone.text, gone.photo) == ("A photo that is gone", None)  # the text, alone
+    # Each push is done with, the one with nothing to show too: none is tried again.
+    await eventually(all_sent, timeout=10, what="every push marked sent")
+    assert await Delivery.filter(source_kind="answer").count() == 5
 
 
 async def test_an_answer_with_our_photo_reaches_telegram_as_an_upload(
@@ -204,6 +210,10 @@ async def test_an_answer_with_our_photo_reaches_telegram_as_an_upload(
     assert message.caption == "Your proposal P-2026-0001"
     assert message.photo is not None and not message.photo.startswith("/")
     assert uploaded(api) == [photos.read(runtime.config.proposals.photo_dir, kept.key)]
+
+
+async def all_sent() -> bool:
+    return await Delivery.filter(source_kind="answer").exclude(state="sent").count() == 0
 
 
 def _sent_photo_strings(api: BotApiStandIn) -> list[dict[str, str]]:
