@@ -685,13 +685,19 @@
     if (attachBtn && photoInput) {
       // A real button opens the chooser, so Tab and Enter reach it like any other.
       attachBtn.addEventListener("click", function () { photoInput.click(); });
-      // Chromium opens no chooser from the click that Enter makes of a key press: the
-      // chooser is opened on the key itself (Space goes through the click above).
+      // Chromium does not always open a chooser from the click that Enter makes of a
+      // key press: Enter opens it when the key is released, as Space does.
+      var enterDown = false; // pressed here: an Enter released after focus moved in is not
       attachBtn.addEventListener("keydown", function (e) {
-        if (e.key === "Enter" && !e.repeat && !attachBtn.disabled) {
+        if (e.key === "Enter") { e.preventDefault(); enterDown = true; }
+      });
+      attachBtn.addEventListener("blur", function () { enterDown = false; });
+      attachBtn.addEventListener("keyup", function (e) {
+        if (e.key === "Enter" && enterDown && !attachBtn.disabled) {
           e.preventDefault();
           photoInput.click();
         }
+        if (e.key === "Enter") { enterDown = false; }
       });
       photoInput.addEventListener("change", onPhotoChosen);
     }
