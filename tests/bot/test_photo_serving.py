@@ -4,6 +4,8 @@ all. On Telegram, which cannot fetch our paths, the bot uploads the bytes."""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +15,9 @@ import pytest
 
 from bot.app import Runtime
 from bot.channels.webchat import COOKIE, sign
+from bot.core.config import load
 from bot.core.messages import Incoming, Outcome, Reply
+from bot.scheduler import ORPHAN_PHOTOS_AFTER, build_scheduler, prune_photos
 from storage import deliveries, media, photos, proposals, staff
 from storage.models import Delivery, Proposal
 from storage.proposals import Draft
@@ -245,3 +249,28 @@ department = "municipality"
     key = await submitted_with_photo(runtime, AUTHOR)
     assert (await get(http, runtime, photos.url(key), as_user=clerk))[0] == 200
     assert (await get(http, runtime, photos.url(key), as_user=NEIGHBOUR))[0] == 404
+
+
+# --- the daily job ------------------------------------------------------------------
+@pytest.mark.usefixtures("database")
+async def test_a_daily_job_deletes_the_photos_no_proposal_came_to_use(tmp_path: Path) -> None:
+    config = load(photo_config(tmp_path), {})
+    directory = config.proposals.photo_dir
+    await webchat_resident(AUTHOR)
+    async with open_session("webchat", AUTHOR, "") as session:
+        proposal = await proposals.submit(
+            session.resident, Draft("roads", "municipality", "A pothole", "en", "centrs")
+        )
+    used = await photos.keep(directory, jpeg(60, 60))
+    await photos.attach(proposal.id, [used])
+    abandoned = await photos.keep(directory, jpeg(70, 70))  # a draft's, never submitted
+    recent = await photos.keep(directory, jpeg(80, 80))  # a draft's, still being written
+    long_ago = time.time() - ORPHAN_PHOTOS_AFTER.total_seconds() - 60
+    for kept in (used, abandoned):
+        os.utime(photos.path_of(directory, kept.key), (long_ago, long_ago))
+
+    assert build_scheduler(config).get_job("prune-orphan-photos") is not None
+    assert await prune_photos(config) == 1
+    assert photos.read(directory, abandoned.key) is None
+    assert photos.read(directory, used.key) is not None
+    assert photos.read(directory, recent.key) is not None
