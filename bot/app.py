@@ -18,10 +18,12 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.channels import webchat
 from bot.channels.telegram import TelegramChannel, Unsent
 from bot.channels.webchat import WebChat
 from bot.core import logs
@@ -32,6 +34,7 @@ from bot.core.messages import CommandMenu, Reply
 from bot.delivery import DeliveryWorker
 from bot.http import HttpRunner, build_app
 from bot.pacing import AnswerPacer, Pacer, SharedBudget
+from bot.photo_routes import Identify, PhotoRoutes, local_images
 from bot.progress import REFRESH_EVERY, refresh_reports
 from bot.scheduler import build_scheduler
 from dialogs.pushes import Pushes
@@ -98,7 +101,8 @@ class Runtime:
         await staff.sync_from_config((g.channel, g.user_id, g.role) for g in config.staff)
         await events.prune()  # the scheduler repeats it daily
         self.dispatcher = Dispatcher(config)
-        self.http = build_app(config.http_timeouts)
+        # The web chat's photo upload is the one body larger than a megabyte.
+        self.http = build_app(config.http_timeouts, {webchat.PHOTO_PATH: webchat.PHOTO_MAX_BYTES})
         # What this worker held before it stopped (or crashed) is gone with its sockets.
         await presence.clear(self.worker_id)
         if config.webchat.enabled:
@@ -113,9 +117,12 @@ class Runtime:
                 trusted_proxies=config.http_trusted_proxies,
                 newcomers=Newcomers(config.webchat.new_residents_per_address_per_hour),
                 presence=Here(self.worker_id, "webchat"),
+                # Beside the photos, so every worker sees an upload whichever took it.
+                uploads=Path(config.proposals.photo_dir) / "uploads",
             )
             self.webchat.add_routes(self.http)
             self.dispatcher.capabilities[self.webchat.name] = self.webchat.capabilities
+            self.dispatcher.files[self.webchat.name] = self.webchat
         if config.telegram.token:
             self.telegram = TelegramChannel(
                 config.telegram,
@@ -130,10 +137,16 @@ class Runtime:
                 ),
                 answer_wait=config.delivery.answer_wait_seconds,
                 on_unsent=unsent_answers("telegram"),
+                local_images=local_images(config.proposals),
             )
             self.dispatcher.files["telegram"] = self.telegram
             self.dispatcher.capabilities[self.telegram.name] = self.telegram.capabilities
             self.telegram.add_routes(self.http)
+        # Proposal photos, to whoever may see them: a web-chat resident known by its cookie.
+        identify: dict[str, Identify] = {}
+        if self.webchat is not None:
+            identify[self.webchat.name] = self.webchat.account_of
+        PhotoRoutes(config.proposals, identify).add_routes(self.http)
         self._runner = HttpRunner(self.http, config.http_timeouts)
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.http_host, config.http_port)

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -74,17 +74,22 @@ async def media_file(request: web.Request) -> web.Response:
     )
 
 
-def read_body_in_time(seconds: float) -> Middleware:
+def read_body_in_time(seconds: float, caps: Mapping[str, int] | None = None) -> Middleware:
     """Middleware: every body is read whole, within ``seconds``, before its handler runs.
 
     No route streams a body (the webhook is JSON; the web chat talks over its
-    WebSocket), so reading it here costs nothing and gives the handler a body
-    that is complete. Over ``MAX_BODY_BYTES``: 413 (by ``Content-Length`` before
-    a byte is read, else once the cap is passed).
+    WebSocket, and a photo upload is one body of at most 10 MB), so reading it
+    here costs nothing and gives the handler a body that is complete. Over
+    ``MAX_BODY_BYTES``, or the cap ``caps`` gives the request's path: 413 (by
+    ``Content-Length`` before a byte is read, else once the cap is passed).
     """
+    caps = dict(caps or {})
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        cap = caps.get(request.path)
+        if cap is not None:
+            request = request.clone(client_max_size=cap)
         if request.body_exists:
             declared = request.content_length
             if declared is not None and declared > request.client_max_size:
@@ -120,10 +125,15 @@ async def _plain_server_header(request: web.Request, response: web.StreamRespons
     response.headers[hdrs.SERVER] = SERVER_NAME
 
 
-def build_app(timeouts: HttpTimeouts | None = None) -> web.Application:
+def build_app(
+    timeouts: HttpTimeouts | None = None, body_caps: Mapping[str, int] | None = None
+) -> web.Application:
+    """``body_caps``: a larger cap than ``MAX_BODY_BYTES`` for the few paths that need
+    one (the web chat's photo upload)."""
     timeouts = timeouts or HttpTimeouts()
     app = web.Application(
-        client_max_size=MAX_BODY_BYTES, middlewares=[read_body_in_time(timeouts.body_seconds)]
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[read_body_in_time(timeouts.body_seconds, body_caps)],
     )
     app.on_response_prepare.append(_plain_server_header)
     app.router.add_get("/healthz", healthz)

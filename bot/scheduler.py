@@ -15,11 +15,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.core.config import Config
 from bot.core.quiet_hours import next_allowed
-from storage import deliveries, events, feedback, review, webchat_guard
+from storage import deliveries, events, feedback, photos, review, webchat_guard
 
 log = logging.getLogger(__name__)
 
 RELEASE_EVERY_SECONDS = 5
+# A photo kept for a draft that was never submitted: long enough for a draft to be
+# finished another day, not so long that abandoned photos pile up.
+ORPHAN_PHOTOS_AFTER = timedelta(days=7)
 
 
 async def release_due(config: Config) -> int:
@@ -82,6 +85,16 @@ async def remind_promised_dates(config: Config, now: datetime | None = None) -> 
     return await review.remind_due(_staff_of(config), today)
 
 
+async def prune_photos(config: Config) -> int:
+    """Daily: delete photo files no proposal came to use (abandoned drafts)."""
+    removed = await photos.prune_orphans(
+        config.proposals.photo_dir, ORPHAN_PHOTOS_AFTER.total_seconds()
+    )
+    if removed:
+        log.info("%d photo(s) no proposal used were deleted", removed)
+    return removed
+
+
 def build_scheduler(config: Config) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=config.municipality.zone)
     scheduler.add_job(
@@ -133,6 +146,17 @@ def build_scheduler(config: Config) -> AsyncIOScheduler:
         args=[config],
         id="proposals-due-reminders",
         next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
+    # Files of photos no proposal uses.
+    scheduler.add_job(
+        prune_photos,
+        "cron",
+        hour=4,
+        minute=40,
+        args=[config],
+        id="prune-orphan-photos",
         max_instances=1,
         coalesce=True,
     )

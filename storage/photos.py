@@ -8,6 +8,11 @@ The file is named by the SHA-256 of what we wrote, under ``proposals.photo_dir``
 (not in the database: photos are large and the database is backed up often).
 A photo is kept as soon as it arrives, before the proposal exists (a draft
 holds only the keys); ``prune_orphans`` removes files no proposal came to use.
+
+Who may see one (``may_see``): the author of a proposal it belongs to, staff, and
+anyone once a moderator approved it on a proposal that is public. A resident who is
+forgotten leaves their proposals detached (author SET NULL): the photos stay with the
+proposal, and nobody is its author any more.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from storage.models import ProposalPhoto
+from storage.models import ProposalPhoto, Resident, StaffMember
+from storage.proposal_states import WITHDRAWN
 
 MAX_BYTES = 10 * 1024 * 1024  # what a resident may send
 LONGEST_SIDE = 2048
@@ -76,9 +83,20 @@ def reencode(data: bytes) -> tuple[bytes, int, int]:
     return out.getvalue(), upright.width, upright.height
 
 
+def is_key(text: str) -> bool:
+    """Whether ``text`` can name a kept photo (the hex SHA-256 we name files by)."""
+    return len(text) == 64 and all(ch in "0123456789abcdef" for ch in text)
+
+
+def url(key: str) -> str:
+    """Where our HTTP server serves a photo (relative: the web chat is on the same origin;
+    Telegram is handed the bytes)."""
+    return f"/photos/{key}.jpg"
+
+
 def path_of(directory: str | os.PathLike[str], key: str) -> Path:
     """Where a kept photo's file is: two levels, so no folder holds too many files."""
-    if len(key) != 64 or any(ch not in "0123456789abcdef" for ch in key):
+    if not is_key(key):
         raise ValueError("not a photo key")
     return Path(directory) / key[:2] / f"{key}.jpg"
 
@@ -146,3 +164,79 @@ async def prune_orphans(directory: str | os.PathLike[str], older_than_seconds: f
         return removed
 
     return await asyncio.to_thread(sweep)
+
+
+async def _uses(key: str) -> list[dict[str, Any]]:
+    """Every proposal using the photo: approved or not, its author, whether it is public."""
+    return list(
+        await ProposalPhoto.filter(key=key).values(
+            "approved", "proposal__author_id", "proposal__hidden_at", "proposal__status"
+        )
+    )
+
+
+def _public(use: dict[str, Any]) -> bool:
+    """Approved on a proposal others see (``storage.proposals.is_public``)."""
+    return bool(use["approved"]) and (
+        not use["proposal__hidden_at"] and use["proposal__status"] != WITHDRAWN
+    )
+
+
+async def is_public(key: str) -> bool:
+    """Anyone may see it: approved on a proposal that is neither hidden nor withdrawn."""
+    return is_key(key) and any(_public(use) for use in await _uses(key))
+
+
+async def may_see(key: str, resident_id: int | None, is_staff: bool) -> bool:
+    """Whether a viewer may see a kept photo: staff and the author of a proposal using
+    it always, anyone once it is approved on a public proposal. A key no proposal uses
+    (a draft's, an orphan's) is seen by nobody over HTTP."""
+    if not is_key(key):
+        return False
+    uses = await _uses(key)
+    if is_staff:
+        return bool(uses)
+    return any(
+        _public(use) or (resident_id is not None and use["proposal__author_id"] == resident_id)
+        for use in uses
+    )
+
+
+async def delete_of(directory: str | os.PathLike[str], proposal_id: int) -> int:
+    """Remove a proposal's photos, rows and files, before the proposal itself is deleted;
+    a file another proposal also uses (the same picture sent twice) stays. Returns how
+    many files were removed. Call it in the transaction that deletes the proposal: the
+    files go only after the rows are gone, so a photo is never listed without its file
+    for long (a rollback leaves a row whose file is gone: it is then simply not shown)."""
+    keys = {
+        str(key)
+        for key in await ProposalPhoto.filter(proposal_id=proposal_id).values_list("key", flat=True)
+    }
+    await ProposalPhoto.filter(proposal_id=proposal_id).delete()
+    if not keys:
+        return 0
+    still = {
+        str(key) for key in await ProposalPhoto.filter(key__in=keys).values_list("key", flat=True)
+    }
+    gone = sorted(keys - still)
+
+    def unlink() -> int:
+        removed = 0
+        for key in gone:
+            file = path_of(directory, key)
+            if file.exists():
+                file.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    return await asyncio.to_thread(unlink)
+
+
+async def viewer(channel: str, external_id: str) -> tuple[int | None, bool]:
+    """Who a platform account is to ``may_see``: its resident's id (None when nobody is
+    behind it yet) and whether it holds a staff role. A look-up that creates nobody."""
+    resident = await Resident.filter(
+        identities__channel=channel, identities__external_id=external_id
+    ).first()
+    role = await StaffMember.get_or_none(channel=channel, external_id=external_id)
+    return (resident.id if resident else None), role is not None

@@ -88,6 +88,12 @@ ANSWER_RETRY_PAUSE = 0.5  # seconds before the second try, doubled before each n
 
 T = TypeVar("T")
 
+LocalImages = Callable[[str], Awaitable[bytes | None]]
+"""``local_images(path)``: the bytes of an image our own server serves ("/photos/….jpg",
+"/media/…"), or None when it is gone. Telegram cannot fetch such a path, so the
+channel uploads the bytes; the runtime hands the reader in (a channel reaches no
+storage of its own)."""
+
 Unsent = Callable[[str, list[Reply]], Awaitable[None]]
 """``on_unsent(recipient, replies)``: the answers (the messages not yet sent, in
 order) that could not reach the resident within the wait allowed; the runtime
@@ -360,6 +366,7 @@ class TelegramChannel:
     rate: AnswerRate | None = None
     answer_wait: float = 60.0
     on_unsent: Unsent | None = None
+    local_images: LocalImages | None = None
     application: Application = field(init=False)  # type: ignore[type-arg]
     # Pushes go on a lean path of their own from start() to stop().
     _push: PushSender | None = field(default=None, init=False)
@@ -606,12 +613,24 @@ class TelegramChannel:
         """One message of an answer, as ``one_call_each`` cut it."""
         bot = self.application.bot
         markup = keyboard(message)
-        if message.image:
-            await bot.send_photo(
-                chat_id, message.image, caption=message.text or None, reply_markup=markup
-            )
-        else:
+        photo = await self._photo(message.image)
+        if photo is not None:
+            await bot.send_photo(chat_id, photo, caption=message.text or None, reply_markup=markup)
+        elif message.text:  # an image of ours that is gone: the text goes alone
             await bot.send_message(chat_id, message.text, reply_markup=markup)
+
+    async def _photo(self, image: str) -> str | bytes | None:
+        """What to hand Telegram as a photo: a file id or URL as it is; for an image of
+        our own server (a path: Telegram cannot fetch it), its bytes, to upload. None
+        when there is no image, or ours is gone."""
+        if not image:
+            return None
+        if not image.startswith("/"):
+            return image
+        if self.local_images is None:
+            log.warning("telegram: no reader for our own images; %s not shown", image[:24])
+            return None
+        return await self.local_images(image)
 
     async def _hand_over(self, recipient: str, rest: list[Reply], stopped: _NotSent) -> None:
         log.info(
@@ -640,7 +659,15 @@ class TelegramChannel:
         inline buttons go on the lean path once started; a location request through
         PTB, as replies do."""
         if self._push is not None and not reply.request_location:
-            return await self._push.send(recipient, reply.text, reply.image, inline_keyboard(reply))
+            photo = await self._photo(reply.image)
+            if photo is None and not reply.text:
+                log.info("telegram: a push of only an image that is gone: nothing to send")
+                return ""
+            if isinstance(photo, bytes):
+                return await self._push.send(
+                    recipient, reply.text, "", inline_keyboard(reply), upload=photo
+                )
+            return await self._push.send(recipient, reply.text, photo or "", inline_keyboard(reply))
         return await self._send(int(recipient), reply, "")
 
     async def _send(self, chat_id: int, reply: Reply, pressed_on: str) -> str:
@@ -652,11 +679,12 @@ class TelegramChannel:
                 if await self._edit(chat_id, int(pressed_on), reply, markup):
                     return pressed_on
             text = reply.text
-            if reply.image:
+            image = await self._photo(reply.image)
+            if image is not None:
                 caption = text if utf16_length(text) <= CAPTION_LENGTH else ""
                 photo = await bot.send_photo(
                     chat_id,
-                    reply.image,
+                    image,
                     caption=caption or None,
                     reply_markup=markup if caption else None,
                 )

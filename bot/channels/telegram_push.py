@@ -48,21 +48,30 @@ class PushSender:
             self._session = None
 
     async def send(
-        self, chat_id: str, text: str, image: str = "", markup: dict[str, Any] | None = None
+        self,
+        chat_id: str,
+        text: str,
+        image: str = "",
+        markup: dict[str, Any] | None = None,
+        upload: bytes | None = None,
     ) -> str:
         """Text over several messages when longer than Telegram allows; an image
         with the text as its caption when it fits, else the image, then the text.
-        The inline keyboard ``markup`` rides on the last message. Returns the
-        message_id of the last message sent."""
-        if image:
+        ``upload``: the image's bytes, sent as a file (a photo of ours that Telegram
+        cannot fetch by URL); ``image`` is then not sent. The inline keyboard
+        ``markup`` rides on the last message. Returns the message_id of the last
+        message sent."""
+        if image or upload is not None:
             caption = text if utf16_length(text) <= CAPTION_LENGTH else ""
-            payload: dict[str, Any] = {"chat_id": chat_id, "photo": image}
+            payload: dict[str, Any] = {"chat_id": chat_id}
+            if upload is None:
+                payload["photo"] = image
             if caption:
                 payload["caption"] = caption
             last = caption or not text
             if markup and last:
                 payload["reply_markup"] = markup
-            sent = await self._call("sendPhoto", payload)
+            sent = await self._call("sendPhoto", payload, upload)
             if last:
                 return _message_id(sent)
         pieces = split_text(text, TEXT_LENGTH, utf16_length)
@@ -90,12 +99,16 @@ class PushSender:
             return "not modified" in str(refused).lower()
         return True
 
-    async def _call(self, method: str, payload: dict[str, Any]) -> Any:
-        """The Bot API's ``result``; raises as the module's docstring says."""
+    async def _call(self, method: str, payload: dict[str, Any], upload: bytes | None = None) -> Any:
+        """The Bot API's ``result``; raises as the module's docstring says. With an
+        ``upload``, the call is multipart and the bytes go as its ``photo``."""
         if self._session is None:
             raise RuntimeError("the push sender is not open")
+        request: dict[str, Any] = (
+            {"json": payload} if upload is None else {"data": _form(payload, upload)}
+        )
         try:
-            async with self._session.post(self._root + method, json=payload) as response:
+            async with self._session.post(self._root + method, **request) as response:
                 body = await response.read()
                 status = response.status
         except aiohttp.ClientError as error:
@@ -120,6 +133,15 @@ class PushSender:
 
 class EditRefused(Exception):
     """Telegram will not edit the message (a 400 to an edit): not worth trying again."""
+
+
+def _form(payload: dict[str, Any], upload: bytes) -> aiohttp.FormData:
+    """A multipart body as the Bot API takes it: every field a string, objects as JSON."""
+    form = aiohttp.FormData()
+    for name, value in payload.items():
+        form.add_field(name, json.dumps(value) if isinstance(value, dict) else str(value))
+    form.add_field("photo", upload, filename="photo.jpg", content_type="image/jpeg")
+    return form
 
 
 def _message_id(result: Any) -> str:

@@ -10,6 +10,14 @@ only so many new residents a client address may start in an hour. When a
 resident is forgotten (/mydata), their sockets close with ``RENEW_CLOSE`` and
 the page fetches a fresh cookie, so the old id never comes back.
 
+A photo is uploaded by the page (``POST /webchat/photo``, the cookie's resident only,
+10 MB at most, image bytes only) and kept for a few minutes as a file under
+``uploads`` (shared by the workers, as the photos themselves are); the page then
+sends a ``photo`` frame naming it, which becomes ``Incoming(kind=PHOTO)``, and the
+dispatcher fetches the bytes (``fetch``) if the resident's step takes a photo. The
+file is deleted once that frame is handled; one never named goes after
+``UPLOAD_MINUTES``.
+
 Only the worker holding a resident's socket can push to them, so the chat tells
 the runtime (``Presence``) when a resident's first tab opens here and when the
 last one closes: the web chat's pushes are claimed by that worker alone
@@ -18,6 +26,7 @@ last one closes: the web chat's pushes are claimed by that worker alone
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -25,10 +34,12 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -69,9 +80,16 @@ LIMITS = ChannelLimits(
     messages_per_second=1000.0,
     messages_per_second_per_chat=20.0,
 )
-# No photos taken yet; a location through the browser's geolocation; a push needs an
-# open tab, not a time window.
-CAPABILITIES = Capabilities.of(LIMITS, asks_location=True)
+# Photos uploaded by the page; a location through the browser's geolocation; a push
+# needs an open tab, not a time window.
+CAPABILITIES = Capabilities.of(LIMITS, takes_photos=True, asks_location=True)
+PHOTO_PATH = "/webchat/photo"
+PHOTO_MAX_BYTES = 10 * 1024 * 1024  # what the page checks before uploading, too
+UPLOAD_MINUTES = 10  # an upload no photo frame named is deleted after this
+UPLOADS_PER_RESIDENT = 5  # waiting at once: a resident cannot fill the disk
+UPLOAD_TOKEN = re.compile(r"[0-9a-f]{32}")
+# What an image starts with (the formats a browser sends; Pillow proves the rest later).
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 
 UI_STRINGS = {
     "title": N_("{municipality} · residents' assistant"),
@@ -82,6 +100,12 @@ UI_STRINGS = {
     "share_location": N_("Share my location"),
     "log_label": N_("Conversation"),
     "input_label": N_("Your message"),
+    # TRANSLATORS: the label (read aloud) of the web chat's button that attaches a photo
+    "attach_photo": N_("Attach a photo"),
+    "photo": N_("Photo"),
+    "photo_too_large": N_("This photo is larger than 10 MB. Please choose a smaller one."),
+    "photo_not_image": N_("This file is not a photo. Please choose a photo."),
+    "photo_failed": N_("The photo could not be sent. Please try again."),
 }
 USER_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, what every cookie we sign holds
 COMMAND_PATTERN = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:\s+(.*))?$", re.DOTALL)
@@ -153,16 +177,105 @@ class WebChat:
     limits: ChannelLimits = LIMITS
     capabilities: Capabilities = CAPABILITIES
     claim_policy: ClaimPolicy = ClaimPolicy.PRESENT_HERE
+    # Where uploaded photos wait for their frame; None: the chat takes no photos.
+    uploads: Path | None = None
     _sockets: dict[str, set[web.WebSocketResponse]] = field(default_factory=dict)
     # The language of the last answer per connected resident, so that an
     # unreadable frame is refused in their language without a database trip.
     _languages: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.uploads is None:
+            self.capabilities = replace(self.capabilities, takes_photos=False)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.page)
         app.router.add_get("/static/{name}", self.static)
         app.router.add_get("/ws", self.websocket)
         app.router.add_post("/session", self.renew)
+        if self.uploads is not None:
+            app.router.add_post(PHOTO_PATH, self.upload_photo)
+
+    def account_of(self, request: web.Request) -> str | None:
+        """Whose request this is, by our signed cookie: the runtime serves a resident's
+        own photos by it."""
+        return verify(self.secret, request.cookies.get(COOKIE))
+
+    # --- photos -------------------------------------------------------------
+    async def upload_photo(self, request: web.Request) -> web.StreamResponse:
+        """Keep an uploaded photo for its frame; answers ``{"photo": token}``.
+
+        Only for our own page, from a resident who exists (a cookie alone costs
+        nothing), and only bytes that begin as an image does: 413 past 10 MB, 415 for
+        anything else. The runtime lets this route's body be 10 MB (``bot.http``).
+        """
+        assert self.uploads is not None
+        user_id = self.account_of(request)
+        if user_id is None or not _same_origin(request):
+            raise web.HTTPForbidden(text="open the chat page first")
+        if self.newcomers is not None and await self._known_language(user_id) is None:
+            raise web.HTTPForbidden(text="write to the chat first")
+        data = await request.read()
+        if len(data) > PHOTO_MAX_BYTES:
+            raise web.HTTPRequestEntityTooLarge(PHOTO_MAX_BYTES, len(data))
+        if not data.startswith(_IMAGE_SIGNATURES) and not (
+            data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+        ):
+            raise web.HTTPUnsupportedMediaType(text="not an image")
+        token = uuid.uuid4().hex
+        if not await asyncio.to_thread(self._keep_upload, user_id, token, data):
+            raise web.HTTPTooManyRequests(text="too many photos waiting")
+        return web.json_response({"photo": token}, headers=self._headers())
+
+    def _keep_upload(self, user_id: str, token: str, data: bytes) -> bool:
+        """Write an upload (whole or not at all), after sweeping the stale ones; False when
+        the resident has too many waiting."""
+        assert self.uploads is not None
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - UPLOAD_MINUTES * 60
+        waiting = 0
+        for file in self.uploads.iterdir():
+            try:
+                if file.stat().st_mtime < cutoff:
+                    file.unlink(missing_ok=True)
+                elif file.name.startswith(f"{user_id}."):
+                    waiting += 1
+            except FileNotFoundError:  # another worker swept it first
+                continue
+        if waiting >= UPLOADS_PER_RESIDENT:
+            return False
+        partial = self.uploads / f"{token}.{os.getpid()}.part"
+        partial.write_bytes(data)
+        os.replace(partial, self.uploads / f"{user_id}.{token}")
+        return True
+
+    def _upload(self, file_id: str) -> Path | None:
+        """The file of an upload id ("<user id>.<token>"), or None for anything else."""
+        user_id, _, token = file_id.partition(".")
+        if self.uploads is None or not USER_ID.fullmatch(user_id):
+            return None
+        return self.uploads / file_id if UPLOAD_TOKEN.fullmatch(token) else None
+
+    async def fetch(self, file_id: str, max_bytes: int) -> bytes | None:
+        """The bytes of an upload the page named in a photo frame (``FileSource``)."""
+        path = self._upload(file_id)
+        if path is None:
+            return None
+
+        def read() -> bytes | None:
+            try:
+                if path.stat().st_size > max_bytes:
+                    return None
+                return path.read_bytes()
+            except OSError:  # expired, or never uploaded
+                return None
+
+        return await asyncio.to_thread(read)
+
+    async def _drop_upload(self, file_id: str) -> None:
+        path = self._upload(file_id)
+        if path is not None:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
 
     # --- HTTP -------------------------------------------------------------
     async def page(self, request: web.Request) -> web.StreamResponse:
@@ -285,7 +398,14 @@ class WebChat:
             return known
         if not known and not await self._admitted(user_id, ws, address):
             return False
-        outcome = await self._feed(user_id, kind, fields)
+        if kind is Kind.PHOTO:
+            # The upload is this cookie's own: a token alone names nobody else's.
+            fields["photo_id"] = f"{user_id}.{fields['photo_id']}"
+        try:
+            outcome = await self._feed(user_id, kind, fields)
+        finally:
+            if kind is Kind.PHOTO:  # fetched by now, if the step took it: no pile-up
+                await self._drop_upload(fields["photo_id"])
         await self._deliver(user_id, outcome, fields.get("message_id") or None)
         return True
 
@@ -411,7 +531,7 @@ class WebChat:
                     ]
                     if last
                     else [],
-                    "image": reply.image if index == 0 else "",
+                    "image": _shown_image(reply.image) if index == 0 else "",
                     "request_location": bool(reply.request_location) and last,
                     "replace": pressed_on if reply.replace and index == 0 else None,
                 }
@@ -458,6 +578,13 @@ def too_many_newcomers(tr: Translator, minutes: int) -> str:
         "Please try again in {n} minutes.",
         minutes,
     )
+
+
+def _shown_image(image: str) -> str:
+    """An image the page can load: a path of our server or a web address. Another
+    platform's file id (or an upload's, gone once handled) shows nothing."""
+    ours = image.startswith("/") and not image.startswith("//")
+    return image if ours or image.startswith(("https://", "http://", "data:image/")) else ""
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -543,4 +670,10 @@ def _incoming_fields(frame: Any) -> tuple[Kind, dict[str, Any]]:
         latitude = _coordinate(frame.get("latitude"), 90, "latitude")
         longitude = _coordinate(frame.get("longitude"), 180, "longitude")
         return Kind.LOCATION, {"event_id": event_id, "location": Location(latitude, longitude)}
+    if kind == "photo":
+        token = _string(frame.get("photo"), "photo")
+        if not UPLOAD_TOKEN.fullmatch(token):
+            raise ValueError("bad photo")
+        caption = _string(frame.get("text", ""), "text")
+        return Kind.PHOTO, {"event_id": event_id, "photo_id": token, "text": caption}
     raise ValueError(f"unknown frame type {kind!r}")

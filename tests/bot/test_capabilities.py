@@ -41,7 +41,7 @@ def test_the_channels_declare_what_their_limits_and_platforms_allow() -> None:
     )
     assert webchat.CAPABILITIES == Capabilities(
         can_edit=True,
-        takes_photos=False,
+        takes_photos=True,  # uploaded by the page (POST /webchat/photo)
         asks_location=True,
         buttons_per_message=100,
         label_length=64,

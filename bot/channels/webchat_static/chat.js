@@ -8,6 +8,8 @@
  *   {"type": "text", "id": uuid, "text": "..."}
  *   {"type": "button", "id": uuid, "payload": "...", "message_id": "m-1"}
  *   {"type": "location", "id": uuid, "latitude": 56.95, "longitude": 24.1}
+ *   {"type": "photo", "id": uuid, "photo": token, "text": "caption"}
+ *     (token: the answer {"photo": token} to POST /webchat/photo with the image as body)
  * Server -> client frames:
  *   {"type": "ui", "lang": "lv", "strings": {...}}
  *   {"type": "message", "id": "m-1", "text": "...", "buttons": [[{label, payload}]],
@@ -27,7 +29,12 @@
     offline: "Savienojums pārtrūka. Mēģinām vēlreiz…",
     share_location: "Kopīgot atrašanās vietu",
     log_label: "Sarakste",
-    input_label: "Jūsu ziņa"
+    input_label: "Jūsu ziņa",
+    attach_photo: "Pievienot foto",
+    photo: "Foto",
+    photo_too_large: "Šis foto ir lielāks par 10 MB. Lūdzu, izvēlieties mazāku.",
+    photo_not_image: "Šis fails nav foto. Lūdzu, izvēlieties foto.",
+    photo_failed: "Foto neizdevās nosūtīt. Lūdzu, mēģiniet vēlreiz."
   };
 
   var BUSY_MS = 1500;          // how long a message's buttons stay disabled after a press
@@ -35,10 +42,11 @@
   var BACKOFF_MAX_MS = 15000;
   var MAX_INPUT_PX = 160;      // the text box grows up to this height, then scrolls
   var RENEW_CLOSE = 4001;      // the server forgot this resident: get a new cookie first
+  var MAX_PHOTO_BYTES = 10 * 1024 * 1024; // the server's cap: a larger photo is not sent
 
   var strings = Object.assign({}, DEFAULT_STRINGS);
 
-  var log, statusEl, form, input, inputLabel, sendBtn, titleEl;
+  var log, statusEl, form, input, inputLabel, sendBtn, titleEl, attachBtn, photoInput;
 
   var ws = null;
   var online = false;
@@ -219,6 +227,10 @@
     input.placeholder = strings.placeholder;
     inputLabel.textContent = strings.input_label;
     sendBtn.textContent = strings.send;
+    if (attachBtn) {
+      attachBtn.setAttribute("aria-label", strings.attach_photo);
+      attachBtn.title = strings.attach_photo;
+    }
     log.setAttribute("aria-label", strings.log_label);
     var shares = log.querySelectorAll(".share-location");
     for (var i = 0; i < shares.length; i++) { shares[i].textContent = strings.share_location; }
@@ -495,6 +507,53 @@
     input.focus();
   }
 
+  /* --------------------------------------------------------------- photos */
+
+  // The photo goes up over HTTP (a WebSocket frame would have to hold 10 MB); the
+  // frame then names the upload, with the text box's content as its caption.
+  function onPhotoChosen() {
+    var file = photoInput.files && photoInput.files[0];
+    photoInput.value = "";
+    if (!file) { return; }
+    if (file.size > MAX_PHOTO_BYTES) { handleError({ text: strings.photo_too_large }); return; }
+    if (file.type && !/^image\//i.test(file.type)) {
+      handleError({ text: strings.photo_not_image });
+      return;
+    }
+    if (!online) { handleError({ text: strings.photo_failed }); return; }
+    var caption = input.value.trim();
+    attachBtn.disabled = true;
+    fetch("/webchat/photo", {
+      method: "POST",
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { "Content-Type": file.type || "application/octet-stream" },
+      body: file
+    })
+      .then(function (response) {
+        if (response.status === 413) { throw new Error("photo_too_large"); }
+        if (response.status === 415) { throw new Error("photo_not_image"); }
+        if (!response.ok) { throw new Error("photo_failed"); }
+        return response.json();
+      })
+      .then(function (answer) {
+        var token = answer && typeof answer.photo === "string" ? answer.photo : "";
+        if (!token || !sendFrame({ type: "photo", id: uuid(), photo: token, text: caption })) {
+          throw new Error("photo_failed");
+        }
+        appendUser("📷 " + (caption || strings.photo));
+        if (caption && input.value.trim() === caption) { input.value = ""; autosize(); }
+      })
+      .catch(function (error) {
+        var key = error && error.message;
+        handleError({ text: strings[key] && /^photo_/.test(key) ? strings[key] : strings.photo_failed });
+      })
+      .then(function () {
+        attachBtn.disabled = false;
+        attachBtn.focus({ preventScroll: true });
+      });
+  }
+
   /* ------------------------------------------------------------ websocket */
 
   function sendFrame(obj) {
@@ -603,6 +662,8 @@
     inputLabel = document.getElementById("input-label");
     sendBtn = document.getElementById("send");
     titleEl = document.getElementById("title");
+    attachBtn = document.getElementById("attach");
+    photoInput = document.getElementById("photo-input");
     if (!log || !form || !input || !sendBtn) { return; }
 
     renderStrings();
@@ -620,6 +681,26 @@
       }
     });
     input.addEventListener("input", autosize);
+
+    if (attachBtn && photoInput) {
+      // A real button opens the chooser, so Tab and Enter reach it like any other.
+      attachBtn.addEventListener("click", function () { photoInput.click(); });
+      // Chromium does not always open a chooser from the click that Enter makes of a
+      // key press: Enter opens it when the key is released, as Space does.
+      var enterDown = false; // pressed here: an Enter released after focus moved in is not
+      attachBtn.addEventListener("keydown", function (e) {
+        if (e.key === "Enter") { e.preventDefault(); enterDown = true; }
+      });
+      attachBtn.addEventListener("blur", function () { enterDown = false; });
+      attachBtn.addEventListener("keyup", function (e) {
+        if (e.key === "Enter" && enterDown && !attachBtn.disabled) {
+          e.preventDefault();
+          photoInput.click();
+        }
+        if (e.key === "Enter") { enterDown = false; }
+      });
+      photoInput.addEventListener("change", onPhotoChosen);
+    }
 
     log.addEventListener("click", function (e) {
       var btn = e.target instanceof Element ? e.target.closest("button") : null;
