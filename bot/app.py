@@ -30,7 +30,7 @@ from bot.core import logs
 from bot.core.channel import Channel
 from bot.core.config import Config
 from bot.core.logs import who
-from bot.core.messages import CommandMenu, Reply
+from bot.core.messages import CommandList, CommandMenu, Reply
 from bot.delivery import DeliveryWorker
 from bot.http import HttpRunner, build_app
 from bot.pacing import AnswerPacer, Pacer, SharedBudget
@@ -40,7 +40,7 @@ from bot.scheduler import build_scheduler
 from dialogs.pushes import Pushes
 from handlers.commands import MENU_COMMANDS
 from handlers.dispatcher import Dispatcher
-from handlers.staff import STAFF_COMMANDS, STAFF_MENU_ROLES
+from handlers.staff import STAFF_MENU_ROLES, staff_commands
 from storage import catalog, db, deliveries, events, presence, settings, staff
 from storage.catalog import Entry
 from storage.presence import Here
@@ -127,7 +127,7 @@ class Runtime:
             self.telegram = TelegramChannel(
                 config.telegram,
                 self.dispatcher.feed,
-                CommandMenu(MENU_COMMANDS, STAFF_COMMANDS),
+                CommandMenu(MENU_COMMANDS),
                 config.municipality.default_language,
                 # Answers go ahead of pushes, within the token's one budget.
                 rate=AnswerPacer(
@@ -164,14 +164,29 @@ class Runtime:
             )
         if self.telegram is not None:
             await self.telegram.start()
-            await self.telegram.publish_staff_commands(
-                await staff.accounts_with("telegram", STAFF_MENU_ROLES)
-            )
+            await self.telegram.publish_staff_commands(await self._staff_menus())
         else:
             log.info("no Telegram token configured: serving the web chat only")
         self._start_delivery()
         self._start_reports()
         self._start_presence()
+
+    async def _staff_menus(self) -> list[tuple[str, str, CommandList]]:
+        """Each Telegram staff account's own commands: by its role, and the review queue's
+        for a department's staff."""
+        departments = {
+            user_id
+            for department in self.config.proposals.departments
+            for channel, user_id in department.staff
+            if channel == "telegram"
+        }
+        roles = dict(await staff.roles_on("telegram", STAFF_MENU_ROLES))
+        menus = []
+        for user_id, language in await staff.languages_of("telegram", {*roles, *departments}):
+            own = staff_commands(roles.get(user_id), in_a_department=user_id in departments)
+            if own:
+                menus.append((user_id, language, own))
+        return menus
 
     @property
     def worker_id(self) -> str:

@@ -10,6 +10,7 @@ from dialogs.context import Ctx
 from dialogs.engine import show_current
 from dialogs.pickers import LANGUAGE_SWITCHED
 from dialogs.registry import REGISTRY
+from dialogs.review import may_review
 from handlers import feedback, proposals, staff
 from handlers.middlewares import has_role
 from handlers.router import Router
@@ -66,6 +67,14 @@ async def help_(ctx: Ctx) -> None:
                 "For staff:\n"
                 "/announce – write an announcement\n"
                 "/announcements – scheduled and recent announcements; cancel or confirm"
+            )
+        )
+    if await may_review(ctx):
+        ctx.answer(
+            ctx._(
+                "For reviewing proposals:\n"
+                "/review – the next proposal to review; /review P-2026-0042 opens that one\n"
+                "/summary – open and overdue proposals and answer times, by department"
             )
         )
     await resume_or_menu(ctx)

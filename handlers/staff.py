@@ -5,21 +5,35 @@ command" answer (the attempt is logged by the dispatcher)."""
 from __future__ import annotations
 
 from bot.core.i18n import N_
+from bot.core.messages import CommandList
 from dialogs import announce, announcement_list
 from dialogs.announce import APPROVERS, COMPOSERS
 from dialogs.context import Ctx
+from dialogs.review import REVIEWERS
 from handlers import review
 from handlers.router import Router
 
 router = Router()
 router.include(review.router)  # /review, /summary and the review queue's buttons
 
-# Added to the command menu of staff accounts who may use them (the roles).
+# Added to the command menu of staff accounts who may use them: by role, and the review
+# queue's also for a department's staff (who need no role for their own department).
 STAFF_COMMANDS = (
-    ("announce", N_("Write an announcement")),
-    ("announcements", N_("Scheduled and recent announcements")),
+    ("announce", N_("Write an announcement"), COMPOSERS),
+    ("announcements", N_("Scheduled and recent announcements"), COMPOSERS),
+    ("review", N_("Proposals to review"), REVIEWERS),
+    ("summary", N_("Proposals by department: figures"), REVIEWERS),
 )
-STAFF_MENU_ROLES = COMPOSERS
+STAFF_MENU_ROLES = COMPOSERS | REVIEWERS
+
+
+def staff_commands(role: str | None, *, in_a_department: bool = False) -> CommandList:
+    """The staff commands an account may use, for its command menu and its /help."""
+    return tuple(
+        (name, text)
+        for name, text, roles in STAFF_COMMANDS
+        if role in roles or (in_a_department and roles is REVIEWERS)
+    )
 
 
 @router.command("announce", roles=set(COMPOSERS), anytime=True)

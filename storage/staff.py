@@ -50,12 +50,17 @@ async def list_staff() -> list[StaffRecord]:
     return [StaffRecord(r.channel, r.external_id, r.role, r.granted_at) for r in rows]
 
 
-async def accounts_with(channel: str, roles: Iterable[str]) -> list[tuple[str, str]]:
-    """(account id, chosen language or "") of the staff on a channel holding one of ``roles``."""
+async def roles_on(channel: str, roles: Iterable[str]) -> list[tuple[str, str]]:
+    """(account id, role) of the staff on a channel holding one of ``roles``."""
     rows = await StaffMember.filter(channel=channel, role__in=list(roles)).values_list(
-        "external_id", flat=True
+        "external_id", "role"
     )
-    wanted = [str(external_id) for external_id in rows]
+    return [(str(external_id), str(role)) for external_id, role in rows]
+
+
+async def languages_of(channel: str, accounts: Iterable[str]) -> list[tuple[str, str]]:
+    """(account id, chosen language or "") of accounts on a channel, in the order given."""
+    wanted = list(dict.fromkeys(accounts))
     languages = dict(
         await ChannelIdentity.filter(channel=channel, external_id__in=wanted).values_list(
             "external_id", "resident__language"

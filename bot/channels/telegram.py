@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -49,6 +49,7 @@ from bot.core.logs import about, who
 from bot.core.messages import (
     Capabilities,
     ChannelLimits,
+    CommandList,
     CommandMenu,
     Feed,
     Incoming,
@@ -422,18 +423,20 @@ class TelegramChannel:
             commands = [BotCommand(name, tr.gettext(text)) for name, text in self.menu.residents]
             await self.application.bot.set_my_commands(commands, language_code=language or None)
 
-    async def publish_staff_commands(self, accounts: list[tuple[str, str]]) -> None:
-        """Staff see their commands in the "/" menu of their own chat, in their language.
+    async def publish_staff_commands(
+        self, accounts: Sequence[tuple[str, str, CommandList]]
+    ) -> None:
+        """Staff see their commands in the "/" menu of their own chat, in their language:
+        (chat id, language or "", the staff commands of that account's role).
 
         Read at start: a role granted later shows from the next start (the commands
         work at once; the server checks the role on every use, not the menu).
         """
         default = self.default_language
-        for chat_id, language in accounts:
+        for chat_id, language, own in accounts:
             tr = translator(language or default)
             commands = [
-                BotCommand(name, tr.gettext(text))
-                for name, text in self.menu.residents + self.menu.staff
+                BotCommand(name, tr.gettext(text)) for name, text in self.menu.residents + own
             ]
             try:
                 await self.application.bot.set_my_commands(

@@ -238,7 +238,7 @@ CommandList = tuple[tuple[str, str], ...]
 @dataclass(frozen=True, slots=True)
 class CommandMenu:
     """The commands a platform may list in its own menu (Telegram's "/"): name and
-    untranslated description; the channel translates them per language."""
+    untranslated description; the channel translates them per language. A staff
+    account's own commands are handed over per account (they depend on its role)."""
 
     residents: CommandList = ()
-    staff: CommandList = ()  # shown in addition, to staff accounts only

@@ -119,4 +119,7 @@ async def test_staff_who_may_announce_find_the_commands_in_their_telegram_menu(
         assert menu[:-2] == [command["command"] for command in api.commands]
         described = {c["command"]: c["description"] for c in api.commands_by_chat[(2001, "")]}
         assert described["announce"] == tr("lv", "Write an announcement"), "Latvian by default"
-        assert set(api.commands_by_chat) == {(2001, "")}, "a moderator's menu is a resident's"
+        moderator = [command["command"] for command in api.commands_by_chat[(2002, "")]]
+        assert moderator[-2:] == ["review", "summary"], "a moderator reviews, not announces"
+        assert "announce" not in moderator
+        assert set(api.commands_by_chat) == {(2001, ""), (2002, "")}

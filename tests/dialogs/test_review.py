@@ -348,3 +348,21 @@ async def test_the_staff_s_pushes_read_in_the_recipient_s_language(database: str
 
 
 NEW_PLURAL = "{n} new proposals for your department:"
+
+
+REVIEW_HELP = (
+    "For reviewing proposals:\n"
+    "/review – the next proposal to review; /review P-2026-0042 opens that one\n"
+    "/summary – open and overdue proposals and answer times, by department"
+)
+
+
+async def test_help_names_the_review_queue_to_a_department_s_staff_and_to_nobody_else(
+    reviewing: Config,
+) -> None:
+    clerk = await staff_chat(reviewing, "roads-1")  # in a department, with no role
+    await clerk.command("help")
+    assert REVIEW_HELP in clerk.texts()
+    resident = await staff_chat(reviewing, "resident-9")
+    await resident.command("help")
+    assert REVIEW_HELP not in resident.texts()
