@@ -252,7 +252,15 @@ async def on_photo(ctx: Ctx, file_id: str) -> None:
     # copy kept by us goes to the other channels; without one they get the text.
     # The bytes were fetched before this update's transaction (see Ctx.photo).
     kept = await media.save_image(ctx.photo) if ctx.photo else None
-    ctx.data.update(image=file_id, image_channel=ctx.incoming.channel, image_media=kept or "")
+    if ctx.capabilities.resends_photo_ids:
+        ctx.data.update(image=file_id, image_channel=ctx.incoming.channel, image_media=kept or "")
+    elif not kept:
+        await ask_again(ctx, image, N_("The photo did not reach me. Please send it again."))
+        return
+    else:
+        # The id lasts only while this update is handled (a web-chat upload): our copy is
+        # the image, by its URL, for every channel.
+        ctx.data.update(image=media.url(kept), image_channel="", image_media=kept)
     ctx.answer(ctx._("The image is attached."))
     await enter(ctx, card)
 

@@ -75,7 +75,9 @@ LIMITS = ChannelLimits(
 )
 # Photos through getFile; a location through a reply keyboard (when a reply has no
 # inline buttons); pushes at any time.
-CAPABILITIES = Capabilities.of(LIMITS, takes_photos=True, asks_location=True)
+CAPABILITIES = Capabilities.of(
+    LIMITS, takes_photos=True, resends_photo_ids=True, asks_location=True
+)
 CAPTION_LENGTH = 1024
 # Telegram's largest updates (a 4096-character message with its entities, the
 # message it replies to and a keyboard) are some tens of kilobytes; a megabyte

@@ -167,6 +167,9 @@ class Capabilities:
 
     can_edit: bool = True  # a sent message can be changed (its buttons toggle in place)
     takes_photos: bool = False  # the channel hands over a photo the resident sends
+    # A photo's platform id can be sent again later (Telegram's file ids); else the id is
+    # good only while its update is handled (a web-chat upload) and our copy must be used.
+    resends_photo_ids: bool = False
     asks_location: bool = False  # a reply can ask for the resident's location
     buttons_per_message: int = 100
     label_length: int = 64  # characters of a button label shown whole
@@ -181,6 +184,7 @@ class Capabilities:
         limits: ChannelLimits,
         *,
         takes_photos: bool = False,
+        resends_photo_ids: bool = False,
         asks_location: bool = False,
         push_window: timedelta | None = None,
     ) -> Capabilities:
@@ -188,6 +192,7 @@ class Capabilities:
         return cls(
             can_edit=limits.can_edit,
             takes_photos=takes_photos,
+            resends_photo_ids=resends_photo_ids,
             asks_location=asks_location,
             buttons_per_message=limits.buttons_per_message,
             label_length=limits.button_label_length,

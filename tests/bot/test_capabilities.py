@@ -33,6 +33,7 @@ def test_the_channels_declare_what_their_limits_and_platforms_allow() -> None:
     assert telegram.CAPABILITIES == Capabilities(
         can_edit=True,
         takes_photos=True,
+        resends_photo_ids=True,
         asks_location=True,
         buttons_per_message=100,
         label_length=64,

@@ -419,7 +419,8 @@ async def test_a_photo_is_attached_where_the_channel_hands_photos_over(config: C
     jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00street\xff\xd9"
     source = PhotoSource({"photo-1": jpeg, "not-an-image": b"%PDF-1.7"})
     await staff.grant("webchat", "staff-1", "communications", actor="test")
-    photos = {"webchat": Capabilities(takes_photos=True)}
+    # A channel that can send a photo again by its id (as Telegram can), named "webchat" here.
+    photos = {"webchat": Capabilities(takes_photos=True, resends_photo_ids=True)}
     dispatcher = Dispatcher(config, files={"webchat": source}, capabilities=photos)
     chat = Chat(dispatcher, user_id="staff-1", locale="en")
     await compose(chat, 0)

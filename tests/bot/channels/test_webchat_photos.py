@@ -27,8 +27,8 @@ from bot.channels.webchat import (
 )
 from bot.core.i18n import translator
 from bot.core.messages import Kind
-from storage import staff
-from storage.models import Media
+from storage import media, staff
+from storage.models import DialogState, Media
 from storage.sessions import open_session
 from tests.bot.channels.browser import ChatPage, chromium, expect, require_chromium
 from tests.bot.channels.test_webchat import choose_english_and_centre, cookie_user, quiet_context
@@ -63,6 +63,12 @@ async def bot(start_bot: RuntimeFactory, tmp_path: Path) -> Runtime:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+async def chat_draft(runtime: Runtime) -> dict[str, object]:
+    """The draft the only staff member composes (their dialog's data)."""
+    (state,) = await DialogState.filter(state__startswith="ann:")
+    return state.data
 
 
 def uploads(runtime: Runtime) -> Path:
@@ -199,6 +205,8 @@ async def test_a_photo_chosen_with_the_keyboard_reaches_the_step_that_takes_it(
     # The announcement's copy is the photo's bytes; the upload itself is gone.
     (kept,) = await Media.all()
     assert bytes(kept.data) == photo.read_bytes()
+    # The upload's id lasts only for its update: the draft's image is our copy, by URL.
+    assert (await chat_draft(bot))["image"] == media.url(kept.key)
     assert list(uploads(bot).iterdir()) == []
 
 
