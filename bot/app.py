@@ -31,6 +31,7 @@ from bot.core.logs import who
 from bot.core.messages import CommandMenu, Reply
 from bot.delivery import DeliveryWorker
 from bot.http import HttpRunner, build_app
+from bot.open311 import add_routes as add_open311_routes
 from bot.pacing import AnswerPacer, Pacer, SharedBudget
 from bot.progress import REFRESH_EVERY, refresh_reports
 from bot.scheduler import build_scheduler
@@ -99,6 +100,7 @@ class Runtime:
         await events.prune()  # the scheduler repeats it daily
         self.dispatcher = Dispatcher(config)
         self.http = build_app(config.http_timeouts)
+        add_open311_routes(self.http, config)  # open data: GET /open311/v2/…
         # What this worker held before it stopped (or crashed) is gone with its sockets.
         await presence.clear(self.worker_id)
         if config.webchat.enabled:
