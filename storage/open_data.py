@@ -191,3 +191,13 @@ async def all_requests_with_personal_data() -> list[PublicRequest]:
     """Every proposal, hidden and withdrawn too, newest first: for an admin's export."""
     rows = await Proposal.all().order_by("-created_at", "-id").values(*_FIELDS)
     return await _with_photos(rows)
+
+
+async def listing(statuses: Sequence[str] = (), department: str = "") -> list[Proposal]:
+    """For the operator's command line, hidden and withdrawn ones too: newest first."""
+    query = Proposal.all()
+    if statuses:
+        query = query.filter(status__in=list(statuses))
+    if department:
+        query = query.filter(department=department)
+    return list(await query.order_by("-created_at", "-id"))
