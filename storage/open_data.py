@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
-from tortoise.queryset import QuerySet
+from tortoise.queryset import QuerySet, ValuesQuery
 
 from storage.models import Proposal, ProposalComment, ProposalPhoto
 from storage.proposal_states import CLOSED, WITHDRAWN
@@ -108,13 +109,8 @@ async def requests(filters: Filters) -> list[PublicRequest]:
         elif filters.closed is False:
             query = query.exclude(status__in=list(CLOSED))
     size = max(1, min(filters.page_size, MAX_PAGE_SIZE))
-    rows = (
-        await query.order_by("-created_at", "-id")
-        .offset((max(filters.page, 1) - 1) * size)
-        .limit(size)
-        .values(*_FIELDS)
-    )
-    return await _with_photos(rows)
+    page = query.order_by("-created_at", "-id").offset((max(filters.page, 1) - 1) * size)
+    return await _with_photos(await _rows(page.limit(size).values(*_FIELDS)))
 
 
 async def request(reference: str) -> PublicRequest | None:
@@ -125,8 +121,33 @@ async def request(reference: str) -> PublicRequest | None:
 
 async def every_request() -> list[PublicRequest]:
     """All public requests, newest first: for an export."""
-    rows = await _public().order_by("-created_at", "-id").values(*_FIELDS)
-    return await _with_photos(rows)
+    return await _with_photos(
+        await _rows(_public().order_by("-created_at", "-id").values(*_FIELDS))
+    )
+
+
+_DATETIMES = ("created_at", "updated_at", "resolved_at")
+
+
+async def _rows(query: ValuesQuery[Literal[False]]) -> list[dict[str, Any]]:
+    """The rows of a ``values()`` query, the time columns read with ``fromisoformat``.
+
+    Tortoise reads each SQLite time with the pure-Python ``iso8601`` parser: two thirds
+    of the time a page of 1,000 requests took. PostgreSQL's driver hands over
+    ``datetime`` and ``date`` objects already.
+    """
+    query._choose_db_if_not_chosen()
+    query._make_query()
+    rows = await query._db.execute_query_dict(*query.query.get_parameterized_sql())
+    for row in rows:
+        for name in _DATETIMES:
+            value = row[name]
+            if isinstance(value, str):
+                moment = datetime.fromisoformat(value)
+                row[name] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if isinstance(row["expected_on"], str):
+            row["expected_on"] = date.fromisoformat(row["expected_on"])
+    return rows
 
 
 async def _with_photos(rows: list[dict[str, object]]) -> list[PublicRequest]:
@@ -189,8 +210,9 @@ async def personal_details() -> dict[int, PersonalDetails]:
 
 async def all_requests_with_personal_data() -> list[PublicRequest]:
     """Every proposal, hidden and withdrawn too, newest first: for an admin's export."""
-    rows = await Proposal.all().order_by("-created_at", "-id").values(*_FIELDS)
-    return await _with_photos(rows)
+    return await _with_photos(
+        await _rows(Proposal.all().order_by("-created_at", "-id").values(*_FIELDS))
+    )
 
 
 async def listing(statuses: Sequence[str] = (), department: str = "") -> list[Proposal]:
