@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from tortoise import connections
 from tortoise.queryset import QuerySet, ValuesQuery
 
 from storage.models import Proposal, ProposalComment, ProposalPhoto
@@ -154,13 +155,15 @@ async def _with_photos(rows: list[dict[str, object]]) -> list[PublicRequest]:
     ids = [int(row["id"]) for row in rows]  # type: ignore[call-overload]
     keys: dict[int, list[str]] = {}
     if ids:
-        photos = (
-            await ProposalPhoto.filter(proposal_id__in=ids, approved=True)
-            .order_by("id")
-            .values_list("proposal_id", "key")
+        # The ids inline (whole numbers from our own rows, so safe to write in): building
+        # a thousand parameters through the query builder took longer than the query.
+        table = ProposalPhoto._meta.db_table
+        photos = await connections.get("default").execute_query_dict(
+            f'SELECT "proposal_id", "key" FROM "{table}" WHERE "approved" '
+            f'AND "proposal_id" IN ({",".join(str(int(i)) for i in ids)}) ORDER BY "id"'
         )
-        for proposal_id, key in photos:
-            keys.setdefault(int(proposal_id), []).append(str(key))
+        for photo in photos:
+            keys.setdefault(int(photo["proposal_id"]), []).append(str(photo["key"]))
     return [_request(row, tuple(keys.get(int(row["id"]), ()))) for row in rows]  # type: ignore[call-overload]
 
 
