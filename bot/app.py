@@ -33,6 +33,7 @@ from bot.core.logs import who
 from bot.core.messages import CommandList, CommandMenu, Reply
 from bot.delivery import DeliveryWorker
 from bot.http import HttpRunner, build_app
+from bot.open311 import add_routes as add_open311_routes
 from bot.pacing import AnswerPacer, Pacer, SharedBudget
 from bot.photo_routes import Identify, PhotoRoutes, local_images
 from bot.progress import REFRESH_EVERY, refresh_reports
@@ -103,6 +104,7 @@ class Runtime:
         self.dispatcher = Dispatcher(config)
         # The web chat's photo upload is the one body larger than a megabyte.
         self.http = build_app(config.http_timeouts, {webchat.PHOTO_PATH: webchat.PHOTO_MAX_BYTES})
+        add_open311_routes(self.http, config)  # open data: GET /open311/v2/…
         # What this worker held before it stopped (or crashed) is gone with its sockets.
         await presence.clear(self.worker_id)
         if config.webchat.enabled:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import unquote
 
+from bot import proposals_cli
 from bot.core import logs
 from bot.core.config import (
     ROLES,
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     announce.add_argument(
         "--urgent", action="store_true", help="send during quiet hours too (21:00–09:00)"
     )
+    proposals_cli.add_parser(commands)
     return parser
 
 
@@ -122,9 +124,13 @@ async def _command(config: Config, args: argparse.Namespace) -> int:
     command = args.command or "run"
     if command == "announce":
         request = announcement_request(config, args)  # the command line first, then the database
-    # Before Tortoise sees the database: a failed connection there can hang. `staff`
-    # and `announce` migrate SQLite themselves; PostgreSQL must have been migrated.
-    needs_schema = command in ("staff", "announce") and not db.is_sqlite(config.database_url)
+    if command == "proposals":
+        proposals_cli.check(config, args)
+    # Before Tortoise sees the database: a failed connection there can hang. `staff`,
+    # `announce` and `proposals` migrate SQLite themselves; PostgreSQL must have been migrated.
+    needs_schema = command in ("staff", "announce", "proposals") and not db.is_sqlite(
+        config.database_url
+    )
     await db.check(config.database_url, migrated=needs_schema)
     if command == "run":
         from bot.app import serve
@@ -136,6 +142,8 @@ async def _command(config: Config, args: argparse.Namespace) -> int:
         return 0
     if command == "announce":
         return await _with_database(config, lambda: _announce(request))
+    if command == "proposals":
+        return await _with_database(config, lambda: proposals_cli.run(config, args))
     return await _with_database(config, lambda: _staff(args))
 
 

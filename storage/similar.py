@@ -30,6 +30,7 @@ from storage.proposal_states import OPEN
 STEM = 5  # letters of a word kept: enough to tell words apart, few enough to meet inflections
 SHORTEST = 3  # shorter words ("un", "на", "the") say nothing of the subject
 MOST_TERMS = 40  # of one text: the index stays small, a long text still matches
+NEARBY_ROWS = 2000  # proposals in one box read at most: a city block holds far fewer
 # Words too common in proposals to tell one from another, after folding.
 STOP = frozenset(
     {
@@ -199,22 +200,25 @@ async def find(
     found: dict[int, float] = {}
     if latitude is not None and longitude is not None:
         box = box_around(latitude, longitude, distance)
+        # Only the box in SQL: with the category and status there too, SQLite's planner
+        # picks the (status, category) index and reads every open proposal of the
+        # category (25 ms among 50,000) instead of the few in the box. The rest is
+        # checked here, on the few hundred rows a box holds at most.
+        skip = set(exclude)
         nearby = await (
             Proposal.filter(
-                category=category,
                 hidden_at__isnull=True,
-                duplicate_of_id__isnull=True,
                 latitude__gte=box.south,
                 latitude__lte=box.north,
                 longitude__gte=box.west,
                 longitude__lte=box.east,
             )
-            .exclude(id__in=list(exclude) or [0])
-            .filter(status__in=OPEN)
-            .limit(200)
-            .values_list("id", "latitude", "longitude")
+            .limit(NEARBY_ROWS)
+            .values_list("id", "latitude", "longitude", "category", "status", "duplicate_of_id")
         )
-        for pid, lat, lon in nearby:
+        for pid, lat, lon, kind, status, duplicate_of in nearby:
+            if kind != category or status not in OPEN or duplicate_of is not None or pid in skip:
+                continue
             metres = distance_metres(latitude, longitude, lat, lon)
             if metres <= distance:
                 found[pid] = 1000.0 - metres / distance  # nearer first, all before words

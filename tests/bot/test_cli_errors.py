@@ -50,6 +50,7 @@ COMMANDS = [
     ("staff", "list"),
     ("migrate",),
     ("announce", "--text", "Sveiki"),
+    ("proposals", "list"),
     ("run",),
 ]
 
@@ -385,7 +386,8 @@ async def test_announce_at_an_extreme_time_is_one_line(
         (
             ("nope",),
             "iesaiste: argument COMMAND: invalid choice: 'nope' "
-            "(choose from 'run', 'migrate', 'staff', 'announce'); try 'iesaiste --help'",
+            "(choose from 'run', 'migrate', 'staff', 'announce', 'proposals'); "
+            "try 'iesaiste --help'",
         ),
         (
             ("--config",),
