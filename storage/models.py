@@ -388,6 +388,7 @@ class Proposal(Model):
             ("department", "status"),
             ("latitude", "longitude"),
             ("updated_at",),
+            ("created_at",),  # open data pages by it
         )
 
 

@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
                 ('reopened', fields.IntField(default=0)),
                 ('reminded', fields.CharField(default='', max_length=16)),
             ],
-            options={'table': 'proposal', 'app': 'models', 'indexes': [Index(fields=['status', 'category', 'neighbourhood']), Index(fields=['department', 'status']), Index(fields=['latitude', 'longitude']), Index(fields=['updated_at'])], 'pk_attr': 'id', 'table_description': 'An idea or a problem report, from its submission to the resident\'s "is it fixed?".'},
+            options={'table': 'proposal', 'app': 'models', 'indexes': [Index(fields=['status', 'category', 'neighbourhood']), Index(fields=['department', 'status']), Index(fields=['latitude', 'longitude']), Index(fields=['updated_at']), Index(fields=['created_at'])], 'pk_attr': 'id', 'table_description': 'An idea or a problem report, from its submission to the resident\'s "is it fixed?".'},
             bases=['Model'],
         ),
         ops.CreateModel(
