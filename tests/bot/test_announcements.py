@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,8 +25,24 @@ from tests.standins.telegram_api import BotApiStandIn
 
 def config_without_quiet_hours(tmp_path: Path, extra: str = "") -> str:
     """The example configuration with quiet hours off, so the test passes at any hour;
-    ``extra`` TOML is appended."""
-    text = Path("config.example.toml").read_text(encoding="utf-8") + extra
+    ``extra`` TOML is appended (the keys right under its ``[proposals]`` join the
+    example's table, which TOML would not let it declare twice)."""
+    text = Path("config.example.toml").read_text(encoding="utf-8")
+    header = "\n[proposals]\n"
+    if header in extra:
+        before, _, rest = extra.partition(header)
+        lines = rest.splitlines(keepends=True)
+        count = next((i for i, line in enumerate(lines) if line.startswith("[")), len(lines))
+        keys, after = "".join(lines[:count]), "".join(lines[count:])
+        head, _, tail = text.partition(header)
+        table, nxt, others = tail.partition("\n[")
+        for line in keys.splitlines():
+            name = line.partition("=")[0].strip()
+            if name:  # the example's own value of that key gives way
+                table = re.sub(rf"(?m)^{re.escape(name)}\s*=.*$", "", table)
+        text = head + header + keys + table + nxt + others
+        extra = before + "\n" + after
+    text += extra
     text = text.replace('quiet_start = "21:00"', 'quiet_start = "00:00"')
     text = text.replace('quiet_end = "09:00"', 'quiet_end = "00:00"')
     path = tmp_path / "config.toml"
