@@ -100,7 +100,8 @@ class WatchingSource:
 
 def photo_dispatcher(config: Config, source: WatchingSource) -> Dispatcher:
     """The dispatcher of a web chat that hands photos over, as Telegram does."""
-    photos = {"webchat": Capabilities(takes_photos=True)}
+    # A channel that can send a photo again by its id (as Telegram can), named "webchat" here.
+    photos = {"webchat": Capabilities(takes_photos=True, resends_photo_ids=True)}
     return Dispatcher(config, files={"webchat": source}, capabilities=photos)
 
 
