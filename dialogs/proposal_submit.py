@@ -96,13 +96,13 @@ async def start_from_photo(ctx: Ctx) -> None:
         await menu.show(ctx)
         return
     draft = {**await _new_draft(ctx), "text": caption}
-    kept = await _keep_photo(ctx)
+    kept = await keep_photo(ctx)
     if kept is not None:
         draft["photos"] = [kept]
     await begin(ctx, category, draft)
 
 
-async def _keep_photo(ctx: Ctx) -> dict[str, Any] | None:
+async def keep_photo(ctx: Ctx) -> dict[str, Any] | None:
     """The photo of this update kept as a file (its key for the draft), or None with the
     reason told."""
     if ctx.photo is None:
@@ -369,7 +369,7 @@ async def on_photo(ctx: Ctx, file_id: str) -> None:
         )
         await enter(ctx, card)
         return
-    kept = await _keep_photo(ctx)
+    kept = await keep_photo(ctx)
     if kept is not None:
         ctx.data["photos"] = [*_photos(ctx), kept]
     await enter(ctx, card if len(_photos(ctx)) >= most else photo)

@@ -23,8 +23,9 @@ from bot.core.messages import Reply
 from dialogs import menu
 from dialogs.announce import actor, role
 from dialogs.context import Ctx
-from dialogs.engine import Dialog, ask_again, begin, enter
+from dialogs.engine import Dialog, ask_again, begin, enter, show
 from dialogs.pickers import BACK, SKIP, rows
+from dialogs.proposal_submit import keep_photo
 from dialogs.proposal_words import (
     category_name,
     department_name,
@@ -32,8 +33,8 @@ from dialogs.proposal_words import (
     snippet,
     status_name,
 )
+from storage import photos, proposals, review
 from storage import proposal_states as states
-from storage import proposals, review
 from storage.models import Proposal, ProposalEvent
 from storage.proposals import ProposalError
 
@@ -413,15 +414,65 @@ async def on_status(ctx: Ctx, proposal: Proposal, value: str) -> None:
         await ask_again(ctx, status)
         return
     ctx.data.update({"status": value, "expected": "", "passed": ""})
+    ctx.data.pop("completed", None)
     if value == states.PLANNED:
         await enter(ctx, planned)
     elif value == states.NOT_OURS:
         await enter(ctx, passed)
+    elif value == states.IMPLEMENTED and ctx.takes_photos:
+        await enter(ctx, completed)
     else:
         await enter(ctx, explain)
 
 
 status = dialog.step("status", render_status, on_button=on_status)
+
+
+# --- implemented: a photo of the completed work ---------------------------------------------
+async def render_completed(ctx: Ctx) -> Reply:
+    """OneService closed cases when an agency merely replied: a photo of the work done is
+    what residents trust. Optional (not every job leaves something to photograph)."""
+    text = ctx._(
+        "Send a photo of the completed work, if you have one: the author and followers "
+        "see it when they are asked whether it is fixed."
+    )
+    # TRANSLATORS: a button label, at most 20 characters.
+    skip = completed.button(ctx._("No photo"), SKIP)
+    return Reply(text, [[skip, completed.button(ctx._(BACK_LABEL), BACK)]])
+
+
+@acting
+async def on_completed_photo(ctx: Ctx, proposal: Proposal, file_id: str) -> None:
+    kept = await keep_photo(ctx)
+    if kept is None:
+        await show(ctx, completed)
+        return
+    ctx.data["completed"] = kept
+    ctx.answer(ctx._("The photo of the completed work is attached."))
+    await enter(ctx, explain)
+
+
+@acting
+async def on_completed_button(ctx: Ctx, proposal: Proposal, value: str) -> None:
+    if value == SKIP:
+        await enter(ctx, explain)
+    elif value == BACK:
+        await enter(ctx, card)
+    else:
+        await ask_again(ctx, completed)
+
+
+async def on_completed_text(ctx: Ctx, text: str) -> None:
+    await ask_again(ctx, completed, N_("Please send a photo, or press “No photo”."))
+
+
+completed = dialog.step(
+    "completed",
+    render_completed,
+    on_button=on_completed_button,
+    on_text=on_completed_text,
+    on_photo=on_completed_photo,
+)
 
 
 async def render_planned(ctx: Ctx) -> Reply:
@@ -532,6 +583,11 @@ async def _apply_status(ctx: Ctx, proposal: Proposal, explanation: str) -> None:
         await ask_again(ctx, status)
         return
     else:
+        if chosen == states.IMPLEMENTED and (done := ctx.data.get("completed")):
+            # The municipality's own photo of public work: shown to residents and in open
+            # data at once (a resident's photo waits for a moderator's approval).
+            kept = photos.Kept(done["key"], int(done["width"]), int(done["height"]))
+            await photos.attach(proposal.id, [kept], "completed", approved=True)
         ctx.answer(
             ctx._(
                 "Status set: {status}. The author and followers are told.",

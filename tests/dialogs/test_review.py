@@ -8,21 +8,23 @@ import json
 import logging
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.core.config import Config
-from bot.core.messages import Kind, RenderRequest, Reply
+from bot.core.messages import Capabilities, Kind, RenderRequest, Reply
 from bot.core.proposals_config import Category, Department, ProposalsConfig
 from dialogs.pushes import Pushes
 from dialogs.review import parse_day
 from handlers.dispatcher import Dispatcher
-from storage import proposals, review, staff
+from storage import feedback, photos, proposals, review, staff
 from storage.models import Delivery, Proposal, ProposalPhoto, Resident
 from storage.proposals import Draft
 from storage.sessions import open_session
 from tests.chat import Chat
+from tests.dialogs.test_proposal_submit import NOT_IMAGE, Photos, jpeg_with_gps
 from tests.phrases import ntr, tr
 
 EXPIRED = "That button belongs to an earlier question and has expired. Here is where we are now:"
@@ -366,3 +368,39 @@ async def test_help_names_the_review_queue_to_a_department_s_staff_and_to_nobody
     resident = await staff_chat(reviewing, "resident-9")
     await resident.command("help")
     assert REVIEW_HELP not in resident.texts()
+
+
+async def test_implemented_takes_a_photo_of_the_completed_work_that_is_it_fixed_shows(
+    reviewing: Config, tmp_path: Path
+) -> None:
+    config = replace(
+        reviewing, proposals=replace(reviewing.proposals, photo_dir=str(tmp_path / "photos"))
+    )
+    proposal = await submit(await author())
+    source = Photos({"done-1": jpeg_with_gps("gray"), "a-pdf": b"%PDF-1.7"})
+    dispatcher = Dispatcher(
+        config,
+        files={"webchat": source},  # type: ignore[dict-item]
+        capabilities={"webchat": Capabilities(takes_photos=True)},
+    )
+    roads = Chat(dispatcher, user_id="roads-1", locale="en")
+    await roads.onboard()
+    await roads.command("review")
+    await roads.choose("rv:card", "status")
+    await roads.choose("rv:status", "implemented")
+    await roads.send(Kind.PHOTO, photo_id="a-pdf")  # not a photo: asked again
+    assert roads.texts()[0] == tr("en", NOT_IMAGE)
+    await roads.send(Kind.PHOTO, photo_id="done-1")
+    await roads.text("The pothole is filled and the road resurfaced.")
+    (done,) = await ProposalPhoto.filter(proposal_id=proposal.id)
+    assert (done.kind, done.approved) == ("completed", True)
+    stored = photos.read(config.proposals.photo_dir, done.key)
+    assert stored is not None and b"Phone" not in stored  # EXIF gone
+
+    later = datetime.now(UTC) + config.proposals.ask_fixed_after + timedelta(seconds=1)
+    assert await feedback.due_fixed_questions(later) == 1
+    (question,) = await Delivery.filter(template="proposal_fixed")
+    reply = await Pushes(ZoneInfo("Europe/Riga"), config=config)(
+        RenderRequest(question.template, json.loads(question.params), "en", "webchat")
+    )
+    assert reply is not None and reply.image == photos.url(done.key)

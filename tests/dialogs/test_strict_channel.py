@@ -433,6 +433,11 @@ async def reviewer_walk(walker: Walker) -> None:
     await walker.choose("rv:card", "expected")
     await walker.text("01.07.2099")
     await walker.text("Lietus.")
+    await walker.choose("rv:card", "status")
+    await walker.choose("rv:status", "implemented")
+    if walker.caps.takes_photos:
+        await walker.choose("rv:completed", "_skip")
+    await walker.text("Salabots.")
     await walker.choose("rv:card", "move")
     await walker.choose("rv:move", "_back")
     await walker.choose("rv:card", "next")
