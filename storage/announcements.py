@@ -170,14 +170,9 @@ async def notify(
     sent; personal and past quiet hours, because a decision is waited on. One
     note of a kind per announcement and account, however often this is called.
     """
-    wanted = set(accounts)
-    if not wanted:
+    recipients = await deliveries.staff_accounts(accounts)
+    if not recipients:
         return 0
-    rows = await ChannelIdentity.filter(
-        channel__in={channel for channel, _ in wanted},
-        external_id__in={external_id for _, external_id in wanted},
-        unreachable_since__isnull=True,
-    ).values_list("resident_id", "channel", "external_id")
     push = deliveries.Push(
         NOTE,
         announcement_id,
@@ -187,9 +182,7 @@ async def notify(
         priority=deliveries.PERSONAL,
         quiet_exempt=True,
     )
-    return await deliveries.queue(
-        push, [(rid, ch, ext) for rid, ch, ext in rows if (ch, ext) in wanted]
-    )
+    return await deliveries.queue(push, recipients)
 
 
 async def reports_due(every: timedelta, now: datetime | None = None) -> list[Announcement]:

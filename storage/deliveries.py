@@ -292,6 +292,28 @@ def _row_values(
 Recipient = tuple[int, str, str]  # resident id, channel, external id
 
 
+async def accounts_of(resident_ids: Iterable[int]) -> list[Recipient]:
+    """Every reachable account of these residents: where a push to them goes."""
+    rows = await ChannelIdentity.filter(
+        resident_id__in=list(resident_ids), unreachable_since__isnull=True
+    ).values_list("resident_id", "channel", "external_id")
+    return [(int(r), str(c), str(e)) for r, c, e in rows]
+
+
+async def staff_accounts(accounts: Iterable[tuple[str, str]]) -> list[Recipient]:
+    """The reachable ones among staff accounts (channel, platform id) that have written to
+    the bot: where a note to staff goes."""
+    wanted = set(accounts)
+    if not wanted:
+        return []
+    rows = await ChannelIdentity.filter(
+        channel__in={channel for channel, _ in wanted},
+        external_id__in={external_id for _, external_id in wanted},
+        unreachable_since__isnull=True,
+    ).values_list("resident_id", "channel", "external_id")
+    return [(int(r), str(c), str(e)) for r, c, e in rows if (c, e) in wanted]
+
+
 async def queue(
     push: Push, recipients: Iterable[Recipient], not_before: datetime | None = None
 ) -> int:

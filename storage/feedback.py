@@ -99,7 +99,7 @@ async def _tell_staff(
         {"proposal": proposal.id, **params},
         priority=deliveries.PERSONAL,
     )
-    return await deliveries.queue(push, await proposals.staff_recipients(accounts))
+    return await deliveries.queue(push, await deliveries.staff_accounts(accounts))
 
 
 async def comment(

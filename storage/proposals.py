@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
 from tortoise import connections
 from tortoise.expressions import F, Q
@@ -20,7 +21,6 @@ from tortoise.transactions import in_transaction
 
 from storage import deliveries, similar
 from storage.models import (
-    ChannelIdentity,
     Proposal,
     ProposalCounter,
     ProposalEvent,
@@ -240,10 +240,7 @@ async def has_supported(proposal: Proposal, resident: Resident) -> bool:
 async def followers(proposal_id: int) -> list[deliveries.Recipient]:
     """Every reachable account of the author and followers: where a push about it goes."""
     residents = ProposalFollow.filter(proposal_id=proposal_id).values_list("resident_id", flat=True)
-    rows = await ChannelIdentity.filter(
-        resident_id__in=await residents, unreachable_since__isnull=True
-    ).values_list("resident_id", "channel", "external_id")
-    return [(int(rid), str(channel), str(ext)) for rid, channel, ext in rows]
+    return await deliveries.accounts_of(cast(list[int], await residents))
 
 
 async def tell_followers(
@@ -357,20 +354,6 @@ async def change_status(
         if status in CLOSED:
             await similar.drop(row.id)
     return event
-
-
-async def staff_recipients(accounts: Iterable[tuple[str, str]]) -> list[deliveries.Recipient]:
-    """The reachable accounts among staff accounts (channel, platform id) that have written
-    to the bot: where a note to a department's staff goes."""
-    wanted = set(accounts)
-    if not wanted:
-        return []
-    rows = await ChannelIdentity.filter(
-        channel__in={channel for channel, _ in wanted},
-        external_id__in={external_id for _, external_id in wanted},
-        unreachable_since__isnull=True,
-    ).values_list("resident_id", "channel", "external_id")
-    return [(int(r), str(c), str(e)) for r, c, e in rows if (c, e) in wanted]
 
 
 async def history(proposal_id: int) -> Sequence[ProposalEvent]:

@@ -20,7 +20,6 @@ from tortoise.transactions import in_transaction
 
 from storage import deliveries, proposals, similar, staff
 from storage.models import (
-    ChannelIdentity,
     Proposal,
     ProposalComment,
     ProposalEvent,
@@ -90,10 +89,7 @@ async def _author_accounts(proposal: Proposal) -> list[deliveries.Recipient]:
     author = proposal.author_id  # type: ignore[attr-defined]
     if author is None:
         return []
-    rows = await ChannelIdentity.filter(
-        resident_id=author, unreachable_since__isnull=True
-    ).values_list("resident_id", "channel", "external_id")
-    return [(int(r), str(c), str(e)) for r, c, e in rows]
+    return await deliveries.accounts_of([author])
 
 
 def _push(template: str, proposal_id: int, key: str, **params: object) -> deliveries.Push:
@@ -360,7 +356,7 @@ async def notify_new(
                 by_department.setdefault(str(department), []).append(int(proposal_id))
         queued = 0
         for department, ids in by_department.items():
-            recipients = await proposals.staff_recipients(staff_of.get(department, ()))
+            recipients = await deliveries.staff_accounts(staff_of.get(department, ()))
             push = deliveries.Push(
                 NEW_PUSH,
                 ids[-1],
@@ -396,7 +392,7 @@ async def remind_due(staff_of: Mapping[str, Sequence[tuple[str, str]]], today: d
             claimed = await Proposal.filter(id=row.id, reminded=row.reminded).update(reminded=kind)
             if not claimed:
                 continue
-            recipients = await proposals.staff_recipients(staff_of.get(row.department, ()))
+            recipients = await deliveries.staff_accounts(staff_of.get(row.department, ()))
             key = f"due:{kind}:{row.expected_on.isoformat()}"
             push = _push(DUE_PUSH, row.id, key, kind=kind)
             queued += await deliveries.queue(push, recipients)
