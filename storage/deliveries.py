@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -205,13 +205,26 @@ def _audience_filter(audience: dict[str, Any], param: _Params) -> str:
     )
 
 
-def _recipients_from(audience: dict[str, Any], param: _Params) -> str:
-    """FROM … WHERE of the accounts an audience names (``ci``, with ``r`` their resident)."""
+def _recipients_from(
+    audience: dict[str, Any],
+    param: _Params,
+    channels: Sequence[str] = (),
+    unanswered: int | None = None,
+) -> str:
+    """FROM … WHERE of the accounts an audience names (``ci``, with ``r`` their resident):
+    only on ``channels`` when given, and, with ``unanswered`` (a poll's id), only residents
+    whose answer to that poll does not count yet."""
+    only = f' AND ci."channel" IN ({param.many(channels)})' if channels else ""
+    if unanswered is not None:
+        only += (
+            ' AND NOT EXISTS (SELECT 1 FROM "ballot" b WHERE b."resident_id" = r."id" '
+            f'AND b."poll_id" = {param(unanswered, "int")} AND b."choices" <> 0)'
+        )
     return (
         'FROM "channel_identity" ci JOIN "resident" r ON r."id" = ci."resident_id" '
         'WHERE ci."unreachable_since" IS NULL AND r."onboarded_at" IS NOT NULL '
         f'AND r."announcements_muted" = {param(False, "boolean")}'
-        f"{_audience_filter(audience, param)}"
+        f"{_audience_filter(audience, param)}{only}"
     )
 
 
@@ -222,6 +235,18 @@ async def count_recipients(audience: dict[str, Any]) -> int:
     sql = (
         'SELECT COUNT(*) AS "n" FROM (SELECT DISTINCT ci."resident_id", ci."channel" '
         f"{_recipients_from(audience, param)}) AS audience"
+    )
+    rows = await client.execute_query_dict(sql, param.values)
+    return int(rows[0]["n"])
+
+
+async def count_audience(audience: dict[str, Any], channels: Sequence[str] = ()) -> int:
+    """How many residents (not accounts) an audience names now, on ``channels`` if given."""
+    client = connections.get("default")
+    param = _Params(client.capabilities.dialect)
+    sql = (
+        'SELECT COUNT(DISTINCT ci."resident_id") AS "n" '
+        f"{_recipients_from(audience, param, channels)}"
     )
     rows = await client.execute_query_dict(sql, param.values)
     return int(rows[0]["n"])
@@ -431,7 +456,6 @@ async def release(announcement: Announcement, not_before: datetime) -> int:
         fresh = await Announcement.select_for_update().using_db(client).get(id=announcement.id)
         if fresh.state != "scheduled":
             return fresh.recipients
-        param = _Params(client.capabilities.dialect)
         push = Push(
             ANNOUNCEMENT,
             fresh.id,
@@ -441,17 +465,8 @@ async def release(announcement: Announcement, not_before: datetime) -> int:
             priority=BROADCAST,
             quiet_exempt=fresh.urgent,
         )
-        kind, source, key, template, params, priority, exempt, refused, at = _push_values(
-            push, not_before, param
-        )
-        sql = (
-            f'{INSERT_INTO}SELECT DISTINCT {kind}, {source}, {key}, ci."resident_id", '
-            f"ci.\"channel\", ci.\"external_id\", {template}, {params}, 'send', '', "
-            f"{priority}, {exempt}, {refused}, 'queued', {at}, 0, '', '', '', FALSE "
-            f"{_recipients_from(fresh.audience, param)} {ON_CONFLICT} DO NOTHING"
-        )
-        await client.execute_query(sql, param.values)
-        # The INSERT's own row count is not reliable through Tortoise on asyncpg.
+        audience = fresh.audience
+        await _insert_select(push, not_before, lambda param: _recipients_from(audience, param))
         count = (
             await Delivery.filter(source_kind=ANNOUNCEMENT, source_id=fresh.id)
             .using_db(client)
@@ -461,6 +476,69 @@ async def release(announcement: Announcement, not_before: datetime) -> int:
         await fresh.save(update_fields=["state", "recipients", "released_at"], using_db=client)
         announcement.state, announcement.recipients = fresh.state, fresh.recipients
         return count
+
+
+async def _insert_select(
+    push: Push, not_before: datetime, rows_from: Callable[[_Params], str]
+) -> int:
+    """One INSERT … SELECT of a push's rows: ``rows_from(param)`` is the FROM … WHERE naming
+    the accounts (``ci``). Returns how many rows this call wrote."""
+    client = connections.get("default")
+    param = _Params(client.capabilities.dialect)
+    kind, source, key, template, params, priority, exempt, refused, at = _push_values(
+        push, not_before, param
+    )
+    sql = (
+        f'{INSERT_INTO}SELECT DISTINCT {kind}, {source}, {key}, ci."resident_id", '
+        f"ci.\"channel\", ci.\"external_id\", {template}, {params}, 'send', '', "
+        f"{priority}, {exempt}, {refused}, 'queued', {at}, 0, '', '', '', FALSE "
+        f"{rows_from(param)} {ON_CONFLICT} DO NOTHING"
+    )
+    mine = Delivery.filter(source_kind=push.source_kind, source_id=push.source_id)
+    before = await mine.count()
+    await client.execute_query(sql, param.values)
+    # The INSERT's own row count is not reliable through Tortoise on asyncpg.
+    return await mine.count() - before
+
+
+async def queue_audience(
+    push: Push,
+    audience: dict[str, Any],
+    not_before: datetime,
+    *,
+    channels: Sequence[str] = (),
+    unanswered: int | None = None,
+) -> int:
+    """Queue a push to every account an audience names (as ``release`` does, in one
+    INSERT … SELECT, in the caller's transaction); ``channels`` and ``unanswered`` narrow
+    it as in ``_recipients_from``. Returns how many rows this call wrote."""
+    return await _insert_select(
+        push,
+        not_before,
+        lambda param: _recipients_from(audience, param, channels, unanswered),
+    )
+
+
+async def residents_of(source_kind: str, source_id: int) -> int:
+    """How many residents a source's pushes were queued to (a poll's invitation)."""
+    rows = await Delivery.filter(source_kind=source_kind, source_id=source_id).values_list(
+        "resident_id", flat=True
+    )
+    return len(set(rows))
+
+
+async def queue_voters(push: Push, poll_id: int) -> int:
+    """Queue a push to every reachable account of the residents whose answer to a poll
+    counts (its results at closing), in one INSERT … SELECT."""
+
+    def voters(param: _Params) -> str:
+        return (
+            'FROM "ballot" b JOIN "channel_identity" ci ON ci."resident_id" = b."resident_id" '
+            f'WHERE b."poll_id" = {param(poll_id, "int")} AND b."choices" <> 0 '
+            'AND ci."unreachable_since" IS NULL'
+        )
+
+    return await _insert_select(push, _now(), voters)
 
 
 async def claim(

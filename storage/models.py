@@ -542,3 +542,108 @@ class ProposalTerm(Model):
         table = "proposal_term"
         unique_together = (("proposal", "term"),)
         indexes = (("term", "category", "neighbourhood"),)
+
+
+class Poll(Model):
+    """A quick poll: a question, 2 to 10 options, one tap to answer.
+
+    The question and the options' labels are per language and fall back to
+    Latvian. The audience is kept as data, as an announcement's is, and is
+    resolved when the poll opens. Times are instants (UTC); the municipality's
+    zone only reads and shows them.
+
+    scheduled → open → closed, or cancelled before it opened. Each move is a
+    compare-and-set on ``state``, so it happens once on any number of workers.
+    """
+
+    id = fields.IntField(primary_key=True)
+    author = fields.CharField(max_length=96)  # "telegram:123" or "cli"
+    question: dict[str, str] = fields.JSONField(default=dict)
+    multiple = fields.BooleanField(default=False)
+    audience: dict[str, Any] = fields.JSONField(default=dict)
+    # The channels whose residents may answer; [] for every channel. A poll limited to
+    # platform accounts leaves out the web chat, whose identities are cookies.
+    channels: list[str] = fields.JSONField(default=list)
+    opens_at = fields.DatetimeField(db_index=True)
+    closes_at = fields.DatetimeField(db_index=True)
+    # "after_answer": a resident sees the results once they answered; "at_close": only then.
+    results = fields.CharField(max_length=16, default="after_answer")
+    # Whether the voters get the final results when it closes (staff always do).
+    tell_voters = fields.BooleanField(default=False)
+    state = fields.CharField(max_length=16, default="scheduled", db_index=True)
+    audience_size = fields.IntField(default=0)  # the accounts invited when it opened
+    created_at = fields.DatetimeField(auto_now_add=True)
+    opened_at = fields.DatetimeField(null=True)
+    closed_at = fields.DatetimeField(null=True)
+    closed_by = fields.CharField(max_length=96, default="")  # "" when it closed on time
+    cancelled_by = fields.CharField(max_length=96, default="")
+
+    options: fields.ReverseRelation[PollOption]
+
+    class Meta:
+        table = "poll"
+        indexes = (("state", "opens_at"), ("state", "closes_at"))
+
+
+class PollOption(Model):
+    """One answer of a poll, at its place in the poll's order (0, 1, …), its bit in a
+    ballot's ``choices`` is ``1 << position``."""
+
+    id = fields.IntField(primary_key=True)
+    poll: fields.ForeignKeyRelation[Poll] = fields.ForeignKeyField(
+        "models.Poll", related_name="options", on_delete=fields.CASCADE
+    )
+    position = fields.SmallIntField()
+    labels: dict[str, str] = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "poll_option"
+        unique_together = (("poll", "position"),)
+
+
+class PollReminder(Model):
+    """A reminder of a poll, due at a moment: ``sent_at`` is set by the worker that claims
+    it, so it fires once."""
+
+    id = fields.IntField(primary_key=True)
+    poll: fields.ForeignKeyRelation[Poll] = fields.ForeignKeyField(
+        "models.Poll", related_name="reminders", on_delete=fields.CASCADE
+    )
+    before_seconds = fields.IntField()  # how long before the closing
+    due_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+    recipients = fields.IntField(default=0)
+
+    class Meta:
+        table = "poll_reminder"
+        indexes = (("sent_at", "due_at"),)
+
+
+class Ballot(Model):
+    """One resident's answer to one poll: the chosen options as bits (option at position
+    p is ``1 << p``), with the neighbourhood and channel as they were when it was cast,
+    so a tally is one scan and a resident who moves later does not change a result.
+
+    ``choices`` is 0 until a choice counts: on a multiple-choice poll taps toggle
+    ``draft``, and "Done" copies it to ``choices``. The resident link is cut when they
+    are forgotten; the ballot stays counted.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    poll: fields.ForeignKeyRelation[Poll] = fields.ForeignKeyField(
+        "models.Poll", related_name="ballots", on_delete=fields.CASCADE
+    )
+    resident: fields.ForeignKeyNullableRelation[Resident] = fields.ForeignKeyField(
+        "models.Resident", related_name="ballots", null=True, on_delete=fields.SET_NULL
+    )
+    choices = fields.IntField(default=0)
+    draft = fields.IntField(default=0)
+    neighbourhood = fields.CharField(max_length=24, default="")
+    channel = fields.CharField(max_length=16, default="")
+    cast_at = fields.DatetimeField(null=True)  # when it first counted
+    changed_at = fields.DatetimeField(null=True)  # when its choices last changed
+
+    class Meta:
+        table = "ballot"
+        unique_together = (("poll", "resident"),)
+        indexes = (("poll_id", "neighbourhood", "channel", "choices"),)
