@@ -6,12 +6,24 @@ from __future__ import annotations
 from dialogs import menu, poll_list, poll_vote
 from dialogs.context import Ctx
 from dialogs.poll_words import POLL
+from handlers import staff
+from handlers.middlewares import has_role
 from handlers.router import Router
 
 router = Router()
 
 
 @router.command("polls")
+async def polls_command(ctx: Ctx) -> None:
+    """``/polls``: the staff's own list for an account whose role runs polls (the staff
+    router's ``polls``, found after this one), else the resident's list."""
+    staff_route = staff.router.find_command("polls")
+    if staff_route is not None and staff_route.roles and await has_role(ctx, staff_route.roles):
+        await staff_route.handler(ctx)
+        return
+    await polls(ctx)
+
+
 @router.button(menu.POLLS)
 async def polls(ctx: Ctx) -> None:
     ctx.clear_state()

@@ -20,6 +20,7 @@ from PIL import Image
 from bot.core.config import Config, LimitsConfig
 from bot.core.i18n import translator
 from bot.core.messages import CHOSEN, STRICTEST, Incoming, Kind, RenderRequest
+from dialogs.context import Ctx
 from dialogs.poll_words import poll_reply, results_lines
 from dialogs.pushes import Pushes
 from handlers.dispatcher import Dispatcher
@@ -427,3 +428,28 @@ async def test_a_thousand_concurrent_taps_by_one_resident_record_one_ballot(
     said = tr("en", "Your answer: {answer}", answer="")
     assert all(len(texts) == 1 and said in texts[0] for texts in answers)
     assert (await polls.tally(poll)).ballots == 1
+
+
+async def test_a_staff_polls_command_goes_to_the_staffs_list_and_a_residents_to_theirs(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resident's /polls is found first; for an account whose role runs polls it hands
+    over to the staff router's own /polls (issue 14's staff list)."""
+    from handlers import staff as staff_handlers
+    from handlers.router import Route
+    from storage import staff
+
+    async def staff_list(ctx: Ctx) -> None:
+        ctx.answer("the staff's list of polls")
+
+    route = Route(staff_list, frozenset(polls.COMPOSERS), anytime=True)
+    monkeypatch.setitem(staff_handlers.router.commands, "polls", route)
+    await staff.grant("webchat", "writer", "communications", actor="test")
+    writer = Chat(Dispatcher(config), user_id="writer", locale="en")
+    await writer.onboard()
+    await writer.command("polls")
+    assert writer.texts() == ["the staff's list of polls"]
+    resident = Chat(Dispatcher(config), user_id="resident-9", locale="en")
+    await resident.onboard()
+    await resident.command("polls")
+    assert resident.texts() == [tr("en", "There are no open polls for you right now.")]
