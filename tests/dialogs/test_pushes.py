@@ -104,5 +104,5 @@ async def test_a_note_is_in_the_language_of_the_resident_or_the_one_it_was_queue
 
 
 async def test_a_template_this_version_does_not_know_is_an_error(database: str) -> None:
-    with pytest.raises(LookupError, match="poll_reminder"):
-        await PUSHES(RenderRequest("poll_reminder", {}, "lv", "telegram"))
+    with pytest.raises(LookupError, match="budget_reminder"):
+        await PUSHES(RenderRequest("budget_reminder", {}, "lv", "telegram"))
