@@ -324,6 +324,13 @@ async def test_a_poll_from_a_file_end_to_end(database_url: str, tmp_path: Path) 
         "telegram": {"ballots": 6, "counts": [4, 2, 0]},
         "messenger": {"ballots": 1, "counts": [0, 0, 1]},
     }
+    code, out, _ = await iesaiste("poll", "results", str(poll_id), env=env)
+    assert code == 0 and out.splitlines()[1:5] == [
+        "Parkā\t4\t57.1 %",
+        "Pie skolas\t2\t28.6 %",
+        "Upes krastā\t1\t14.3 %",
+        "7 answered of an audience of 7, turnout 100.0 %",
+    ]
     code, out, _ = await iesaiste("poll", "results", str(poll_id), "--format", "csv", env=env)
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and len(rows) == 3 * (1 + 2 + 2)
