@@ -383,9 +383,8 @@ async def _results(config: Config, args: argparse.Namespace, poll_id: int) -> in
     options = await polls.options_of(poll.id)
     tally = await polls.tally(poll)
     if args.format == "png":
-        from dialogs.poll_words import chart_png
-
         from bot.core.i18n import translator
+        from dialogs.poll_words import chart_png
 
         tr = translator(config.municipality.default_language)
         image = await asyncio.to_thread(chart_png, tr, poll, options, tally)
