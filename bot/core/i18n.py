@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 from babel.support import Translations
 
 LOCALES_DIR = Path(__file__).parent.parent / "locales"
@@ -49,6 +49,10 @@ class Translator:
     def number(self, n: int) -> str:
         """12 345 in Latvian and Russian, 12,345 in English."""
         return format_decimal(n, locale=self.language)
+
+    def percent(self, share: float) -> str:
+        """A share as a whole percentage, written as the language does (CLDR): "42%", "42 %"."""
+        return format_percent(share, locale=self.language)
 
     def day(self, value: date) -> str:
         """A date as people there write it in full: "2027. gada 1. maijs", "May 1, 2027"."""
