@@ -96,14 +96,13 @@ def draft_of(data: dict[str, Any], now: datetime) -> polls.PollDraft:
 
 def span(ctx: Ctx, seconds: int) -> str:
     """A reminder's distance from the closing, in the largest whole unit."""
-    for unit, singular, plural in (
-        (86_400, N_("{n} day"), N_("{n} days")),
-        (3600, N_("{n} h"), N_("{n} h")),
-        (60, N_("{n} min"), N_("{n} min")),
-    ):
-        if seconds % unit == 0:
-            return ctx.ngettext(singular, plural, seconds // unit, n=seconds // unit)
-    return ctx.ngettext("{n} s", "{n} s", seconds, n=seconds)
+    if seconds % 86_400 == 0:
+        return ctx.ngettext("{n} day", "{n} days", seconds // 86_400)
+    if seconds % 3600 == 0:
+        return ctx.ngettext("{n} h", "{n} h", seconds // 3600)
+    if seconds % 60 == 0:
+        return ctx.ngettext("{n} min", "{n} min", seconds // 60)
+    return ctx.ngettext("{n} s", "{n} s", seconds)
 
 
 def _moment(ctx: Ctx, at: datetime) -> str:
@@ -121,7 +120,7 @@ def closes_label(ctx: Ctx, data: dict[str, Any]) -> str:
         return _moment(ctx, datetime.fromisoformat(data["closes"]))
     days = int(data.get("days") or DEFAULT_DAYS)
     return ctx.ngettext(
-        "{n} day after it opens", "{n} days after it opens", days, n=ctx.tr.number(days)
+        "{count} day after it opens", "{count} days after it opens", days, count=ctx.tr.number(days)
     )
 
 
@@ -277,8 +276,7 @@ async def on_question(ctx: Ctx, value: str) -> None:
             ctx,
             question,
             ctx._(
-                "That is {length} characters; a question has at most {n}. Please "
-                "shorten it.",
+                "That is {length} characters; a question has at most {n}. Please shorten it.",
                 length=len(text),
                 n=QUESTION_LENGTH,
             ),
@@ -301,7 +299,9 @@ async def on_question_button(ctx: Ctx, value: str) -> None:
     await enter(ctx, card)
 
 
-question = dialog.step("question", render_question, on_button=on_question_button, on_text=on_question)
+question = dialog.step(
+    "question", render_question, on_button=on_question_button, on_text=on_question
+)
 
 
 # --- the options ------------------------------------------------------------------------
@@ -429,9 +429,7 @@ async def _after_option_language(ctx: Ctx, editing: dict[str, Any]) -> None:
     await enter(ctx, option)
 
 
-option = dialog.step(
-    "option", render_option, on_button=on_option_button, on_text=on_option_text
-)
+option = dialog.step("option", render_option, on_button=on_option_button, on_text=on_option_text)
 
 
 # --- the audience -----------------------------------------------------------------------
@@ -632,11 +630,7 @@ async def render_reminders(ctx: Ctx) -> Reply:
             2 * 3600: ctx._("2 h before"),
         }
         buttons.append(
-            [
-                reminders.button(labels[s], f"add{s}")
-                for s in REMINDER_BUTTONS
-                if s not in chosen
-            ]
+            [reminders.button(labels[s], f"add{s}") for s in REMINDER_BUTTONS if s not in chosen]
         )
     removals = [
         # TRANSLATORS: a button label, at most 20 characters: removes the reminder so long
@@ -684,8 +678,11 @@ async def on_reminders(ctx: Ctx, value: str) -> None:
 
 async def on_reminder_text(ctx: Ctx, value: str) -> None:
     try:
-        seconds = int(parse_duration("reminder", value.strip(), timedelta(minutes=1), FAR_AHEAD)
-                      .total_seconds())
+        seconds = int(
+            parse_duration(
+                "reminder", value.strip(), timedelta(minutes=1), FAR_AHEAD
+            ).total_seconds()
+        )
     except ConfigError:
         await ask_again(
             ctx, reminders, N_("I could not read that. Please write it like 12h, 90m or 3d.")
@@ -753,7 +750,9 @@ async def render_settings(ctx: Ctx) -> Reply:
 
     def mark(value: str) -> Button:
         key, wanted = SETTINGS[value]
-        chosen = bool(data.get(key)) == wanted if isinstance(wanted, bool) else data.get(key) == wanted
+        chosen = (
+            bool(data.get(key)) == wanted if isinstance(wanted, bool) else data.get(key) == wanted
+        )
         return settings.button((CHOSEN if chosen else "") + labels[value], value)
 
     buttons = [
@@ -811,9 +810,7 @@ async def _refused(ctx: Ctx, now: datetime) -> bool:
         await _go_back(ctx, question, ctx._("The question in Latvian is still missing."))
         return True
     if len(draft.options) < MIN_OPTIONS:
-        await _go_back(
-            ctx, options, ctx._("A poll needs at least {n} options.", n=MIN_OPTIONS)
-        )
+        await _go_back(ctx, options, ctx._("A poll needs at least {n} options.", n=MIN_OPTIONS))
         return True
     if draft.opens_at < now - timedelta(minutes=1):
         await _go_back(ctx, opens, ctx._(TIME_PASSED))
@@ -838,7 +835,8 @@ async def _go_back(ctx: Ctx, step: Step, notice: str) -> None:
 
 
 async def show_preview(ctx: Ctx) -> None:
-    """The poll as a Latvian-speaking resident will see it, then the summary to confirm."""
+    """The poll as a resident with the staff member's language sees it (the Latvian text
+    where that language has none), then the summary to confirm."""
     now = _now()
     if await _refused(ctx, now):
         return
@@ -891,9 +889,7 @@ async def on_preview(ctx: Ctx, value: str) -> None:
     elif value == "create":
         await create(ctx)
     elif value == "sample":
-        await ask_again(
-            ctx, preview, N_("That is the preview: taps count once the poll is open.")
-        )
+        await ask_again(ctx, preview, N_("That is the preview: taps count once the poll is open."))
     else:
         await ask_again(ctx, preview)
 
