@@ -15,11 +15,12 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import unquote
 
-from bot import proposals_cli
+from bot import polls_cli, proposals_cli
+from bot.cli_values import coming_time, parse_audience
 from bot.core import logs
 from bot.core.config import (
     ROLES,
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         "--urgent", action="store_true", help="send during quiet hours too (21:00–09:00)"
     )
     proposals_cli.add_parser(commands)
+    polls_cli.add_parser(commands)
     return parser
 
 
@@ -126,9 +128,12 @@ async def _command(config: Config, args: argparse.Namespace) -> int:
         request = announcement_request(config, args)  # the command line first, then the database
     if command == "proposals":
         proposals_cli.check(config, args)
+    if command == "poll":
+        poll_request = polls_cli.prepare(config, args)
     # Before Tortoise sees the database: a failed connection there can hang. `staff`,
-    # `announce` and `proposals` migrate SQLite themselves; PostgreSQL must have been migrated.
-    needs_schema = command in ("staff", "announce", "proposals") and not db.is_sqlite(
+    # `announce`, `proposals` and `poll` migrate SQLite themselves; PostgreSQL must have been
+    # migrated.
+    needs_schema = command in ("staff", "announce", "proposals", "poll") and not db.is_sqlite(
         config.database_url
     )
     await db.check(config.database_url, migrated=needs_schema)
@@ -144,6 +149,8 @@ async def _command(config: Config, args: argparse.Namespace) -> int:
         return await _with_database(config, lambda: _announce(request))
     if command == "proposals":
         return await _with_database(config, lambda: proposals_cli.run(config, args))
+    if command == "poll":
+        return await _with_database(config, lambda: polls_cli.run(config, args, poll_request))
     return await _with_database(config, lambda: _staff(args))
 
 
@@ -244,41 +251,12 @@ def announcement_request(config: Config, args: argparse.Namespace) -> Announceme
             raise ConfigError(flag, args.text, "the announcement's text in Latvian")
         if len(text) > ANNOUNCEMENT_LENGTH:
             raise ConfigError(flag, text[:20] + "…", f"at most {ANNOUNCEMENT_LENGTH} characters")
-    kind, _, listed = args.audience.partition(":")
-    keys = sorted({key.strip() for key in listed.split(",") if key.strip()})
-    known = {
-        "neighbourhood": {n.id for n in config.municipality.neighbourhoods},
-        "topic": {t.id for t in config.municipality.topics},
-    }
-    if kind == "all" and not listed:
-        audience: dict[str, Any] = {"kind": "all"}
-    elif kind in known and keys and set(keys) <= known[kind]:
-        audience = {"kind": kind, "keys": keys}
-    else:
-        choices = "; ".join(
-            f"{k}: {', '.join(sorted(ids)) or '(none configured)'}" for k, ids in known.items()
-        )
-        raise ConfigError(
-            "--audience",
-            args.audience,
-            f"all, neighbourhood:ID[,ID…] or topic:ID[,ID…] ({choices})",
-        )
+    audience = parse_audience(config, "--audience", args.audience)
     send_at = datetime.now(UTC)
     if args.at:
         from dialogs.announce import FAR_AHEAD  # the limit staff have in the chat
 
-        try:
-            moment = datetime.fromisoformat(args.at)
-        except ValueError:
-            raise ConfigError("--at", args.at, "a local time such as 2026-12-01T10:00") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=config.municipality.zone)
-        # Compared before converting: 9999-12-31T23:59-05:00 has no UTC time.
-        if moment < send_at - timedelta(minutes=1):
-            raise ConfigError("--at", args.at, "a time that has not passed yet")
-        if moment - send_at > FAR_AHEAD:
-            raise ConfigError("--at", args.at, "a time at most a year ahead")
-        send_at = moment.astimezone(UTC)
+        send_at = coming_time("--at", args.at, config.municipality.zone, send_at, FAR_AHEAD)
     return AnnouncementRequest(
         {k: v for k, v in texts.items() if v}, audience, send_at, args.urgent
     )

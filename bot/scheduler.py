@@ -15,7 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.core.config import Config
 from bot.core.quiet_hours import next_allowed
-from storage import deliveries, events, feedback, photos, review, webchat_guard
+from storage import deliveries, events, feedback, photos, polls, review, webchat_guard
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,30 @@ async def release_due(config: Config) -> int:
         log.info("announcement %d released to %d recipients", announcement.id, count)
         released += 1
     return released
+
+
+POLLS_EVERY_SECONDS = 5
+
+
+async def run_polls(config: Config, now: datetime | None = None) -> tuple[int, int, int]:
+    """Every few seconds: open the polls whose time has come (their invitations wait for
+    the end of quiet hours in the outbox), send the reminders due (to those who have not
+    answered), close the polls due (the results go to staff and, if so set, the voters).
+    Each is claimed in the database, so it happens once on any number of workers and
+    after a restart. Returns how many polls opened, reminders were queued, polls closed."""
+    moment = now or datetime.now(UTC)
+    quiet = config.delivery
+    allowed = next_allowed(moment, config.municipality.zone, quiet.quiet_start, quiet.quiet_end)
+    opened = await polls.open_due(allowed, moment)
+    for poll in opened:
+        log.info("poll %d opened for %d residents", poll.id, poll.audience_size)
+    reminded = await polls.remind_due(allowed, moment)
+    if reminded:
+        log.info("%d poll reminders queued", reminded)
+    closed = await polls.close_due(moment)
+    for poll in closed:
+        log.info("poll %d closed", poll.id)
+    return len(opened), reminded, len(closed)
 
 
 async def tidy_webchat(config: Config) -> int:
@@ -103,6 +127,16 @@ def build_scheduler(config: Config) -> AsyncIOScheduler:
         seconds=RELEASE_EVERY_SECONDS,
         args=[config],
         id="release-due-announcements",
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        run_polls,
+        "interval",
+        seconds=POLLS_EVERY_SECONDS,
+        args=[config],
+        id="open-remind-close-polls",
         next_run_time=datetime.now(UTC),
         max_instances=1,
         coalesce=True,

@@ -61,6 +61,16 @@ async def render_overview(ctx: Ctx) -> Reply:
                 comments=held.comments,
             )
         )
+    if held.polls_answered:
+        lines.append(
+            ctx.ngettext(
+                "Polls answered: {n} (the answers stay counted, without your name, if you "
+                "delete your data)",
+                "Polls answered: {n} (the answers stay counted, without your name, if you "
+                "delete your data)",
+                held.polls_answered,
+            )
+        )
     # TRANSLATORS: a button label, at most 20 characters.
     delete = ctx._("Delete my data")
     # TRANSLATORS: a button label, at most 20 characters.

@@ -7,6 +7,8 @@ from dialogs import (
     my_proposals,
     mydata,
     onboarding,
+    poll_compose,
+    poll_staff,
     proposal_reply,
     proposal_submit,
     review,
@@ -24,5 +26,7 @@ REGISTRY = Registry(
         my_proposals.find_dialog,
         proposal_reply.dialog,
         review.dialog,
+        poll_compose.dialog,
+        poll_staff.dialog,
     )
 )

@@ -67,7 +67,9 @@ async def help_(ctx: Ctx) -> None:
             ctx._(
                 "For staff:\n"
                 "/announce – write an announcement\n"
-                "/announcements – scheduled and recent announcements; cancel or confirm"
+                "/announcements – scheduled and recent announcements; cancel or confirm\n"
+                "/newpoll – make a quick poll\n"
+                "/polls – polls with their results; close, move the closing or cancel"
             )
         )
     if await may_review(ctx):

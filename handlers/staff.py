@@ -4,13 +4,16 @@ command" answer (the attempt is logged by the dispatcher)."""
 
 from __future__ import annotations
 
+import importlib
+
 from bot.core.i18n import N_
 from bot.core.messages import CommandList
-from dialogs import announce, announcement_list
+from dialogs import announce, announcement_list, poll_compose, poll_staff
 from dialogs.announce import APPROVERS, COMPOSERS
 from dialogs.context import Ctx
 from dialogs.review import REVIEWERS
 from handlers import review
+from handlers.middlewares import has_role
 from handlers.router import Router
 
 router = Router()
@@ -21,6 +24,8 @@ router.include(review.router)  # /review, /summary and the review queue's button
 STAFF_COMMANDS = (
     ("announce", N_("Write an announcement"), COMPOSERS),
     ("announcements", N_("Scheduled and recent announcements"), COMPOSERS),
+    ("newpoll", N_("Make a quick poll"), COMPOSERS),
+    ("polls", N_("Polls: results, close, cancel"), COMPOSERS),
     ("review", N_("Proposals to review"), REVIEWERS),
     ("summary", N_("Proposals by department: figures"), REVIEWERS),
 )
@@ -65,3 +70,60 @@ async def approve(ctx: Ctx) -> None:
 @router.button(announcement_list.DECLINE, roles=set(APPROVERS), anytime=True)
 async def decline(ctx: Ctx) -> None:
     await announcement_list.decide(ctx, "decline")
+
+
+async def resident_polls(ctx: Ctx) -> None:
+    """The polls open for this account as a resident (``dialogs.poll_list``, the
+    residents' part, which may not be merged yet)."""
+    try:
+        poll_list = importlib.import_module("dialogs.poll_list")
+    except ImportError:
+        ctx.answer(ctx._("There are no polls for you to answer now."))
+        return
+    await poll_list.show(ctx)
+
+
+@router.command("newpoll", roles=set(COMPOSERS), anytime=True)
+async def new_poll(ctx: Ctx) -> None:
+    await poll_compose.start(ctx)
+
+
+@router.command("polls", anytime=True)
+async def list_polls(ctx: Ctx) -> None:
+    """Staff who run polls get their list (with a button to answer polls themselves);
+    anyone else the polls open for them."""
+    if await has_role(ctx, COMPOSERS):
+        ctx.clear_state()
+        await poll_staff.show(ctx)
+    else:
+        await resident_polls(ctx)
+
+
+@router.button(poll_staff.LIST, roles=set(COMPOSERS), anytime=True)
+async def refresh_polls(ctx: Ctx) -> None:
+    await poll_staff.show(ctx, replace=True, page=poll_staff.page_of(ctx))
+
+
+@router.button(poll_staff.ANSWER, roles=set(COMPOSERS), anytime=True)
+async def answer_polls(ctx: Ctx) -> None:
+    await resident_polls(ctx)
+
+
+@router.button(poll_staff.RESULTS, roles=set(COMPOSERS), anytime=True)
+async def poll_results(ctx: Ctx) -> None:
+    await poll_staff.results(ctx)
+
+
+@router.button(poll_staff.CLOSE, roles=set(COMPOSERS), anytime=True)
+async def close_poll(ctx: Ctx) -> None:
+    await poll_staff.ask_close(ctx)
+
+
+@router.button(poll_staff.CANCEL, roles=set(COMPOSERS), anytime=True)
+async def cancel_poll(ctx: Ctx) -> None:
+    await poll_staff.ask_cancel(ctx)
+
+
+@router.button(poll_staff.MOVE, roles=set(COMPOSERS), anytime=True)
+async def move_closing(ctx: Ctx) -> None:
+    await poll_staff.ask_move(ctx)

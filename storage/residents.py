@@ -11,6 +11,7 @@ from tortoise import connections
 from tortoise.backends.base.client import TransactionalDBClient
 
 from storage.models import (
+    Ballot,
     ChannelIdentity,
     Neighbourhood,
     Proposal,
@@ -135,6 +136,7 @@ class PersonalData:
     following: int = 0  # followed proposals of others
     supported: int = 0
     comments: int = 0
+    polls_answered: int = 0  # ballots that count: they stay counted, detached
 
 
 async def personal_data(resident: Resident) -> PersonalData:
@@ -158,6 +160,7 @@ async def personal_data(resident: Resident) -> PersonalData:
         ).count(),
         supported=await ProposalSupport.filter(resident_id=resident.id).count(),
         comments=await ProposalComment.filter(resident_id=resident.id).count(),
+        polls_answered=await Ballot.filter(resident_id=resident.id, choices__not=0).count(),
     )
 
 

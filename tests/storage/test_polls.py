@@ -229,3 +229,13 @@ async def test_the_resident_sees_open_polls_for_them_and_past_answers() -> None:
     await polls.close(theirs.id, "cli")
     seen = await polls.polls_for(voter, "telegram")
     assert seen.open == [] and [p.id for p, _ in seen.answered] == [theirs.id]
+
+
+async def test_a_forgotten_resident_s_answer_stays_counted_without_them() -> None:
+    poll = await open_poll()
+    voter = await resident("1")
+    await polls.tap(poll, voter, "telegram", 0)
+    assert (await residents.personal_data(voter)).polls_answered == 1
+    await residents.forget(voter)
+    assert (await Ballot.get(poll_id=poll.id)).resident_id is None  # type: ignore[attr-defined]
+    assert (await polls.tally(poll)).counts == [1, 0, 0]
