@@ -160,7 +160,7 @@ async def choose_language(ctx: Ctx) -> None:
 
 router.include(proposals.router)  # the resident's proposals (pr:v|f|s|u|w, /propose…)
 router.include(feedback.router)  # the feedback loop's push buttons: pr:r, pr:fx, pr:rt
-router.include(polls.router)  # /polls, the menu's Polls, and taps on polls (pl:…)
+router.include(polls.router)  # the menu's Polls and taps on polls (pl:…); /polls is staff's
 
 # Staff routes last: a resident's command never reaches them by accident, and
 # their role check answers a resident exactly as an unknown command would.

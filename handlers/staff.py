@@ -4,11 +4,9 @@ command" answer (the attempt is logged by the dispatcher)."""
 
 from __future__ import annotations
 
-import importlib
-
 from bot.core.i18n import N_
 from bot.core.messages import CommandList
-from dialogs import announce, announcement_list, poll_compose, poll_staff
+from dialogs import announce, announcement_list, poll_compose, poll_list, poll_staff
 from dialogs.announce import APPROVERS, COMPOSERS
 from dialogs.context import Ctx
 from dialogs.review import REVIEWERS
@@ -73,13 +71,8 @@ async def decline(ctx: Ctx) -> None:
 
 
 async def resident_polls(ctx: Ctx) -> None:
-    """The polls open for this account as a resident (``dialogs.poll_list``, the
-    residents' part, which may not be merged yet)."""
-    try:
-        poll_list = importlib.import_module("dialogs.poll_list")
-    except ImportError:
-        ctx.answer(ctx._("There are no polls for you to answer now."))
-        return
+    """The polls open for this account as a resident, and its past answers."""
+    ctx.clear_state()
     await poll_list.show(ctx)
 
 

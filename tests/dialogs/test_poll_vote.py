@@ -20,7 +20,6 @@ from PIL import Image
 from bot.core.config import Config, LimitsConfig
 from bot.core.i18n import translator
 from bot.core.messages import CHOSEN, STRICTEST, Incoming, Kind, RenderRequest
-from dialogs.context import Ctx
 from dialogs.poll_words import poll_reply, results_lines
 from dialogs.pushes import Pushes
 from handlers.dispatcher import Dispatcher
@@ -430,26 +429,22 @@ async def test_a_thousand_concurrent_taps_by_one_resident_record_one_ballot(
     assert (await polls.tally(poll)).ballots == 1
 
 
-async def test_a_staff_polls_command_goes_to_the_staffs_list_and_a_residents_to_theirs(
-    config: Config, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The resident's /polls is found first; for an account whose role runs polls it hands
-    over to the staff router's own /polls (issue 14's staff list)."""
-    from handlers import staff as staff_handlers
-    from handlers.router import Route
+async def test_a_staff_polls_command_offers_the_residents_list_too(config: Config) -> None:
+    """/polls of an account whose role runs polls is the staff's list, with a button to
+    answer polls as a resident; anyone else's /polls is the resident's list."""
+    from dialogs import poll_staff
     from storage import staff
 
-    async def staff_list(ctx: Ctx) -> None:
-        ctx.answer("the staff's list of polls")
-
-    route = Route(staff_list, frozenset(polls.COMPOSERS), anytime=True)
-    monkeypatch.setitem(staff_handlers.router.commands, "polls", route)
+    await open_poll()
     await staff.grant("webchat", "writer", "communications", actor="test")
     writer = Chat(Dispatcher(config), user_id="writer", locale="en")
     await writer.onboard()
     await writer.command("polls")
-    assert writer.texts() == ["the staff's list of polls"]
+    assert poll_staff.ANSWER in [b.payload for b in writer.last[-1].all_buttons()]
+    await writer.press_payload(poll_staff.ANSWER)
+    mine = writer.texts()
     resident = Chat(Dispatcher(config), user_id="resident-9", locale="en")
     await resident.onboard()
     await resident.command("polls")
-    assert resident.texts() == [tr("en", "There are no open polls for you right now.")]
+    assert resident.texts() == mine
+    assert mine[0].startswith(tr("en", "Open polls — press a number to answer:"))
