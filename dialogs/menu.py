@@ -14,6 +14,7 @@ MENU = "menu:main"
 PROPOSE = "menu:propose"
 MY_PROPOSALS = "menu:myproposals"
 NEARBY = "menu:proposals"
+POLLS = "menu:polls"
 
 
 def main_menu(ctx: Ctx) -> Reply:
@@ -36,10 +37,12 @@ def main_menu(ctx: Ctx) -> Reply:
     mine = ctx._("My proposals")
     # TRANSLATORS: a button label, at most 20 characters: recent proposals of a neighbourhood.
     nearby = ctx._("Proposals nearby")
+    # TRANSLATORS: a button label, at most 20 characters: the open polls and your answers.
+    polls = ctx._("Polls")
     return Reply(
         ctx._("Main menu — what would you like to do?"),
         [
-            [Button(propose, PROPOSE)],
+            [Button(propose, PROPOSE), Button(polls, POLLS)],
             [Button(mine, MY_PROPOSALS), Button(nearby, NEARBY)],
             [Button(settings, SETTINGS), Button(data, MY_DATA)],
             [announcements, Button(help_, HELP)],
@@ -59,6 +62,7 @@ def help_text(ctx: Ctx) -> str:
         "/propose – submit an idea or report a problem\n"
         "/myproposals – your proposals and those you follow\n"
         "/proposals – recent proposals of your neighbourhood\n"
+        "/polls – open polls and your answers\n"
         "/stop – no more announcements; /start brings them back\n"
         "/settings – language, neighbourhood and topics\n"
         "/language – change the language\n"

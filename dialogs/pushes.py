@@ -184,5 +184,6 @@ async def digest(pushes: Pushes, request: RenderRequest) -> Reply | None:
     return Reply(fit_digest(tr.gettext(WHILE_AWAY), folded, limit))
 
 
-# Proposals' pushes (the feedback loop, the staff's notes): registered on import.
-from dialogs import proposal_pushes, review_pushes  # noqa: E402,F401
+# Proposals' pushes (the feedback loop, the staff's notes) and polls' (the invitation, the
+# reminder, the results): registered on import.
+from dialogs import poll_pushes, proposal_pushes, review_pushes  # noqa: E402,F401

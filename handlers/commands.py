@@ -11,7 +11,7 @@ from dialogs.engine import show_current
 from dialogs.pickers import LANGUAGE_SWITCHED
 from dialogs.registry import REGISTRY
 from dialogs.review import may_review
-from handlers import feedback, proposals, staff
+from handlers import feedback, polls, proposals, staff
 from handlers.middlewares import has_role
 from handlers.router import Router
 from storage import residents
@@ -25,6 +25,7 @@ MENU_COMMANDS = (
     ("propose", N_("Submit an idea or report a problem")),
     ("myproposals", N_("Your proposals and those you follow")),
     ("proposals", N_("Recent proposals of a neighbourhood")),
+    ("polls", N_("Open polls and your answers")),
     ("settings", N_("Language, neighbourhood and topics")),
     ("language", N_("Change the language")),
     ("mydata", N_("See or delete your data")),
@@ -159,6 +160,7 @@ async def choose_language(ctx: Ctx) -> None:
 
 router.include(proposals.router)  # the resident's proposals (pr:v|f|s|u|w, /propose…)
 router.include(feedback.router)  # the feedback loop's push buttons: pr:r, pr:fx, pr:rt
+router.include(polls.router)  # /polls, the menu's Polls, and taps on polls (pl:…)
 
 # Staff routes last: a resident's command never reaches them by accident, and
 # their role check answers a resident exactly as an unknown command would.

@@ -59,6 +59,7 @@ HELP = (
     "/propose – submit an idea or report a problem\n"
     "/myproposals – your proposals and those you follow\n"
     "/proposals – recent proposals of your neighbourhood\n"
+    "/polls – open polls and your answers\n"
     "/stop – no more announcements; /start brings them back\n"
     "/settings – language, neighbourhood and topics\n"
     "/language – change the language\n"

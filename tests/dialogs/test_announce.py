@@ -70,7 +70,7 @@ from tests.phrases import (
 TEXT = "Rīt nebūs ūdens."
 EN = translator("en")
 MENU_LABELS = [
-    ["Idea or problem"],
+    ["Idea or problem", "Polls"],
     ["My proposals", "Proposals nearby"],
     ["Settings", "My data"],
     ["Stop announcements", "Help"],

@@ -118,7 +118,7 @@ async def test_a_resident_walks_through_onboarding_to_the_main_menu(
     await chat.press(said("I agree"))
     assert chat.texts() == [said(ALL_SET), said(MAIN_MENU)]
     assert chat.labels() == [
-        [said("Idea or problem")],
+        [said("Idea or problem"), said("Polls")],
         [said("My proposals"), said("Proposals nearby")],
         [said("Settings"), said("My data")],
         [said("Stop announcements"), said("Help")],

@@ -26,7 +26,7 @@ from tests.phrases import (
 )
 
 MENU_LABELS = [
-    ["Idea or problem"],
+    ["Idea or problem", "Polls"],
     ["My proposals", "Proposals nearby"],
     ["Settings", "My data"],
     ["Stop announcements", "Help"],

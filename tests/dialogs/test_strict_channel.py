@@ -201,6 +201,8 @@ class Walker:
                 kind, fields = Kind.BUTTON, {"payload": LIST}
             elif payload.startswith("pr:b:"):  # the neighbourhoods to browse proposals of
                 kind, fields = Kind.BUTTON, {"payload": "pr:n"}
+            elif payload.startswith("pl:"):  # a resident's list of polls
+                kind, fields = Kind.BUTTON, {"payload": "menu:polls"}
             else:
                 kind, fields = Kind.OPEN, {}
             incoming = Incoming(channel, self.chat.user_id, f"w{next(_events)}", kind, **fields)
@@ -764,3 +766,75 @@ def test_every_label_of_the_catalogs_fits_20_characters() -> None:
                 if len(said) > 20:
                     too_long.append(f"{language}: {message.id!r} -> {said!r}")
     assert too_long == []
+
+
+# --- polls (issue 14): a resident's poll messages and list -----------------------------------
+async def poll_walk(walker: Walker, config: Config) -> None:
+    """Invitations checked as the worker renders them (the strictest channel: labels longer
+    than a button are numbered), then tapped: a single choice changed, ten ticks and Done,
+    the list paged through and a poll opened from it, a tap on a closed poll."""
+    from storage import polls
+    from storage.polls import PollDraft
+
+    now = datetime.now(UTC)
+
+    async def poll(options: list[str], **more: Any) -> int:
+        made = await polls.create(
+            PollDraft(
+                {"lv": "Kur likt jaunos soliņus?", "ru": "Где поставить новые скамейки?"},
+                [{"lv": label} for label in options],
+                now - timedelta(minutes=1),
+                now + timedelta(days=1),
+                **more,
+            ),
+            author="cli",
+        )
+        await polls.open_due(now, now)
+        return made.id
+
+    single = await poll(["Parkā", "Pie skolas stadiona jaunajiem vārtiem", "Krastā"])
+    many = await poll([f"Iespēja numur {n}" for n in range(10)], multiple=True)
+    render = Pushes(config.municipality.zone, config=config)
+
+    async def pushed(template: str, poll_id: int) -> None:
+        request = RenderRequest(template, {"poll": poll_id}, walker.language, "")
+        await walker._then([await render(request)])
+
+    await pushed(polls.REMINDER, single)
+    await pushed(polls.INVITE, single)
+    await walker.press(f"pl:{single}:1")
+    await walker.press(f"pl:{single}:2")
+    await pushed(polls.REMINDER, many)
+    await pushed(polls.INVITE, many)
+    for position in range(10):
+        await walker.press(f"pl:{many}:{position}")
+    await walker.press(f"pl:{many}:done")
+    for _ in range(13):
+        await poll(["Jā", "Nē"])
+    await walker.command("menu")
+    await walker.press("menu:polls")
+    await walker.press(f"pl:{many}:open")
+    await walker.press(f"pl:{many}:3")
+    await polls.close(single, actor="cli")
+    await walker._then(await walker.chat.press_payload(f"pl:{single}:0"))
+    await walker.command("polls")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_residents_polls_fit_the_strictest_channel(config: Config, language: str) -> None:
+    config = replace(config, limits=UNTHROTTLED)
+    dispatcher = Dispatcher(config, capabilities={"webchat": STRICTEST})
+    walker = Walker(Chat(dispatcher, user_id="voter", locale=language), STRICTEST)
+    await walker.command("start")
+    await walker.choose("onb:language", language)
+    await walker.choose("onb:neighbourhood", "centrs")
+    await walker.choose("onb:topics", "_done")
+    await walker.choose("onb:privacy", "_yes")
+    await poll_walk(walker, config)
+    offered = walker.payloads
+    assert {"menu:polls", "menu:main"} <= offered
+    assert any(p.endswith(":done") for p in offered) and any(p.endswith(":open") for p in offered)
+    assert any(p.startswith("pl:list:") for p in offered), "the list of 15 polls is paged"
+    from storage.models import Ballot
+
+    assert await Ballot.filter(choices__gt=0).count() == 2

@@ -12,13 +12,13 @@ from tests.chat import Chat
 from tests.phrases import ALREADY_MUTED, MAIN_MENU, MUTED, UNMUTED, tr
 
 MUTED_MENU = [
-    ["Idea or problem"],
+    ["Idea or problem", "Polls"],
     ["My proposals", "Proposals nearby"],
     ["Settings", "My data"],
     ["Resume announcements", "Help"],
 ]
 MENU = [
-    ["Idea or problem"],
+    ["Idea or problem", "Polls"],
     ["My proposals", "Proposals nearby"],
     ["Settings", "My data"],
     ["Stop announcements", "Help"],

@@ -159,6 +159,7 @@ class Chat:
         assert menu.text == joined(ALL_SET, MAIN_MENU)
         assert menu.callback_data() == [
             "menu:propose",
+            "menu:polls",
             "menu:myproposals",
             "menu:proposals",
             "menu:settings",

@@ -91,7 +91,7 @@ TOPICS_EN = [
     "Done",
 ]
 MENU_BUTTONS = [
-    ["Idea or problem"],
+    ["Idea or problem", "Polls"],
     ["My proposals", "Proposals nearby"],
     ["Settings", "My data"],
     ["Stop announcements", "Help"],
@@ -101,6 +101,7 @@ MENU_DESCRIPTIONS = [
     "Submit an idea or report a problem",
     "Your proposals and those you follow",
     "Recent proposals of a neighbourhood",
+    "Open polls and your answers",
     "Language, neighbourhood and topics",
     "Change the language",
     "See or delete your data",

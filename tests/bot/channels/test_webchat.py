@@ -50,6 +50,7 @@ ALL_SET = "Thank you, you are all set! You can change these choices any time in 
 MAIN_MENU = "Main menu — what would you like to do?"
 MENU_BUTTONS = [
     "Idea or problem",
+    "Polls",
     "My proposals",
     "Proposals nearby",
     "Settings",
