@@ -26,6 +26,7 @@ from storage import deliveries, staff
 from storage.deliveries import Push
 from storage.models import (
     Ballot,
+    Delivery,
     Poll,
     PollOption,
     PollReminder,
@@ -463,7 +464,17 @@ async def _upsert(
         if done and (await Poll.filter(id=poll.id, state="open").exists()):
             raise PollError("empty", poll)
         raise PollError("closed", poll)
-    return BallotState(int(rows[0]["choices"]), int(rows[0]["draft"]))
+    state = BallotState(int(rows[0]["choices"]), int(rows[0]["draft"]))
+    if state.answered:
+        # A reminder still waiting (quiet hours held it) must not reach someone who has
+        # answered: by the resident's own index, cheap on every tap.
+        await Delivery.filter(
+            resident_id=resident.id,
+            source_kind=REMINDER,
+            source_id=poll.id,
+            state__in=("queued", "waiting"),
+        ).update(state="cancelled", error="answered before the reminder went")
+    return state
 
 
 async def tap(poll: Poll, resident: Resident, channel: str, position: int) -> BallotState:

@@ -87,3 +87,17 @@ async def test_quiet_hours_hold_a_reminder_due_at_night_until_the_morning(
     assert config.delivery.quiet_start == time(21, 0)
     invite = await Delivery.get(source_kind=polls.INVITE, resident_id=resident.id)
     assert invite.not_before == opens  # 10:00 is outside quiet hours
+
+
+async def test_a_reminder_held_by_quiet_hours_is_dropped_once_the_resident_answers(
+    config: Config,
+) -> None:
+    resident = await onboarded("1")
+    opens, closes = at("2027-06-01T10:00"), at("2027-06-03T10:00")
+    poll = await polls.create(draft(opens, closes, remind_before=(35 * 3600,)), author="cli")
+    await run_polls(config, now=opens)
+    await run_polls(config, now=at("2027-06-01T23:00"))
+    fresh = await Poll.get(id=poll.id)
+    await polls.tap(fresh, resident, "telegram", 0)
+    row = await Delivery.get(source_kind=polls.REMINDER, resident_id=resident.id)
+    assert row.state == "cancelled"
