@@ -1020,6 +1020,7 @@ async def test_the_command_menu_is_published_in_every_language(
             "propose",
             "myproposals",
             "proposals",
+            "polls",
             "settings",
             "language",
             "mydata",
