@@ -70,7 +70,9 @@ HELP = (
 STAFF_HELP = (
     "For staff:\n"
     "/announce – write an announcement\n"
-    "/announcements – scheduled and recent announcements; cancel or confirm"
+    "/announcements – scheduled and recent announcements; cancel or confirm\n"
+    "/newpoll – make a quick poll\n"
+    "/polls – polls with their results; close, move the closing or cancel"
 )
 CHOOSE_LANGUAGE = "Choose your language:"
 LANGUAGE_SWITCHED = "Done: I will write to you in English."
