@@ -45,6 +45,7 @@ from storage.models import (
     Announcement,
     ChannelIdentity,
     Delivery,
+    Poll,
     Proposal,
     ProposalPhoto,
     Resident,
@@ -407,6 +408,58 @@ async def composer_walk(walker: Walker, m: Municipality) -> None:
     await walker.command("announcements")
 
 
+async def poll_composer_walk(walker: Walker, m: Municipality) -> None:
+    """A staff member through every step of the poll composer and the staff's poll list."""
+    hoods = [n.id for n in m.neighbourhoods]
+    await walker.command("newpoll")
+    await walker.text("Kur likt jaunos soliņus?")
+    await walker.choose("pc:card", "q-en")
+    await walker.text("Where should the new benches go?")
+    await walker.choose("pc:card", "q-en")
+    await walker.choose("pc:question", "remove")
+    await walker.choose("pc:card", "options")
+    for label in ("Parkā", "Pie skolas", "Upes krastā, kur bērni spēlējas"):
+        await walker.choose("pc:options", "add")
+        await walker.text(label)
+        await walker.text(label + " (en)")
+        await walker.choose("pc:option", "_skip")
+    await walker.choose("pc:options", "rm1")
+    await walker.choose("pc:options", "_back")
+    await walker.choose("pc:card", "audience")
+    await walker.choose("pc:audience", "neighbourhood")
+    for key in dict.fromkeys([hoods[-1], hoods[0]]):
+        await walker.choose("pc:pick", key)
+    await walker.choose("pc:pick", "_done")
+    await walker.choose("pc:card", "opens")
+    await walker.text("10:00")
+    await walker.choose("pc:card", "closes")
+    await walker.choose("pc:closes", "d3")
+    await walker.choose("pc:card", "reminders")
+    await walker.choose("pc:reminders", f"add{24 * 3600}")
+    await walker.text("12h")
+    await walker.choose("pc:reminders", "_back")
+    await walker.choose("pc:card", "settings")
+    await walker.choose("pc:settings", "many")
+    await walker.choose("pc:settings", "_done")
+    await walker.choose("pc:card", "preview")
+    await walker.choose("pc:preview", "edit")
+    await walker.choose("pc:card", "preview")
+    await walker.choose("pc:preview", "create")
+    poll = await Poll.filter(author=f"webchat:{walker.chat.user_id}").order_by("-id").first()
+    assert poll is not None and poll.state == "scheduled"
+    await walker.command("polls")
+    await walker.press(f"pst:res:{poll.id}")
+    await walker.command("polls")
+    await walker.press(f"pst:move:{poll.id}")
+    await walker.text("20.12.2099 18:00")
+    await walker.command("polls")
+    await walker.press(f"pst:cancel:{poll.id}")
+    await walker.press(f"pst:cancel:{poll.id}:yes")
+    await walker.command("newpoll")
+    await walker.text("Melnraksts?")
+    await walker.choose("pc:card", "discard")
+
+
 async def reviewer_walk(walker: Walker) -> None:
     """A moderator through every step of the review queue (three proposals to act on)."""
     # The residents' walks before left proposals of their own: reviewed, out of the queue.
@@ -497,6 +550,7 @@ async def test_every_step_of_every_dialog_fits_the_strictest_channel_and_drops_n
     await resident_walk(resident, m)
     await feedback_walk(resident, config)
     await composer_walk(writer, m)
+    await poll_composer_walk(writer, m)
     await admin_walk(admin)
     await reviewer_walk(moderator)
 
@@ -510,6 +564,7 @@ async def test_every_step_of_every_dialog_fits_the_strictest_channel_and_drops_n
     # The demo fits every message on one page; the big one pages the neighbourhoods and the
     # topics wherever they are offered.
     many = {"onb:neighbourhood", "onb:topics", "set:neighbourhood", "set:topics", "ann:pick"}
+    many |= {"pc:pick"}  # the poll composer's audience
     # …and where proposals are: the draft's neighbourhood, and the neighbourhoods to browse
     # (named by the first one's button, "pr:b:{id}").
     many |= {"prop:hood", f"pr:b:{m.neighbourhoods[0].id}"}
@@ -743,6 +798,7 @@ async def test_the_longest_payload_of_every_step_fits_64_bytes(
     await staff.grant("webchat", "writer", "communications", actor="test")
     await resident_walk(walker, m)
     await composer_walk(walker, m)
+    await poll_composer_walk(walker, m)
     longest_payload = max(walker.payloads, key=lambda p: len(p.encode()))
     assert len(longest_payload.encode()) <= 64, longest_payload
     assert any(longest in p for p in walker.payloads)
