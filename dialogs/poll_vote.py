@@ -56,7 +56,7 @@ async def message(
 ) -> Reply:
     """The poll message for this resident, on this channel; with the results when they
     may see them (``results``)."""
-    tally = await polls.tally(poll) if results else None
+    tally = await polls.results_now(poll) if results else None
     return poll_reply(
         ctx.tr,
         poll,

@@ -571,7 +571,12 @@ class Poll(Model):
     # Whether the voters get the final results when it closes (staff always do).
     tell_voters = fields.BooleanField(default=False)
     state = fields.CharField(max_length=16, default="scheduled", db_index=True)
-    audience_size = fields.IntField(default=0)  # the accounts invited when it opened
+    audience_size = fields.IntField(default=0)  # the residents invited when it opened
+    reminders_sent = fields.IntField(default=0)  # reminders queued: a tap then cancels its own
+    # The counts residents see while it is open, kept a few seconds: a big poll is not
+    # counted again on every tap ({"ballots": n, "counts": [...]}, or {} before the first).
+    snapshot: dict[str, Any] = fields.JSONField(default=dict)
+    snapshot_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     opened_at = fields.DatetimeField(null=True)
     closed_at = fields.DatetimeField(null=True)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from tortoise import connections
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from storage import deliveries, staff
@@ -280,6 +281,7 @@ async def remind_due(not_before: datetime, now: datetime | None = None) -> int:
                 push, poll.audience, not_before, channels=poll.channels, unanswered=poll.id
             )
             await PollReminder.filter(id=reminder.id).update(recipients=count)
+            await Poll.filter(id=poll.id).update(reminders_sent=F("reminders_sent") + 1)
             queued += count
     return queued
 
@@ -432,6 +434,12 @@ async def _upsert(
         f'EXISTS (SELECT 1 FROM "poll" p WHERE p."id" = {poll_mark} '
         f'AND p."state" = \'open\' AND p."closes_at" > {at})'
     )
+    has_option = ""
+    if position is not None:
+        has_option = (
+            f' AND EXISTS (SELECT 1 FROM "poll_option" o WHERE o."poll_id" = {poll_mark} '
+            f'AND o."position" = {param(position, "int")})'
+        )
     if done:
         sql = (
             f'UPDATE "ballot" SET "choices" = "draft", "cast_at" = COALESCE("cast_at", {at}), '
@@ -455,17 +463,22 @@ async def _upsert(
         sql = (
             'INSERT INTO "ballot" ("poll_id", "resident_id", "choices", "draft", "cast_at", '
             f'"changed_at", "neighbourhood", "channel") SELECT {poll_mark}, {resident_mark}, '
-            f"{insert}, {neighbourhood}, {channel_mark} WHERE {open_now} "
+            f"{insert}, {neighbourhood}, {channel_mark} WHERE {open_now}{has_option} "
             f'ON CONFLICT ("poll_id", "resident_id") DO UPDATE SET {change} '
             'RETURNING "choices", "draft"'
         )
     rows = await client.execute_query_dict(sql, param.values)
-    if not rows:
+    if not rows:  # only now is it worth asking why
+        if (
+            position is not None
+            and not await PollOption.filter(poll_id=poll.id, position=position).exists()
+        ):
+            raise PollError("option", poll)
         if done and (await Poll.filter(id=poll.id, state="open").exists()):
             raise PollError("empty", poll)
         raise PollError("closed", poll)
     state = BallotState(int(rows[0]["choices"]), int(rows[0]["draft"]))
-    if state.answered:
+    if state.answered and poll.reminders_sent:
         # A reminder still waiting (quiet hours held it) must not reach someone who has
         # answered: by the resident's own index, cheap on every tap.
         await Delivery.filter(
@@ -481,7 +494,7 @@ async def tap(poll: Poll, resident: Resident, channel: str, position: int) -> Ba
     """A resident tapped an option: the answer (single choice) or a tick toggled (multiple
     choice). PollError "option" for a position the poll has not, "closed" when it closed
     meanwhile."""
-    if not 0 <= position < await PollOption.filter(poll_id=poll.id).count():
+    if not 0 <= position < MAX_OPTIONS:
         raise PollError("option", poll)
     return await _upsert(poll, resident, channel, position, done=False)
 
@@ -536,6 +549,35 @@ class Tally:
     @property
     def turnout(self) -> float | None:
         return self.ballots / self.audience if self.audience else None
+
+
+SNAPSHOT_SECONDS = 5
+# Below this many ballots a poll is counted afresh for every resident who sees its results:
+# the count is cheap, and exact. Above it, the counts residents see are at most
+# SNAPSHOT_SECONDS old, so a city-wide poll is counted once in that time, not on every tap.
+SNAPSHOT_FROM = 1000
+
+
+async def results_now(poll: Poll, now: datetime | None = None) -> Tally:
+    """The results a resident sees of an open poll (the counts, without breakdowns), at most
+    ``SNAPSHOT_SECONDS`` old for a big one; a closed poll's, exact. One worker recounts a
+    stale snapshot (compare-and-set on ``snapshot_at``); the others show the one there."""
+    moment = now or _now()
+    snapshot, taken = poll.snapshot or {}, poll.snapshot_at
+    fresh = taken is not None and moment - taken < timedelta(seconds=SNAPSHOT_SECONDS)
+    if poll.state == "open" and fresh and int(snapshot.get("ballots", 0)) >= SNAPSHOT_FROM:
+        return Tally(int(snapshot["ballots"]), poll.audience_size, list(snapshot["counts"]), {}, {})
+    result = await tally(poll)
+    if poll.state == "open" and result.ballots >= SNAPSHOT_FROM:
+        stale = Poll.filter(id=poll.id)
+        if taken is not None:
+            stale = stale.filter(snapshot_at=taken)
+        else:
+            stale = stale.filter(snapshot_at__isnull=True)
+        await stale.update(
+            snapshot={"ballots": result.ballots, "counts": result.counts}, snapshot_at=moment
+        )
+    return result
 
 
 # One scan of the poll's ballots (the CTE), counted per neighbourhood, channel and set of

@@ -239,3 +239,31 @@ async def test_a_forgotten_resident_s_answer_stays_counted_without_them() -> Non
     await residents.forget(voter)
     assert (await Ballot.get(poll_id=poll.id)).resident_id is None  # type: ignore[attr-defined]
     assert (await polls.tally(poll)).counts == [1, 0, 0]
+
+
+async def test_residents_see_a_big_poll_s_counts_at_most_a_few_seconds_old(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(polls, "SNAPSHOT_FROM", 2)  # "big" from two ballots on
+    poll = await open_poll()
+    for n in range(2):
+        await polls.tap(poll, await resident(f"s{n}"), "telegram", 0)
+    now = datetime.now(UTC)
+    assert (await polls.results_now(await Poll.get(id=poll.id), now)).counts == [2, 0, 0]
+    await polls.tap(poll, await resident("late"), "telegram", 1)
+    soon = await polls.results_now(await Poll.get(id=poll.id), now + timedelta(seconds=1))
+    assert soon.counts == [2, 0, 0]  # the snapshot of a second ago
+    later = await polls.results_now(await Poll.get(id=poll.id), now + timedelta(seconds=6))
+    assert later.counts == [2, 1, 0]
+    await polls.close(poll.id, "cli")
+    closed = await polls.results_now(await Poll.get(id=poll.id), now + timedelta(seconds=7))
+    assert closed.counts == [2, 1, 0] and closed.by_channel  # exact, with the breakdowns
+
+
+async def test_a_small_poll_is_counted_afresh_for_every_resident() -> None:
+    poll = await open_poll()
+    await polls.tap(poll, await resident("1"), "telegram", 0)
+    now = datetime.now(UTC)
+    assert (await polls.results_now(await Poll.get(id=poll.id), now)).counts == [1, 0, 0]
+    await polls.tap(poll, await resident("2"), "telegram", 2)
+    assert (await polls.results_now(await Poll.get(id=poll.id), now)).counts == [1, 0, 1]
