@@ -16,15 +16,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.core.config import Named
 from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, N_, Translator
 from bot.core.messages import Reply
 from bot.core.quiet_hours import next_allowed
 from dialogs import menu
+from dialogs.audience_steps import add_audience_steps
 from dialogs.context import Ctx
 from dialogs.engine import Dialog, Step, ask_again, begin, enter
 from dialogs.moments import UnreadableTime, parse_local
-from dialogs.pickers import BACK, DONE, choice_buttons, find, names_of, toggle
+from dialogs.pickers import BACK, names_of
 from storage import announcements, deliveries, media, staff
 from storage.announcements import Draft
 from storage.models import Announcement
@@ -284,86 +284,8 @@ image = dialog.step(
 
 
 # --- audience --------------------------------------------------------------------
-async def render_audience(ctx: Ctx) -> Reply:
-    m = ctx.config.municipality
-    # TRANSLATORS: a button label, at most 20 characters.
-    buttons = [[audience.button(ctx._("Everyone"), "all")]]
-    choices = []
-    if m.neighbourhoods:
-        # TRANSLATORS: a button label, at most 20 characters.
-        choices.append(audience.button(ctx._("Neighbourhoods"), "neighbourhood"))
-    if m.topics:
-        # TRANSLATORS: a button label, at most 20 characters.
-        choices.append(audience.button(ctx._("Topics"), "topic"))
-    if choices:
-        buttons.append(choices)
-    # TRANSLATORS: a button label, at most 20 characters.
-    buttons.append([audience.button(ctx._("Back"), BACK)])
-    return Reply(ctx._("Who should get it?"), buttons)
-
-
-async def on_audience(ctx: Ctx, value: str) -> None:
-    if value == "all":
-        ctx.data["audience"] = {"kind": "all", "keys": []}
-        await enter(ctx, card)
-    elif value in ("neighbourhood", "topic"):
-        current = ctx.data.get("audience", {})
-        keys = current.get("keys", []) if current.get("kind") == value else []
-        ctx.data["choosing"] = {"kind": value, "keys": keys}
-        await enter(ctx, pick)
-    elif value == BACK:
-        await enter(ctx, card)
-    else:
-        await ask_again(ctx, audience)
-
-
-audience = dialog.step("audience", render_audience, on_button=on_audience)
-
-
-def _items(ctx: Ctx) -> tuple[Named, ...]:
-    m = ctx.config.municipality
-    return m.neighbourhoods if ctx.data["choosing"]["kind"] == "neighbourhood" else m.topics
-
-
-async def render_pick(ctx: Ctx) -> Reply:
-    choosing = ctx.data.get("choosing") or {"kind": "topic", "keys": []}
-    chosen = set(choosing["keys"])
-    items = _items(ctx)
-    buttons = choice_buttons(ctx, pick, items, chosen)
-    # TRANSLATORS: a button label, at most 20 characters.
-    done = ctx._("Done")
-    # TRANSLATORS: a button label, at most 20 characters.
-    back = ctx._("Back")
-    buttons.append([pick.button(done, DONE), pick.button(back, BACK)])
-    if choosing["kind"] == "neighbourhood":
-        prompt = ctx._("Tap the neighbourhoods to include, then press Done.")
-    else:
-        prompt = ctx._("Tap the topics to include, then press Done.")
-    return Reply(prompt, buttons, keep_apart=True, pinned_rows=1)
-
-
-async def on_pick(ctx: Ctx, value: str) -> None:
-    choosing = ctx.data.get("choosing")
-    if not choosing:
-        await enter(ctx, audience)
-        return
-    if value == BACK:
-        await enter(ctx, audience)
-    elif value == DONE:
-        if not choosing["keys"]:
-            await ask_again(ctx, pick, N_("Choose at least one, or press Back."))
-            return
-        ctx.data["audience"] = choosing
-        del ctx.data["choosing"]
-        await enter(ctx, card)
-    elif find(_items(ctx), value) is not None:
-        choosing["keys"] = toggle(list(choosing["keys"]), value)
-        await enter(ctx, pick, replace=True)
-    else:
-        await ask_again(ctx, pick)
-
-
-pick = dialog.step("pick", render_pick, on_button=on_pick)
+WHO = N_("Who should get it?")
+audience, pick = add_audience_steps(dialog, WHO, lambda: card)
 
 
 # --- time ------------------------------------------------------------------------

@@ -21,10 +21,11 @@ from bot.core.messages import CHOSEN, Button, Reply
 from bot.core.proposals_config import parse_duration
 from dialogs import menu, poll_words
 from dialogs.announce import actor, audience_label, snippet
+from dialogs.audience_steps import add_audience_steps
 from dialogs.context import Ctx
 from dialogs.engine import Dialog, Step, ask_again, begin, enter
 from dialogs.moments import UnreadableTime, parse_local
-from dialogs.pickers import BACK, DONE, SKIP, choice_buttons, find, rows, toggle
+from dialogs.pickers import BACK, DONE, SKIP, rows
 from storage import polls
 from storage.models import Poll, PollOption
 from storage.polls import COMPOSERS, MAX_OPTIONS, MIN_OPTIONS, OPTION_LENGTH, QUESTION_LENGTH
@@ -433,82 +434,8 @@ option = dialog.step("option", render_option, on_button=on_option_button, on_tex
 
 
 # --- the audience -----------------------------------------------------------------------
-async def render_audience(ctx: Ctx) -> Reply:
-    m = ctx.config.municipality
-    # TRANSLATORS: a button label, at most 20 characters.
-    buttons = [[audience.button(ctx._("Everyone"), "all")]]
-    choices = []
-    if m.neighbourhoods:
-        # TRANSLATORS: a button label, at most 20 characters.
-        choices.append(audience.button(ctx._("Neighbourhoods"), "neighbourhood"))
-    if m.topics:
-        # TRANSLATORS: a button label, at most 20 characters.
-        choices.append(audience.button(ctx._("Topics"), "topic"))
-    if choices:
-        buttons.append(choices)
-    # TRANSLATORS: a button label, at most 20 characters.
-    buttons.append([audience.button(ctx._("Back"), BACK)])
-    return Reply(ctx._("Who is the poll for?"), buttons)
-
-
-async def on_audience(ctx: Ctx, value: str) -> None:
-    if value == "all":
-        ctx.data["audience"] = {"kind": "all", "keys": []}
-        await enter(ctx, card)
-    elif value in ("neighbourhood", "topic"):
-        current = ctx.data.get("audience", {})
-        keys = current.get("keys", []) if current.get("kind") == value else []
-        ctx.data["choosing"] = {"kind": value, "keys": keys}
-        await enter(ctx, pick)
-    elif value == BACK:
-        await enter(ctx, card)
-    else:
-        await ask_again(ctx, audience)
-
-
-audience = dialog.step("audience", render_audience, on_button=on_audience)
-
-
-def _items(ctx: Ctx) -> tuple[Any, ...]:
-    m = ctx.config.municipality
-    return m.neighbourhoods if ctx.data["choosing"]["kind"] == "neighbourhood" else m.topics
-
-
-async def render_pick(ctx: Ctx) -> Reply:
-    choosing = ctx.data.get("choosing") or {"kind": "topic", "keys": []}
-    ctx.data["choosing"] = choosing
-    buttons = choice_buttons(ctx, pick, _items(ctx), set(choosing["keys"]))
-    # TRANSLATORS: a button label, at most 20 characters.
-    done = ctx._("Done")
-    # TRANSLATORS: a button label, at most 20 characters.
-    back = ctx._("Back")
-    buttons.append([pick.button(done, DONE), pick.button(back, BACK)])
-    if choosing["kind"] == "neighbourhood":
-        prompt = ctx._("Tap the neighbourhoods to include, then press Done.")
-    else:
-        prompt = ctx._("Tap the topics to include, then press Done.")
-    return Reply(prompt, buttons, keep_apart=True, pinned_rows=1)
-
-
-async def on_pick(ctx: Ctx, value: str) -> None:
-    choosing = ctx.data.get("choosing")
-    if not choosing or value == BACK:
-        ctx.data.pop("choosing", None)
-        await enter(ctx, audience)
-    elif value == DONE:
-        if not choosing["keys"]:
-            await ask_again(ctx, pick, N_("Choose at least one, or press Back."))
-            return
-        ctx.data["audience"] = ctx.data.pop("choosing")
-        await enter(ctx, card)
-    elif find(_items(ctx), value) is not None:
-        choosing["keys"] = toggle(list(choosing["keys"]), value)
-        await enter(ctx, pick, replace=True)
-    else:
-        await ask_again(ctx, pick)
-
-
-pick = dialog.step("pick", render_pick, on_button=on_pick)
+WHO = N_("Who is the poll for?")
+audience, pick = add_audience_steps(dialog, WHO, lambda: card)
 
 
 # --- opening and closing ----------------------------------------------------------------
