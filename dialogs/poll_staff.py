@@ -150,6 +150,12 @@ def _why(ctx: Ctx, error: PollError) -> str:
     return reasons.get(error.reason, ctx._("That could not be done."))
 
 
+async def _ask_to_confirm(ctx: Ctx, poll: Poll, question: str, yes: Button, keep: str) -> None:
+    """The question in place of the list, with the poll's line; "keep" goes back to it."""
+    buttons = [[yes, Button(keep, LIST)]]
+    ctx.answer(Reply(f"{question}\n\n{await _line(ctx, poll)}", buttons, replace=True))
+
+
 async def ask_close(ctx: Ctx) -> None:
     poll, confirmed = await _poll(ctx)
     if poll is None:
@@ -160,8 +166,7 @@ async def ask_close(ctx: Ctx) -> None:
         yes = ctx._("Yes, close it")
         # TRANSLATORS: a button label, at most 20 characters.
         keep = ctx._("No, keep it open")
-        buttons = [[Button(yes, f"{CLOSE}:{poll.id}:yes"), Button(keep, LIST)]]
-        ctx.answer(Reply(f"{question}\n\n{await _line(ctx, poll)}", buttons, replace=True))
+        await _ask_to_confirm(ctx, poll, question, Button(yes, f"{CLOSE}:{poll.id}:yes"), keep)
         return
     try:
         closed = await polls.close(poll.id, actor(ctx))
@@ -187,8 +192,7 @@ async def ask_cancel(ctx: Ctx) -> None:
         yes = ctx._("Yes, cancel it")
         # TRANSLATORS: a button label, at most 20 characters.
         keep = ctx._("No, keep it")
-        buttons = [[Button(yes, f"{CANCEL}:{poll.id}:yes"), Button(keep, LIST)]]
-        ctx.answer(Reply(f"{question}\n\n{await _line(ctx, poll)}", buttons, replace=True))
+        await _ask_to_confirm(ctx, poll, question, Button(yes, f"{CANCEL}:{poll.id}:yes"), keep)
         return
     try:
         cancelled = await polls.cancel(poll.id, actor(ctx))

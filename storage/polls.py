@@ -219,15 +219,10 @@ async def in_audience(poll: Poll, resident: Resident) -> bool:
 
 
 # --- the clock: open, remind, close -------------------------------------------------------
-def _invite(poll: Poll) -> Push:
-    return Push(
-        INVITE,
-        poll.id,
-        f"poll:{poll.id}:invite",
-        INVITE,
-        {"poll": poll.id},
-        priority=deliveries.BROADCAST,
-    )
+def _push(kind: str, poll: Poll, key: str, priority: int = deliveries.BROADCAST) -> Push:
+    """A push about a poll: its source and template are ``kind``, its words rendered at
+    send time from the poll's id alone; ``key`` makes it once per resident."""
+    return Push(kind, poll.id, f"poll:{poll.id}:{key}", kind, {"poll": poll.id}, priority=priority)
 
 
 async def open_due(not_before: datetime, now: datetime | None = None) -> list[Poll]:
@@ -243,7 +238,7 @@ async def open_due(not_before: datetime, now: datetime | None = None) -> list[Po
             if poll is None or poll.state != "scheduled":
                 continue
             await deliveries.queue_audience(
-                _invite(poll), poll.audience, not_before, channels=poll.channels
+                _push(INVITE, poll, "invite"), poll.audience, not_before, channels=poll.channels
             )
             invited = await deliveries.residents_of(INVITE, poll.id)
             poll.state, poll.opened_at, poll.audience_size = "open", moment, invited
@@ -269,14 +264,7 @@ async def remind_due(not_before: datetime, now: datetime | None = None) -> int:
             poll = await Poll.get(id=reminder.poll_id)  # type: ignore[attr-defined]
             if poll.state != "open" or poll.closes_at <= moment:
                 continue
-            push = Push(
-                REMINDER,
-                poll.id,
-                f"poll:{poll.id}:reminder:{reminder.id}",
-                REMINDER,
-                {"poll": poll.id},
-                priority=deliveries.BROADCAST,
-            )
+            push = _push(REMINDER, poll, f"reminder:{reminder.id}")
             count = await deliveries.queue_audience(
                 push, poll.audience, not_before, channels=poll.channels, unanswered=poll.id
             )
@@ -311,14 +299,7 @@ async def _close(poll_id: int, actor: str, moment: datetime) -> Poll | None:
             poll.closes_at = moment
             await poll.save(update_fields=["closes_at"])
         await PollReminder.filter(poll_id=poll_id, sent_at__isnull=True).update(sent_at=moment)
-        push = Push(
-            RESULTS_PUSH,
-            poll.id,
-            f"poll:{poll.id}:results",
-            RESULTS_PUSH,
-            {"poll": poll.id},
-            priority=deliveries.PERSONAL,
-        )
+        push = _push(RESULTS_PUSH, poll, "results", deliveries.PERSONAL)
         await deliveries.queue(push, await staff_recipients(poll))
         if poll.tell_voters:
             await deliveries.queue_voters(replace(push, priority=deliveries.BROADCAST), poll.id)
