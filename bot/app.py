@@ -227,6 +227,7 @@ class Runtime:
                 config.municipality.default_language,
                 {name: channel.limits.text_length for name, channel in channels.items()},
                 config,
+                {name: channel.limits.button_label_length for name, channel in channels.items()},
             ),
             pacers,
             zone=config.municipality.zone,

@@ -37,7 +37,14 @@ async def poll_invite(pushes: Pushes, request: RenderRequest) -> Reply | None:
     if poll is None:
         return None
     options = await polls.options_of(poll.id)
-    return poll_reply(pushes.translator(request), poll, options, BallotState(), zone=pushes.zone)
+    return poll_reply(
+        pushes.translator(request),
+        poll,
+        options,
+        BallotState(),
+        zone=pushes.zone,
+        label_length=pushes.label_length(request.channel),
+    )
 
 
 @template(polls.REMINDER)
@@ -47,7 +54,14 @@ async def poll_reminder(pushes: Pushes, request: RenderRequest) -> Reply | None:
         return None
     tr = pushes.translator(request)
     options = await polls.options_of(poll.id)
-    reply = poll_reply(tr, poll, options, BallotState(), zone=pushes.zone)
+    reply = poll_reply(
+        tr,
+        poll,
+        options,
+        BallotState(),
+        zone=pushes.zone,
+        label_length=pushes.label_length(request.channel),
+    )
     line = tr.gettext(REMINDER_LINE, time=tr.moment(poll.closes_at, pushes.zone))
     reply.text = f"{line}\n\n{reply.text}"
     return reply

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from bot.core.config import Config
 from bot.core.i18n import LANGUAGES, N_, Translator, translator
-from bot.core.messages import REPLY_TEMPLATE, RenderRequest, Reply
+from bot.core.messages import LABEL_LENGTH, REPLY_TEMPLATE, RenderRequest, Reply
 from dialogs.announce import ADMIN_ASKED, ADMIN_ASKED_NOTE, progress_text, status_text
 from dialogs.announcement_list import DECIDED, DECIDED_NOTE
 from storage import announcements, deliveries, media
@@ -53,6 +53,12 @@ class Pushes:
     text_lengths: Mapping[str, int] = field(default_factory=dict)
     # The configuration, for the names in proposals' pushes (categories, departments).
     config: Config = field(default_factory=Config)
+    # Each channel's longest button label shown whole (``ChannelLimits.button_label_length``):
+    # a poll's options go on its buttons where they fit, as in the answer to a tap.
+    label_lengths: Mapping[str, int] = field(default_factory=dict)
+
+    def label_length(self, channel: str) -> int:
+        return self.label_lengths.get(channel, LABEL_LENGTH)
 
     async def __call__(self, request: RenderRequest) -> Reply | None:
         render = TEMPLATES.get(request.template)

@@ -361,6 +361,21 @@ async def test_the_invitation_is_the_poll_and_is_dropped_once_the_poll_closed(
     assert await rendered(config, polls.REMINDER, poll) is None
 
 
+async def test_an_invitation_shows_the_labels_where_the_channel_s_buttons_fit_them(
+    config: Config,
+) -> None:
+    """As the answer to a tap does: the message keeps its look after the first tap."""
+    poll = await open_poll(options=[{"lv": "Parkā pie lielā dīķa ar strūklaku"}, {"lv": "Nekur"}])
+    request = RenderRequest(polls.INVITE, {"poll": poll.id}, "lv", "telegram")
+    wide = Pushes(config.municipality.zone, config=config, label_lengths={"telegram": 64})
+    narrow = Pushes(config.municipality.zone, config=config)  # a channel that told none: 20
+    assert [b.label for b in (await wide(request)).all_buttons()] == [  # type: ignore[union-attr]
+        "Parkā pie lielā dīķa ar strūklaku",
+        "Nekur",
+    ]
+    assert [b.label for b in (await narrow(request)).all_buttons()] == ["1", "2"]  # type: ignore[union-attr]
+
+
 async def test_the_reminder_says_when_the_poll_closes_above_the_poll(config: Config) -> None:
     poll = await open_poll()
     reminder = await rendered(config, polls.REMINDER, poll, "lv")
