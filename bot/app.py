@@ -37,7 +37,7 @@ from bot.open311 import add_routes as add_open311_routes
 from bot.pacing import AnswerPacer, Pacer, SharedBudget
 from bot.photo_routes import Identify, PhotoRoutes, local_images
 from bot.progress import REFRESH_EVERY, refresh_reports
-from bot.scheduler import build_scheduler
+from bot.scheduler import RunningJobs, add_job, build_scheduler
 from dialogs.pushes import Pushes
 from handlers.commands import MENU_COMMANDS
 from handlers.dispatcher import Dispatcher
@@ -78,6 +78,7 @@ class Runtime:
     telegram: TelegramChannel | None = None
     http: web.Application = field(init=False)
     scheduler: AsyncIOScheduler | None = None
+    _jobs: RunningJobs = field(default_factory=RunningJobs)
     _runner: web.AppRunner | None = None
     _stopped: bool = False
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -218,6 +219,7 @@ class Runtime:
                 limits.messages_per_second, limits.messages_per_second_per_chat
             )
         self.scheduler = build_scheduler(config)
+        self._jobs.watch(self.scheduler)
         self.scheduler.start()
         worker = DeliveryWorker(
             channels,
@@ -242,13 +244,12 @@ class Runtime:
         """Staff progress reports, edited in place (through the outbox) while announcements
         go out."""
         assert self.scheduler is not None
-        self.scheduler.add_job(
+        add_job(
+            self.scheduler,
             refresh_reports,
             "interval",
-            seconds=REFRESH_EVERY.total_seconds(),
             id="refresh-progress-reports",
-            max_instances=1,
-            coalesce=True,
+            seconds=REFRESH_EVERY.total_seconds(),
         )
 
     def _start_presence(self) -> None:
@@ -263,13 +264,12 @@ class Runtime:
         async def keep_alive() -> None:
             await presence.keep_alive(worker, webchat.name, webchat.present())
 
-        self.scheduler.add_job(
+        add_job(
+            self.scheduler,
             keep_alive,
             "interval",
-            seconds=presence.REFRESH_EVERY.total_seconds(),
             id="refresh-webchat-presence",
-            max_instances=1,
-            coalesce=True,
+            seconds=presence.REFRESH_EVERY.total_seconds(),
         )
 
     async def stop(self) -> None:
@@ -279,7 +279,7 @@ class Runtime:
         self._stopped = True
         self._stopping.set()
         if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            await self._jobs.stop(self.scheduler)  # what runs now finishes first
         if self._delivering is not None:
             await self._delivering  # sends on the wire are reported, the rest handed back
         if self.telegram is not None:

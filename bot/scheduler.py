@@ -8,9 +8,15 @@ nothing by hand.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.core.config import Config
@@ -119,79 +125,137 @@ async def prune_photos(config: Config) -> int:
     return removed
 
 
+Job = Callable[..., Awaitable[object]]
+
+
+def _finished_or_stopped(job: Job) -> Job:
+    """``job``, ending quietly when the bot stops under it.
+
+    APScheduler cancels a running job when it shuts down and logs that as an error with
+    a traceback; a job cut short here loses nothing (each claims its rows in a
+    transaction, rolled back, and the next start does the work), so one line says so.
+    """
+
+    @functools.wraps(job)
+    async def run(*args: object) -> object:
+        try:
+            return await job(*args)
+        except asyncio.CancelledError:
+            log.info(
+                "scheduler: %s stopped with the bot; it runs again at the next start", job.__name__
+            )
+            return None
+
+    return run
+
+
+def add_job(
+    scheduler: AsyncIOScheduler,
+    job: Job,
+    trigger: str,
+    *,
+    id: str,
+    args: Sequence[object] = (),
+    at_start: bool = False,
+    **when: Any,
+) -> None:
+    """Schedule ``job`` (one run at a time, missed runs folded into one); ``at_start`` also
+    runs it at once, for what came due while the bot was down."""
+    if at_start:
+        when["next_run_time"] = datetime.now(UTC)
+    scheduler.add_job(
+        _finished_or_stopped(job),
+        trigger,
+        args=list(args),
+        id=id,
+        max_instances=1,
+        coalesce=True,
+        **when,
+    )
+
+
+@dataclass(slots=True)
+class RunningJobs:
+    """How many jobs are running now, from the scheduler's own events, so a stop can let
+    them finish before it shuts the scheduler down (which would cancel them)."""
+
+    count: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def watch(self, scheduler: AsyncIOScheduler) -> None:
+        self.idle.set()
+        scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        scheduler.add_listener(self._ended, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+
+    def _submitted(self, event: object) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def _ended(self, event: object) -> None:
+        self.count = max(0, self.count - 1)
+        if not self.count:
+            self.idle.set()
+
+    async def stop(self, scheduler: AsyncIOScheduler, patience: float = 10.0) -> None:
+        """No new runs; the running ones get ``patience`` seconds; then shut down."""
+        scheduler.pause()
+        try:
+            await asyncio.wait_for(self.idle.wait(), patience)
+        except TimeoutError:
+            log.warning("scheduler: %d job(s) still running at the stop are cut short", self.count)
+        scheduler.shutdown(wait=False)
+
+
 def build_scheduler(config: Config) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=config.municipality.zone)
-    scheduler.add_job(
+    with_config = [config]
+    add_job(
+        scheduler,
         release_due,
         "interval",
-        seconds=RELEASE_EVERY_SECONDS,
-        args=[config],
         id="release-due-announcements",
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
+        args=with_config,
+        seconds=RELEASE_EVERY_SECONDS,
+        at_start=True,
     )
-    scheduler.add_job(
+    add_job(
+        scheduler,
         run_polls,
         "interval",
-        seconds=POLLS_EVERY_SECONDS,
-        args=[config],
         id="open-remind-close-polls",
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
+        args=with_config,
+        seconds=POLLS_EVERY_SECONDS,
+        at_start=True,
     )
-    scheduler.add_job(
-        events.prune, "cron", hour=4, id="prune-event-ids", max_instances=1, coalesce=True
-    )
-    scheduler.add_job(
-        tidy_webchat,
-        "cron",
-        hour=4,
-        minute=20,
-        args=[config],
-        id="tidy-webchat",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        ask_if_fixed,
-        "interval",
-        minutes=1,
-        args=[config],
-        id="ask-if-fixed",
-        max_instances=1,
-        coalesce=True,
-    )
+    add_job(scheduler, events.prune, "cron", id="prune-event-ids", hour=4)
+    add_job(scheduler, tidy_webchat, "cron", id="tidy-webchat", args=with_config, hour=4, minute=20)
+    add_job(scheduler, ask_if_fixed, "interval", id="ask-if-fixed", args=with_config, minutes=1)
     # Proposals (review): new-proposal batches and promised-date reminders.
-    scheduler.add_job(
+    add_job(
+        scheduler,
         notify_new_proposals,
         "interval",
-        seconds=NEW_PROPOSALS_EVERY_SECONDS,
-        args=[config],
         id="proposals-new-notices",
-        max_instances=1,
-        coalesce=True,
+        args=with_config,
+        seconds=NEW_PROPOSALS_EVERY_SECONDS,
     )
-    scheduler.add_job(
+    add_job(
+        scheduler,
         remind_promised_dates,
         "interval",
-        minutes=DUE_REMINDERS_EVERY_MINUTES,
-        args=[config],
         id="proposals-due-reminders",
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
+        args=with_config,
+        minutes=DUE_REMINDERS_EVERY_MINUTES,
+        at_start=True,
     )
     # Files of photos no proposal uses.
-    scheduler.add_job(
+    add_job(
+        scheduler,
         prune_photos,
         "cron",
+        id="prune-orphan-photos",
+        args=with_config,
         hour=4,
         minute=40,
-        args=[config],
-        id="prune-orphan-photos",
-        max_instances=1,
-        coalesce=True,
     )
     return scheduler

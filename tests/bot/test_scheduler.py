@@ -34,3 +34,59 @@ async def test_two_workers_release_an_announcement_once_and_only_one_logs_it(
     assert (await Announcement.get(id=announcement.id)).state == "released"
     logged = [r.getMessage() for r in caplog.records if "released" in r.getMessage()]
     assert logged == [f"announcement {announcement.id} released to 2 recipients"]
+
+
+async def test_a_stop_lets_the_running_job_finish_before_the_scheduler_shuts_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from bot.scheduler import RunningJobs, add_job
+
+    started, finished = asyncio.Event(), []
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+        finished.append(True)
+
+    scheduler = AsyncIOScheduler()
+    jobs = RunningJobs()
+    jobs.watch(scheduler)
+    add_job(scheduler, slow, "interval", id="slow", seconds=60, at_start=True)
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 5)
+    with caplog.at_level(logging.INFO, logger="bot.scheduler"):
+        await jobs.stop(scheduler)
+        await asyncio.sleep(0.05)  # the shutdown runs on the scheduler's loop, soon after
+    assert finished == [True]
+    assert not scheduler.running
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_job_still_running_after_the_patience_is_cut_short_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from bot.scheduler import RunningJobs, add_job
+
+    started = asyncio.Event()
+
+    async def endless() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    scheduler = AsyncIOScheduler()
+    jobs = RunningJobs()
+    jobs.watch(scheduler)
+    add_job(scheduler, endless, "interval", id="endless", seconds=60, at_start=True)
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 5)
+    with caplog.at_level(logging.INFO, logger="bot.scheduler"):
+        await jobs.stop(scheduler, patience=0.1)
+        await asyncio.sleep(0.1)  # the cancelled job's last words
+    lines = [r.getMessage() for r in caplog.records]
+    assert "scheduler: 1 job(s) still running at the stop are cut short" in lines
+    assert "scheduler: endless stopped with the bot; it runs again at the next start" in lines
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
