@@ -437,9 +437,11 @@ class TelegramChannel:
         default = self.default_language
         for chat_id, language, own in accounts:
             tr = translator(language or default)
-            commands = [
-                BotCommand(name, tr.gettext(text)) for name, text in self.menu.residents + own
-            ]
+            # A staff command named as a resident's (/polls) takes its place, with the
+            # staff's words: each command once, the residents' order kept.
+            merged = dict(self.menu.residents)
+            merged.update(own)
+            commands = [BotCommand(name, tr.gettext(text)) for name, text in merged.items()]
             try:
                 await self.application.bot.set_my_commands(
                     commands, scope=BotCommandScopeChat(int(chat_id))

@@ -115,10 +115,12 @@ async def test_staff_who_may_announce_find_the_commands_in_their_telegram_menu(
             config, IESAISTE_TELEGRAM_API_URL=api.url, IESAISTE_TELEGRAM_TOKEN=api.token
         )
         menu = [command["command"] for command in api.commands_by_chat[(2001, "")]]
-        assert menu[-2:] == ["announce", "announcements"]
-        assert menu[:-2] == [command["command"] for command in api.commands]
+        assert menu[-3:] == ["announce", "announcements", "newpoll"]
+        assert menu.count("polls") == 1  # the residents' /polls, with the staff's words
+        assert menu[:-3] == [command["command"] for command in api.commands]
         described = {c["command"]: c["description"] for c in api.commands_by_chat[(2001, "")]}
         assert described["announce"] == tr("lv", "Write an announcement"), "Latvian by default"
+        assert described["polls"] == tr("lv", "Polls: results, close, cancel")
         moderator = [command["command"] for command in api.commands_by_chat[(2002, "")]]
         assert moderator[-2:] == ["review", "summary"], "a moderator reviews, not announces"
         assert "announce" not in moderator
