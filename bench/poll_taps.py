@@ -172,6 +172,7 @@ def _check(items: list[tuple[int, int, str]], texts: dict[int, list[str]]) -> bo
         shown = [m.group(1) if (m := ANSWER.search(t)) else "?" for t in texts.get(user_id, [])]
         if shown != labels:
             print(f"  WRONG edits for {user_id}: {shown[:4]}… wanted {labels[:4]}…")
+            print(f"  the first: {texts.get(user_id, [''])[0][:200]!r}")
             return False
     return True
 
@@ -221,7 +222,9 @@ async def taps_part(url: str, residents: int, taps: int, work: Path) -> bool:
             return items
 
         for phase, rate in (("burst", None), ("paced", AIM_TAPS_PER_S)):
-            items = presses(0 if phase == "burst" else 1)
+            # The paced taps go on from where the burst's left off: a tap on the option
+            # already chosen edits nothing (Telegram answers "message is not modified").
+            items = presses(0 if phase == "burst" else rounds)
             cpu = time.process_time()
             result = await standin.call(
                 "taps", wait=900, items=items, rate=rate, limit=max(60.0, 4 * len(items) / 100)

@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -167,8 +168,8 @@ async def on_backend(backend: str, work: Path, action: Any) -> Any:
     # Tortoise caches SQL per connection name, whatever the backend: the other backend's
     # placeholders must not be reused.
     EXECUTOR_CACHE.clear()
-    if backend == "sqlite":
-        url = f"sqlite://{work}/bench.sqlite3"
+    if backend == "sqlite":  # a new file for each part (the folder goes at the end)
+        url = f"sqlite://{work}/bench-{uuid.uuid4().hex[:8]}.sqlite3"
         await db.migrate(url)
         return await action(url)
     async with scratch_postgres() as (url, _name):
@@ -206,7 +207,6 @@ async def main() -> int:
                     backend, work, lambda url: taps_part(url, args.residents, args.taps, work)
                 )
                 ok = ok and right
-            (work / "bench.sqlite3").unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
