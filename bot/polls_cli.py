@@ -358,7 +358,7 @@ async def _list(config: Config) -> int:
     if not rows:
         print("no polls")
     for poll in rows:
-        ballots = (await polls.tally(poll)).ballots if poll.state != "scheduled" else 0
+        ballots = await polls.answers(poll.id)
         question = " ".join(poll.question.get("lv", "").split())
         print(
             f"{poll.id}\t{poll.state}\t{_local(config, poll.opens_at)}\t"
@@ -518,7 +518,7 @@ async def _change(config: Config, command: str, request: Request) -> int:
     try:
         if command == "close":
             poll = await polls.close(poll_id, actor="cli")
-            ballots = (await polls.tally(poll)).ballots
+            ballots = await polls.answers(poll.id)
             print(f"poll {poll.id} closed with {ballots} ballots; the results go to its staff")
         elif command == "extend":
             assert request.until is not None

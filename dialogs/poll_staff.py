@@ -22,7 +22,7 @@ from dialogs.engine import Dialog, ask_again, begin, paged
 from dialogs.moments import UnreadableTime, parse_local
 from dialogs.pickers import BACK
 from storage import polls
-from storage.models import Ballot, Poll
+from storage.models import Poll
 from storage.polls import COMPOSERS, PollError
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,9 @@ def _state_name(ctx: Ctx, state: str) -> str:
     return names.get(state, state)
 
 
-async def _answers(poll: Poll) -> int:
-    return await Ballot.filter(poll_id=poll.id, choices__gt=0).count()
-
-
 async def _line(ctx: Ctx, poll: Poll) -> str:
     zone = ctx.config.municipality.zone
-    count = await _answers(poll)
+    count = await polls.answers(poll.id)
     parts = [
         f"#{poll.id}",
         _state_name(ctx, poll.state),
