@@ -20,7 +20,7 @@ from bot.core.i18n import LANGUAGE_NAMES, LANGUAGES, N_
 from bot.core.messages import CHOSEN, Button, Reply
 from bot.core.proposals_config import parse_duration
 from dialogs import menu, poll_words
-from dialogs.announce import actor, audience_label, snippet
+from dialogs.announce import FAR_AHEAD, TIME_PASSED, actor, audience_label, snippet
 from dialogs.audience_steps import add_audience_steps
 from dialogs.context import Ctx
 from dialogs.engine import Dialog, Step, ask_again, begin, enter
@@ -32,7 +32,6 @@ from storage.polls import COMPOSERS, MAX_OPTIONS, MIN_OPTIONS, OPTION_LENGTH, QU
 
 dialog = Dialog("pc", roles=frozenset(COMPOSERS))
 
-FAR_AHEAD = timedelta(days=366)
 CLOSING_DAYS = (1, 3, 7)  # the closing-time buttons: so many days after the opening
 DEFAULT_DAYS = 7
 REMINDER_BUTTONS = (24 * 3600, 2 * 3600)  # "24 h before", "2 h before"
@@ -41,7 +40,6 @@ MAX_REMINDERS = 5
 # person can answer from several browsers.
 PLATFORM_CHANNELS = ("telegram", "messenger")
 
-TIME_PASSED = N_("That time has passed. Please give a time still to come.")
 UNREADABLE_TIME = N_("I could not read that time. Please write it like 1.12.2026 10:00.")
 TOO_FAR = N_("That is more than a year ahead. Please give an earlier time.")
 DISCARDED = N_("The draft is discarded; no poll was made.")
