@@ -43,7 +43,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.core.channel import Channel, ClaimPolicy, PushRefused, RateLimited, RecipientBlocked
+from bot.core.channel import (
+    Channel,
+    ChannelDown,
+    ClaimPolicy,
+    PushRefused,
+    RateLimited,
+    RecipientBlocked,
+)
 from bot.core.logs import about
 from bot.core.messages import REPLY_TEMPLATE, Render, RenderRequest, Reply
 from bot.core.quiet_hours import DEFAULT_END, DEFAULT_START, next_allowed
@@ -324,6 +331,12 @@ class DeliveryWorker:
                     row.id, at, f"rate limited: retry after {error.retry_after}s"
                 ),
             )
+        except ChannelDown as error:
+            # Nobody can be reached on it (its token was refused): the row goes back,
+            # its attempt not counted, and the channel rests instead of a retry storm.
+            await self._report(row, pacer.pause(error.retry_after))
+            at = now + timedelta(seconds=error.retry_after)
+            await self._report(row, deliveries.postpone(row.id, at, error.reason))
         except PushRefused as error:
             if row.template == deliveries.DIGEST:
                 await self._report(row, deliveries.mark_digest_refused(row, str(error)))

@@ -48,13 +48,31 @@ TOO_SLOW = "408: the request body did not arrive in time"
 BROKEN = "400: the request body was cut short or is malformed"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HealthCheck = Callable[[], str | None]
+"""A part's own health: None when well, else what is wrong, for the operator (no secret)."""
+HEALTH_CHECKS = web.AppKey("health_checks", dict[str, HealthCheck])
+
+
+def add_health_check(app: web.Application, name: str, check: HealthCheck) -> None:
+    """``/healthz`` answers 503 while ``check`` names a problem (a channel whose token the
+    platform refused), with the part's name and the problem in the body."""
+    app[HEALTH_CHECKS][name] = check
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers; 503 tells a load balancer to look elsewhere."""
-    if await ping():
-        return web.json_response({"status": "ok"})
-    return web.json_response({"status": "database unavailable"}, status=503)
+    """200 when the database answers and every part is well; 503 tells a load balancer to
+    look elsewhere, and an operator what is wrong."""
+    if not await ping():
+        return web.json_response({"status": "database unavailable"}, status=503)
+    problems = {
+        name: problem
+        for name, check in request.app[HEALTH_CHECKS].items()
+        if (problem := check()) is not None
+    }
+    if problems:
+        status = "; ".join(f"{name} failing: {problem}" for name, problem in problems.items())
+        return web.json_response({"status": status, "failing": problems}, status=503)
+    return web.json_response({"status": "ok"})
 
 
 async def media_file(request: web.Request) -> web.Response:
@@ -136,6 +154,7 @@ def build_app(
         middlewares=[read_body_in_time(timeouts.body_seconds, body_caps)],
     )
     app.on_response_prepare.append(_plain_server_header)
+    app[HEALTH_CHECKS] = {}
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/media/{key}", media_file)
     return app

@@ -21,7 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.core.config import Config
 from bot.core.quiet_hours import next_allowed
-from storage import deliveries, events, feedback, photos, polls, review, webchat_guard
+from storage import deliveries, events, feedback, inbound, photos, polls, review, webchat_guard
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,7 @@ def build_scheduler(config: Config) -> AsyncIOScheduler:
         at_start=True,
     )
     add_job(scheduler, events.prune, "cron", id="prune-event-ids", hour=4)
+    add_job(scheduler, inbound.prune, "cron", id="prune-inbound-events", hour=4, minute=10)
     add_job(scheduler, tidy_webchat, "cron", id="tidy-webchat", args=with_config, hour=4, minute=20)
     add_job(scheduler, ask_if_fixed, "interval", id="ask-if-fixed", args=with_config, minutes=1)
     # Proposals (review): new-proposal batches and promised-date reminders.

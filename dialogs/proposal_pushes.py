@@ -139,7 +139,8 @@ async def proposal_status(pushes: Pushes, request: RenderRequest) -> Reply | Non
     )
     if text is None:
         return None
-    return Reply(text, [[reply_button(tr, proposal.id)]])
+    # A status explained in a staff member's words is their answer to the resident.
+    return Reply(text, [[reply_button(tr, proposal.id)]], human=bool(event.explanation))
 
 
 @template(feedback.FIXED_PUSH)

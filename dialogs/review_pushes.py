@@ -86,7 +86,8 @@ async def answer(pushes: Pushes, request: RenderRequest) -> Reply | None:
         reference=row.reference,
         answer=comment.text,
     )
-    return Reply(text, [[Button(tr.gettext(REPLY), f"{REPLY_PREFIX}:{row.id}")]])
+    # A person's own words: Messenger may carry them past its 24-hour window.
+    return Reply(text, [[Button(tr.gettext(REPLY), f"{REPLY_PREFIX}:{row.id}")]], human=True)
 
 
 @template(review.MERGED_PUSH)

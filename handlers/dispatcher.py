@@ -198,6 +198,7 @@ class Dispatcher:
             # first press (or typed language) answers it.
             ctx.set_state(onboarding.language.state)
         middlewares.apply_language(ctx)
+        await middlewares.note_window(ctx)
         await middlewares.catch_up(ctx)
         if middlewares.throttled(ctx):
             return

@@ -50,6 +50,14 @@ async def has_role(ctx: Ctx, roles: frozenset[str] | None) -> bool:
     return ctx.role in roles
 
 
+async def note_window(ctx: Ctx) -> None:
+    """The resident wrote: a channel whose pushes must come within a window of their last
+    message (Messenger) stamps the event, and the window opens again from it."""
+    sent_at = ctx.incoming.sent_at
+    if sent_at is not None and ctx.incoming.kind is not Kind.OPEN:
+        await residents.note_inbound(ctx.incoming.channel, ctx.incoming.user_id, sent_at)
+
+
 async def catch_up(ctx: Ctx) -> None:
     """The resident is here: pushes held for them go now, as a short catch-up."""
     if ctx.resident.pushes_held:

@@ -583,8 +583,16 @@ async def claim(
 
 # --- channel policy in the claim -------------------------------------------------------
 # Each policy is two SQL conditions on a "delivery" row: may this worker deliver it now,
-# and may no worker deliver it now. Messenger's ``within(hours)`` plugs in here (on the
-# identity's last inbound message), and neither the claim nor the worker changes.
+# and may no worker deliver it now. Messenger's ``within(hours)`` reads the identity's
+# last inbound message; neither the claim nor the worker knows the policies.
+
+# Templates whose words a staff member wrote to the resident (a private answer, a status
+# with its explanation): ``ClaimPolicy.human_hours`` lets them go later than the rest.
+# storage.review.ANSWER_PUSH and storage.proposals.STATUS_PUSH (a test keeps them equal).
+HUMAN_TEMPLATES = ("proposal_answer", "proposal_status")
+# Claimed this much before the window closes at the latest: the send takes a moment,
+# and the platform's clock is not ours.
+WINDOW_MARGIN = timedelta(minutes=2)
 
 
 def _present(param: _Params, at: datetime) -> str:
@@ -596,13 +604,33 @@ def _present(param: _Params, at: datetime) -> str:
     )
 
 
+def _in_window(policy: ClaimPolicy, param: _Params, at: datetime) -> str:
+    """The row's resident wrote on its account recently enough for the row to go now:
+    within ``hours``, or ``human_hours`` for a staff member's own words."""
+    since = param(_db_time(at - timedelta(hours=policy.hours) + WINDOW_MARGIN), "timestamptz")
+    recent = f'i."last_inbound_at" >= {since}'
+    if policy.human_hours > policy.hours:
+        human = param(
+            _db_time(at - timedelta(hours=policy.human_hours) + WINDOW_MARGIN), "timestamptz"
+        )
+        templates = param.many(HUMAN_TEMPLATES)
+        recent = (
+            f'({recent} OR (i."last_inbound_at" >= {human} '
+            f'AND "delivery"."template" IN ({templates})))'
+        )
+    return (
+        'SELECT 1 FROM "channel_identity" i WHERE i."channel" = "delivery"."channel" '
+        f'AND i."external_id" = "delivery"."external_id" AND {recent}'
+    )
+
+
 def allowed_here(policy: ClaimPolicy, worker_mark: str, at: datetime, param: _Params) -> str:
     """`` AND …``: the policy lets the worker (its placeholder) deliver the row now."""
     if policy.kind == "anyone":
         return ""
     if policy.kind == "present_here":
         return f' AND EXISTS ({_present(param, at)} AND p."worker" = {worker_mark})'
-    raise ValueError(f"no claim rule for the policy {policy!r} yet")
+    return f" AND EXISTS ({_in_window(policy, param, at)})"
 
 
 def denied_everywhere(policy: ClaimPolicy, at: datetime, param: _Params) -> str | None:
@@ -611,12 +639,12 @@ def denied_everywhere(policy: ClaimPolicy, at: datetime, param: _Params) -> str 
         return None
     if policy.kind == "present_here":
         return f" AND NOT EXISTS ({_present(param, at)})"
-    raise ValueError(f"no claim rule for the policy {policy!r} yet")
+    return f" AND NOT EXISTS ({_in_window(policy, param, at)})"
 
 
 HELD_BECAUSE = {
     "present_here": "the resident has no chat open",
-    "within": "outside the channel's window for pushes",
+    "within": "waiting for the resident: outside the channel's window for pushes",
 }
 
 
@@ -778,6 +806,14 @@ async def retry_later(delivery_id: int, at: datetime, error: str) -> None:
     """Back to the queue, due again at ``at`` (a 429's retry_after, a backoff)."""
     await Delivery.filter(id=delivery_id, state="sending").update(
         state="queued", not_before=at, error=error[:256]
+    )
+
+
+async def postpone(delivery_id: int, at: datetime, error: str) -> None:
+    """Back to the queue until ``at``, the attempt not counted: the channel could not try
+    (it is down for everyone), which says nothing about this row."""
+    await Delivery.filter(id=delivery_id, state="sending").update(
+        state="queued", not_before=at, error=error[:256], attempts=F("attempts") - 1
     )
 
 

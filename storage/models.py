@@ -53,6 +53,9 @@ class ChannelIdentity(Model):
     external_id = fields.CharField(max_length=64)
     # Set when the platform says the resident blocked the bot.
     unreachable_since = fields.DatetimeField(null=True)
+    # When the resident last wrote here, as the platform stamps it (set by channels
+    # whose pushes must come within a window of it, Messenger's 24 hours).
+    last_inbound_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -143,6 +146,31 @@ class ProcessedEvent(Model):
     class Meta:
         table = "processed_event"
         unique_together = (("channel", "scope", "event_id"),)
+
+
+class InboundEvent(Model):
+    """An event a platform will not deliver again once we acknowledged it (Messenger).
+
+    Written before the acknowledgement and handled right after it. A worker that dies
+    in between finds its own rows on restart, and any worker takes the rows of one
+    gone for longer than the lease. Handled rows keep only their key (the body is
+    emptied), so a redelivery is recognised for a week and no message text stays.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    channel = fields.CharField(max_length=16)
+    # A hash of the platform's event id (Messenger's mid, or sender, time and kind).
+    key = fields.CharField(max_length=64)
+    body = fields.TextField(default="")  # the event as the platform sent it, JSON
+    received_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    claimed_by = fields.CharField(max_length=64, default="")
+    claimed_at = fields.DatetimeField(null=True)
+    handled_at = fields.DatetimeField(null=True)
+    attempts = fields.IntField(default=0)
+
+    class Meta:
+        table = "inbound_event"
+        unique_together = (("channel", "key"),)
 
 
 class AuditEntry(Model):

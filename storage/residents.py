@@ -91,6 +91,23 @@ async def mark_onboarded(resident: Resident) -> None:
     await resident.save(update_fields=["onboarded_at"])
 
 
+async def note_inbound(channel: str, external_id: str, sent_at: datetime) -> None:
+    """The resident wrote at ``sent_at`` (the platform's stamp) on this account: the
+    window for pushes counts from it. Never moved back by an older event arriving late."""
+    stamp = ChannelIdentity._meta.fields_map["last_inbound_at"].to_db_value(
+        sent_at, ChannelIdentity
+    )
+    client = connections.get("default")
+    a, b, c = (
+        ("$1", "$2", "$3") if client.capabilities.dialect == "postgres" else ("?1", "?2", "?3")
+    )
+    await client.execute_query(
+        f'UPDATE "channel_identity" SET "last_inbound_at" = {c} WHERE "channel" = {a} '
+        f'AND "external_id" = {b} AND ("last_inbound_at" IS NULL OR "last_inbound_at" < {c})',
+        [channel, external_id, stamp],
+    )
+
+
 def count_message(resident: Resident, *, limit: int, window_seconds: int) -> str:
     """Count one message in the resident's throttle window.
 

@@ -26,6 +26,17 @@ class PushRefused(Exception):
     window, a web chat with no open tab); it waits for the resident to write."""
 
 
+class ChannelDown(Exception):
+    """The channel cannot send to anyone now (the platform refused its token): the push
+    goes back to the queue, not counted as an attempt, and the channel is not tried
+    again for a while. The message says what the operator must fix."""
+
+    def __init__(self, reason: str, retry_after: float = 300.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimPolicy:
     """Whom a worker may claim a channel's pushes for, decided in the claim itself.
@@ -33,20 +44,22 @@ class ClaimPolicy:
     ``ANYONE``: every row of the channel (Telegram). ``PRESENT_HERE``: only
     residents whose socket this worker holds (the web chat: only that worker
     can deliver). ``within(hours)``: only residents who wrote within so many
-    hours (Messenger's 24-hour window; its SQL comes with Messenger). A row the
-    policy denies on every worker is moved to "waiting" in bulk, and goes out
-    as the catch-up when the resident comes back.
+    hours (Messenger's 24-hour window), or ``human_hours`` for a staff member's own
+    words (``Reply.human``: Messenger's HUMAN_AGENT tag, 7 days, when the page may use
+    it). A row the policy denies on every worker is moved to "waiting" in bulk, and goes
+    out as the catch-up when the resident comes back.
     """
 
     kind: Literal["anyone", "present_here", "within"]
     hours: int = 0
+    human_hours: int = 0
 
     ANYONE: ClassVar[ClaimPolicy]
     PRESENT_HERE: ClassVar[ClaimPolicy]
 
     @classmethod
-    def within(cls, hours: int) -> ClaimPolicy:
-        return cls("within", hours)
+    def within(cls, hours: int, human_hours: int = 0) -> ClaimPolicy:
+        return cls("within", hours, human_hours)
 
 
 ClaimPolicy.ANYONE = ClaimPolicy("anyone")

@@ -82,6 +82,27 @@ class TelegramConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MessengerConfig:
+    """A Facebook page through the Messenger Platform; on when a page token is set."""
+
+    page_token: str = ""
+    app_secret: str = ""  # signs the webhook's deliveries (X-Hub-Signature-256)
+    verify_token: str = ""  # what Meta's GET verification must present
+    api_url: str = "https://graph.facebook.com"
+    api_version: str = "v25.0"
+    # The page holds the Human Agent permission (App Review): a staff member's own
+    # answer may then reach a resident up to 7 days after their last message.
+    human_agent: bool = False
+    # The Send API takes about 300 calls a second per page; we stay well below.
+    per_second: float = 50.0
+    per_chat_per_second: float = 1.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.page_token)
+
+
+@dataclass(frozen=True, slots=True)
 class WebchatConfig:
     enabled: bool = True
     # Empty: a secret is generated once and kept in the database, so every
@@ -135,6 +156,7 @@ class Config:
     # Reverse proxies whose X-Forwarded-For is believed; nobody's by default.
     http_trusted_proxies: tuple[IPNetwork, ...] = ()
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    messenger: MessengerConfig = field(default_factory=MessengerConfig)
     webchat: WebchatConfig = field(default_factory=WebchatConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
@@ -174,6 +196,7 @@ def from_mapping(data: Mapping[str, Any], base: Path | None = None) -> Config:
             "database",
             "http",
             "telegram",
+            "messenger",
             "webchat",
             "limits",
             "delivery",
@@ -211,6 +234,21 @@ def from_mapping(data: Mapping[str, Any], base: Path | None = None) -> Config:
     )
     tg = subtable(data, "telegram")
     check_unknown("telegram", tg, {"token", "api_url", "mode", "webhook_url", "webhook_secret"})
+    fb = subtable(data, "messenger")
+    check_unknown(
+        "messenger",
+        fb,
+        {
+            "page_token",
+            "app_secret",
+            "verify_token",
+            "api_url",
+            "api_version",
+            "human_agent",
+            "per_second",
+            "per_chat_per_second",
+        },
+    )
     wc = subtable(data, "webchat")
     check_unknown(
         "webchat",
@@ -256,6 +294,7 @@ def from_mapping(data: Mapping[str, Any], base: Path | None = None) -> Config:
             webhook_url=as_str("telegram.webhook_url", tg.get("webhook_url", "")),
             webhook_secret=as_str("telegram.webhook_secret", tg.get("webhook_secret", "")),
         ),
+        messenger=_messenger(fb),
         webchat=WebchatConfig(
             enabled=as_bool("webchat.enabled", wc.get("enabled", True)),
             cookie_secret=as_str("webchat.cookie_secret", wc.get("cookie_secret", "")),
@@ -308,6 +347,24 @@ def from_mapping(data: Mapping[str, Any], base: Path | None = None) -> Config:
     )
 
 
+def _messenger(fb: Mapping[str, Any]) -> MessengerConfig:
+    defaults = MessengerConfig()
+    return MessengerConfig(
+        page_token=as_str("messenger.page_token", fb.get("page_token", "")),
+        app_secret=as_str("messenger.app_secret", fb.get("app_secret", "")),
+        verify_token=as_str("messenger.verify_token", fb.get("verify_token", "")),
+        api_url=as_str("messenger.api_url", fb.get("api_url", defaults.api_url)),
+        api_version=as_str("messenger.api_version", fb.get("api_version", defaults.api_version)),
+        human_agent=as_bool("messenger.human_agent", fb.get("human_agent", False)),
+        per_second=as_rate("messenger.per_second", fb.get("per_second", defaults.per_second), 300),
+        per_chat_per_second=as_rate(
+            "messenger.per_chat_per_second",
+            fb.get("per_chat_per_second", defaults.per_chat_per_second),
+            10,
+        ),
+    )
+
+
 def _http_timeouts(http: Mapping[str, Any]) -> HttpTimeouts:
     """Half a second at least (the tests use short ones), an hour at most."""
     defaults = HttpTimeouts()
@@ -329,6 +386,10 @@ ENVIRONMENT = {
     "IESAISTE_TELEGRAM_MODE": "telegram.mode",
     "IESAISTE_TELEGRAM_WEBHOOK_URL": "telegram.webhook_url",
     "IESAISTE_TELEGRAM_WEBHOOK_SECRET": "telegram.webhook_secret",
+    "IESAISTE_MESSENGER_PAGE_TOKEN": "messenger.page_token",
+    "IESAISTE_MESSENGER_APP_SECRET": "messenger.app_secret",
+    "IESAISTE_MESSENGER_VERIFY_TOKEN": "messenger.verify_token",
+    "IESAISTE_MESSENGER_API_URL": "messenger.api_url",
     "IESAISTE_DATABASE_URL": "database.url",
     "IESAISTE_HTTP_HOST": "http.host",
     "IESAISTE_HTTP_PORT": "http.port",
@@ -352,6 +413,15 @@ def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
     if "telegram.webhook_secret" in values:
         tg = replace(tg, webhook_secret=values["telegram.webhook_secret"])
     config = replace(config, telegram=tg)
+    fb = config.messenger
+    fb = replace(
+        fb,
+        page_token=values.get("messenger.page_token", fb.page_token).strip(),
+        app_secret=values.get("messenger.app_secret", fb.app_secret).strip(),
+        verify_token=values.get("messenger.verify_token", fb.verify_token).strip(),
+        api_url=values.get("messenger.api_url", fb.api_url).strip(),
+    )
+    config = replace(config, messenger=fb)
     if "database.url" in values:
         config = replace(config, database_url=values["database.url"].strip())
     if "http.host" in values:
@@ -410,9 +480,44 @@ def validate(config: Config) -> Config:
             raise ConfigError(
                 "telegram.webhook_secret", "…", "16–256 characters of A-Z, a-z, 0-9, '_' or '-'"
             )
+    _check_messenger(config.messenger)
     if config.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log.level", config.log_level, "DEBUG, INFO, WARNING or ERROR")
     return config
+
+
+def _check_messenger(fb: MessengerConfig) -> None:
+    """A page token needs the two other secrets: without the app secret no delivery
+    could be trusted, without the verify token Meta could not subscribe the webhook."""
+    api = urlsplit(fb.api_url)
+    if api.scheme not in ("http", "https") or not api.netloc:
+        raise ConfigError(
+            "messenger.api_url",
+            masked_url(fb.api_url),
+            "an http(s) URL such as https://graph.facebook.com",
+        )
+    if not re.fullmatch(r"v[0-9]{1,3}\.[0-9]", fb.api_version):
+        raise ConfigError(
+            "messenger.api_version", fb.api_version, "a Graph API version such as v25.0"
+        )
+    if not fb.enabled:
+        return
+    if not re.fullmatch(r"[A-Za-z0-9]{20,1024}", fb.page_token):
+        raise ConfigError(
+            "messenger.page_token", "…", "the page access token from Meta (letters and digits)"
+        )
+    if not re.fullmatch(r"[0-9a-f]{32}", fb.app_secret):
+        raise ConfigError(
+            "messenger.app_secret",
+            "…" if fb.app_secret else "",
+            "the app secret: 32 hex digits (App settings → Basic)",
+        )
+    if not re.fullmatch(r"[\x21-\x7e]{8,256}", fb.verify_token):
+        raise ConfigError(
+            "messenger.verify_token",
+            "…" if fb.verify_token else "",
+            "8–256 printable characters of your choice, the same as in the app's webhook settings",
+        )
 
 
 DATABASE_URL_FORMS = "sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -54,6 +54,9 @@ class Incoming:
     contact_phone: str = ""
     locale: str = ""  # the platform's idea of the resident's language, e.g. "lv"
     message_id: str = ""  # the bot message a button was pressed on, if any
+    # When the resident sent it, as the platform stamps it; set where a channel's push
+    # window counts from the resident's last message (Messenger's 24 hours).
+    sent_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,10 @@ class Reply:
     # The last rows (Done, Back) stay on every page when the dialog engine pages
     # the rows before them, the choices, to fit a channel's buttons per message.
     pinned_rows: int = 0
+    # Words a staff member wrote to this resident (a private answer, a status's
+    # explanation): a channel whose window for pushes has closed may still carry them
+    # where a person's own answer is allowed longer (Messenger's HUMAN_AGENT tag).
+    human: bool = False
 
     def all_buttons(self) -> list[Button]:
         return [button for row in self.buttons for button in row]
@@ -98,6 +105,8 @@ class Reply:
             data["buttons"] = [[[b.label, b.payload] for b in row] for row in self.buttons]
         if self.image:
             data["image"] = self.image
+        if self.human:
+            data["human"] = True
         return data
 
     @classmethod
@@ -107,6 +116,7 @@ class Reply:
             str(data.get("text", "")),
             [[Button(str(label), str(payload)) for label, payload in row] for row in rows],
             image=str(data.get("image", "")),
+            human=bool(data.get("human", False)),
         )
 
 

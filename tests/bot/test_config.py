@@ -200,8 +200,8 @@ role = "moderator"
             {},
             "htttp",
             "…",
-            "a known key (database, delivery, http, limits, log, municipality, proposals, "
-            "staff, telegram, webchat)",
+            "a known key (database, delivery, http, limits, log, messenger, municipality, "
+            "proposals, staff, telegram, webchat)",
         ),
         (
             "[delivery]\ntelegram_per_second = 0\n",
