@@ -505,6 +505,16 @@ def progress_text(tr: Translator, row: Announcement, counts: dict[str, int], fin
             "Waiting until the resident writes to the bot: {n}",
             n=tr.number(counts.get("waiting", 0)),
         ),
+        *(
+            [
+                tr.gettext(
+                    "… of them on Messenger, which allows no message until they write: {n}",
+                    n=tr.number(counts["waiting:messenger"]),
+                )
+            ]
+            if counts.get("waiting:messenger")
+            else []
+        ),
         tr.gettext("Failed: {n}", n=tr.number(counts.get("failed", 0))),
         tr.gettext("Blocked the bot: {n}", n=tr.number(counts.get("blocked", 0))),
     ]

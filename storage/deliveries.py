@@ -961,19 +961,23 @@ async def requeue_mine(worker: str) -> int:
 
 
 async def counts(source_kind: str, source_id: int) -> dict[str, int]:
-    """How many deliveries of a source (an announcement) are in each state. A row going
-    out in a digest counts as being sent (it is, in another row), so a report stays
-    "going out" until the digest has gone, and then counts it sent."""
+    """How many deliveries of a source (an announcement) are in each state, and the
+    waiting ones also per channel ("waiting:messenger"). A row going out in a digest
+    counts as being sent (it is, in another row), so a report stays "going out" until
+    the digest has gone, and then counts it sent."""
     rows = (
         await Delivery.filter(source_kind=source_kind, source_id=source_id)
         .annotate(n=Count("id"))
-        .group_by("state")
-        .values_list("state", "n")
+        .group_by("state", "channel")
+        .values_list("state", "channel", "n")
     )
     result = dict.fromkeys(STATES, 0)
-    for state, n in rows:
+    for state, channel, n in rows:
         key = "sending" if state == "digested" else str(state)
         result[key] = result.get(key, 0) + int(n)
+        if state == "waiting":
+            # Staff see apart those waiting for Messenger's window to open again.
+            result[f"waiting:{channel}"] = int(n)
     return result
 
 

@@ -392,11 +392,15 @@ def when_prompts(language: str, zone: ZoneInfo, before: datetime, after: datetim
     return {tr(language, WHEN_QUESTION, now=say.moment(at, zone)) for at in (before, after)}
 
 
+MESSENGER_WAITING = "… of them on Messenger, which allows no message until they write: {n}"
+
+
 def progress(
     language: str, announcement_id: int, recipients: int, head: tuple[str, str] | str, **n: int
 ) -> str:
-    """The report's figures (``sent``, ``queued``, ``waiting``, ``failed``, ``blocked``,
-    ``cancelled``) under ``head``: a plural pair such as (GOING_OUT_ONE, GOING_OUT) or one id."""
+    """The report's figures (``sent``, ``queued``, ``waiting``, ``waiting_messenger``,
+    ``failed``, ``blocked``, ``cancelled``) under ``head``: a plural pair such as
+    (GOING_OUT_ONE, GOING_OUT) or one id."""
     if isinstance(head, tuple):
         first = ntr(language, *head, recipients, id=announcement_id, count=recipients)
     else:
@@ -406,6 +410,11 @@ def progress(
         tr(language, "Sent: {n}", n=n.get("sent", 0)),
         tr(language, "Queued: {n}", n=n.get("queued", 0)),
         tr(language, "Waiting until the resident writes to the bot: {n}", n=n.get("waiting", 0)),
+        *(
+            [tr(language, MESSENGER_WAITING, n=n["waiting_messenger"])]
+            if n.get("waiting_messenger")
+            else []
+        ),
         tr(language, "Failed: {n}", n=n.get("failed", 0)),
         tr(language, "Blocked the bot: {n}", n=n.get("blocked", 0)),
     ]

@@ -91,3 +91,15 @@ async def test_the_last_message_time_only_moves_forward(database: str) -> None:
     stamp = await ChannelIdentity.get(external_id="r").values_list("last_inbound_at", flat=True)
     assert isinstance(stamp, datetime)
     assert abs(stamp - NOW) < timedelta(seconds=1)
+
+
+async def test_staff_see_how_many_of_the_waiting_wait_for_messenger(database: str) -> None:
+    announcement = await deliveries.create_announcement(
+        author="cli", texts={"lv": "Sveiki"}, audience={"kind": "all"}, send_at=NOW
+    )
+    for psid in ("old-1", "old-2"):
+        await resident_who_wrote(psid, timedelta(days=2))
+    await deliveries.release(announcement, NOW)
+    await deliveries.hold_denied("messenger", DAY)
+    counts = await deliveries.counts(deliveries.ANNOUNCEMENT, announcement.id)
+    assert (counts["waiting"], counts["waiting:messenger"]) == (2, 2)
