@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import unquote
 
-from bot import polls_cli, proposals_cli
+from bot import messenger_cli, polls_cli, proposals_cli
 from bot.cli_values import coming_time, parse_audience
 from bot.core import logs
 from bot.core.config import (
@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     proposals_cli.add_parser(commands)
     polls_cli.add_parser(commands)
+    messenger_cli.add_parser(commands)
     return parser
 
 
@@ -124,6 +125,8 @@ async def _command(config: Config, args: argparse.Namespace) -> int:
     from storage import db
 
     command = args.command or "run"
+    if command == "messenger":  # the Graph API only: no database
+        return await messenger_cli.run(config, args)
     if command == "announce":
         request = announcement_request(config, args)  # the command line first, then the database
     if command == "proposals":
@@ -157,7 +160,13 @@ async def _command(config: Config, args: argparse.Namespace) -> int:
 def _secrets(config: Config | None) -> list[str]:
     """What must never appear in an error line or a log line."""
     if config is None:  # the file did not load: what the environment holds
-        names = ("IESAISTE_TELEGRAM_TOKEN", "IESAISTE_TELEGRAM_WEBHOOK_SECRET")
+        names = (
+            "IESAISTE_TELEGRAM_TOKEN",
+            "IESAISTE_TELEGRAM_WEBHOOK_SECRET",
+            "IESAISTE_MESSENGER_PAGE_TOKEN",
+            "IESAISTE_MESSENGER_APP_SECRET",
+            "IESAISTE_MESSENGER_VERIFY_TOKEN",
+        )
         found = [os.environ.get(name, "") for name in names]
         found.append(_password(os.environ.get("IESAISTE_DATABASE_URL", "")))
     else:
@@ -165,6 +174,9 @@ def _secrets(config: Config | None) -> list[str]:
             config.telegram.token,
             config.telegram.webhook_secret,
             config.webchat.cookie_secret,
+            config.messenger.page_token,
+            config.messenger.app_secret,
+            config.messenger.verify_token,
             _password(config.database_url),
         ]
     # A URL's password may be written %-encoded; Tortoise and asyncpg use it decoded.

@@ -386,7 +386,8 @@ async def test_announce_at_an_extreme_time_is_one_line(
         (
             ("nope",),
             "iesaiste: argument COMMAND: invalid choice: 'nope' "
-            "(choose from 'run', 'migrate', 'staff', 'announce', 'proposals', 'poll'); "
+            "(choose from 'run', 'migrate', 'staff', 'announce', 'proposals', 'poll', "
+            "'messenger'); "
             "try 'iesaiste --help'",
         ),
         (
