@@ -119,8 +119,8 @@ class GraphProfile:
         for name in fields:
             if name not in WEBHOOK_FIELDS:
                 raise _invalid(
-                    f"Param subscribed_fields[{fields.index(name)}] must be one of "
-                    f'{{{", ".join(WEBHOOK_FIELDS)}}} - got "{name}".'
+                    f'Param subscribed_fields[{fields.index(name)}] got "{name}", not a '
+                    "webhook field of a page"
                 )
         self.subscribe(*fields)
         return web.json_response({"success": True})
@@ -141,8 +141,8 @@ class GraphProfile:
         for name in wanted:
             if name not in PROFILE_FIELDS:
                 raise _invalid(
-                    f"Param fields[{wanted.index(name)}] must be one of "
-                    f'{{{", ".join(PROFILE_FIELDS)}}} - got "{name}".'
+                    f'Param fields[{wanted.index(name)}] got "{name}", not a Messenger '
+                    "profile field"
                 )
         found = {name: self.profile[name] for name in wanted if name in self.profile}
         return web.json_response({"data": [found] if found else []})
