@@ -246,3 +246,29 @@ def test_a_title_over_30_characters_is_refused_before_sending(
     monkeypatch.setattr(messenger_cli, "MENU", (("help", "Palīdzība visos jautājumos un lietās"),))
     with pytest.raises(ValueError, match="is over 30"):
         messenger_cli.profile(Config())
+
+
+def test_the_example_configuration_documents_every_messenger_key() -> None:
+    from dataclasses import fields
+
+    from bot.core.config import MessengerConfig, load
+
+    text = Path("config.example.toml").read_text(encoding="utf-8")
+    section = text.split("[messenger]\n", 1)[1].split("\n[", 1)[0]
+    for key in (f.name for f in fields(MessengerConfig)):
+        assert f"\n{key} = " in section, key
+    assert load("config.example.toml", {}).messenger == MessengerConfig()
+
+
+def test_the_readme_tells_how_to_connect_a_page() -> None:
+    readme = Path("README.md").read_text(encoding="utf-8")
+    for needed in (
+        "## Connecting a Facebook page",
+        "### What the 24-hour rule means on Messenger",
+        "<public_url>/webhooks/messenger",
+        "`pages_messaging`",
+        "`messaging_referrals`",
+        "iesaiste messenger setup",
+        "iesaiste messenger check",
+    ):
+        assert needed in readme, needed
