@@ -208,7 +208,7 @@ async def _check(client: GraphClient, config: Config, out: _Out) -> int:
             "Messenger → Messenger API Settings → Generate token) and set messenger.page_token"
         )
         return 1  # nothing else can be asked with that token
-    page_id = str(page.get("id", ""))
+    page_id = str(page.get("id") or "me")
     out.say(f"page: {page.get('name', '?')} (id {page_id}): the page access token works")
 
     apps = (await client.call("GET", f"/{page_id}/subscribed_apps")).get("data") or []
