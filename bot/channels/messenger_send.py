@@ -310,9 +310,11 @@ class MessengerSender:
         """One message, tried again after a network fault or a 5xx; raises _GiveUp or
         _Stop; a message Meta refuses is logged and skipped."""
         reason = ""
+        waited = False  # a rate limit was just waited out: no pause on top of it
         for attempt in range(ANSWER_ATTEMPTS):
-            if attempt:
+            if attempt and not waited:
                 await self._sleep(ANSWER_PAUSES[min(attempt, len(ANSWER_PAUSES)) - 1])
+            waited = False
             try:
                 resolved = await self._resolved(message)
                 if resolved is not None:
@@ -332,6 +334,7 @@ class MessengerSender:
                     if seconds is None or seconds > ANSWER_RATE_WAIT:
                         raise _GiveUp(f"rate limited (Graph API {error.code})") from None
                     await self._sleep(seconds)
+                    waited = True
                     reason = f"rate limited (Graph API {error.code})"
                     continue
                 if not _transient(error):
