@@ -129,7 +129,7 @@ class GraphStandIn:
         if call["params"].get("page", self.page_id) != self.page_id:
             raise _fault("(#100) Unsupported post request.", 100, 33)
         body = call["body"]
-        if not isinstance(body, dict):
+        if not isinstance(body, dict) or "multipart" in body:
             raise _fault("(#100) The request must be JSON")
         psid, messaging_type, tag = self._envelope(body)
         has_message, has_action = "message" in body, "sender_action" in body

@@ -128,7 +128,7 @@ async def test_a_body_that_is_not_json_is_refused(graph: GraphStandIn, client: G
     form = aiohttp.FormData({"recipient": PSID})
     with pytest.raises(GraphError) as caught:
         await client.call("POST", "/me/messages", form=form)
-    assert caught.value.code == 100
+    assert caught.value.code == 100 and "must be JSON" in caught.value.message
 
 
 async def test_limits_at_their_edge_are_accepted(graph: GraphStandIn, client: GraphClient) -> None:
