@@ -16,6 +16,7 @@ import asyncio
 import logging
 import signal
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.channels import webchat
+from bot.channels.messenger import MessengerChannel
 from bot.channels.telegram import TelegramChannel, Unsent
 from bot.channels.webchat import WebChat
 from bot.core import logs
@@ -32,7 +34,7 @@ from bot.core.config import Config
 from bot.core.logs import who
 from bot.core.messages import CommandList, CommandMenu, Reply
 from bot.delivery import DeliveryWorker
-from bot.http import HttpRunner, build_app
+from bot.http import HttpRunner, add_health_check, build_app
 from bot.open311 import add_routes as add_open311_routes
 from bot.pacing import AnswerPacer, Pacer, SharedBudget
 from bot.photo_routes import Identify, PhotoRoutes, local_images
@@ -42,7 +44,7 @@ from dialogs.pushes import Pushes
 from handlers.commands import MENU_COMMANDS
 from handlers.dispatcher import Dispatcher
 from handlers.staff import STAFF_MENU_ROLES, staff_commands
-from storage import catalog, db, deliveries, events, presence, settings, staff
+from storage import catalog, db, deliveries, events, inbound, presence, settings, staff
 from storage.catalog import Entry
 from storage.presence import Here
 from storage.webchat_guard import Newcomers
@@ -76,6 +78,7 @@ class Runtime:
     dispatcher: Dispatcher = field(init=False)
     webchat: WebChat | None = None
     telegram: TelegramChannel | None = None
+    messenger: MessengerChannel | None = None
     http: web.Application = field(init=False)
     scheduler: AsyncIOScheduler | None = None
     _jobs: RunningJobs = field(default_factory=RunningJobs)
@@ -145,6 +148,8 @@ class Runtime:
             self.dispatcher.files["telegram"] = self.telegram
             self.dispatcher.capabilities[self.telegram.name] = self.telegram.capabilities
             self.telegram.add_routes(self.http)
+        if config.messenger.enabled:
+            self._add_messenger()
         # Proposal photos, to whoever may see them: a web-chat resident known by its cookie.
         identify: dict[str, Identify] = {}
         if self.webchat is not None:
@@ -170,9 +175,29 @@ class Runtime:
             await self.telegram.publish_staff_commands(await self._staff_menus())
         else:
             log.info("no Telegram token configured: serving the web chat only")
+        if self.messenger is not None:
+            await self.messenger.start()
         self._start_delivery()
         self._start_reports()
         self._start_presence()
+
+    def _add_messenger(self) -> None:
+        """The Facebook page: its webhook on our server, its events kept in the database
+        before Meta hears 200 (``storage.inbound``), its health in /healthz."""
+        config = self.config
+        self.messenger = MessengerChannel(
+            config.messenger,
+            self.dispatcher.feed,
+            _Inbox("messenger", self.worker_id),
+            public_url=config.http_public_url,
+            local_images=local_images(config.proposals),
+            on_unsent=unsent_answers("messenger"),
+            max_attempts=inbound.MAX_ATTEMPTS,
+        )
+        self.messenger.add_routes(self.http)
+        self.dispatcher.files[self.messenger.name] = self.messenger
+        self.dispatcher.capabilities[self.messenger.name] = self.messenger.capabilities
+        add_health_check(self.http, "messenger", self.messenger.health)
 
     async def _staff_menus(self) -> list[tuple[str, str, CommandList]]:
         """Each Telegram staff account's own commands: by its role, and the review queue's
@@ -211,6 +236,12 @@ class Runtime:
                 config.delivery.telegram_per_second,
                 config.delivery.telegram_per_chat_per_second,
                 budget=SharedBudget("telegram"),
+            )
+        if self.messenger is not None:
+            channels["messenger"] = self.messenger
+            limits = self.messenger.limits
+            pacers["messenger"] = Pacer(
+                limits.messages_per_second, limits.messages_per_second_per_chat
             )
         if self.webchat is not None:
             channels["webchat"] = self.webchat
@@ -284,6 +315,8 @@ class Runtime:
             await self._delivering  # sends on the wire are reported, the rest handed back
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.messenger is not None:
+            await self.messenger.stop()
         if self.webchat is not None:
             await self.webchat.close()
         if self._runner is not None:
@@ -294,6 +327,23 @@ class Runtime:
             except Exception as error:  # the rows go stale and count as gone anyway
                 log.warning("web chat: presence not cleared (%s)", type(error).__name__)
         await db.close_database()
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbox:
+    """``storage.inbound`` for one channel on this worker, as the channel sees it."""
+
+    channel: str
+    worker: str
+
+    async def accept(self, events: Sequence[tuple[str, str]]) -> list[tuple[int, str]]:
+        return await inbound.accept(self.channel, self.worker, events)
+
+    async def handled(self, event_id: int) -> None:
+        await inbound.handled(event_id)
+
+    async def unhandled(self, *, own: bool) -> list[tuple[int, str, int]]:
+        return await inbound.unhandled(self.channel, self.worker, own=own)
 
 
 async def serve(config: Config) -> None:

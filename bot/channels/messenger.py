@@ -1,0 +1,267 @@
+"""Facebook Messenger: the webhook in our app, and the Send API through the sender.
+
+Only translation happens here and in the modules beside it: a delivery becomes
+``Incoming``s (``messenger_events``), a ``Reply`` becomes Send API calls
+(``messenger_send``). What makes Messenger different is that Meta does not
+deliver again what it got a 200 for: every event is written to the inbox (the
+database, handed in by the runtime) before the 200 goes out, and handled right
+after it. A worker that dies in between takes its events back when it starts
+again; a sweep takes those of a worker gone for good. A redelivered event is
+not stored twice, and the session's event record keeps it from acting twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from bot.channels.messenger_events import events_of, signature_ok, to_incoming
+from bot.channels.messenger_graph import GraphClient
+from bot.channels.messenger_send import LocalImages, MessengerSender, Unsent
+from bot.core.channel import ClaimPolicy
+from bot.core.config import MessengerConfig
+from bot.core.logs import about, who
+from bot.core.messages import Capabilities, ChannelLimits, Feed, Reply
+
+log = logging.getLogger(__name__)
+
+NAME = "messenger"
+WEBHOOK_PATH = "/webhooks/messenger"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+# Real deliveries reach about 300 KB (mostly \u escapes); Courier caps them at 1 MiB too.
+WEBHOOK_MAX_BYTES = 1024 * 1024
+PUSH_WINDOW = timedelta(hours=24)
+HUMAN_AGENT_WINDOW = timedelta(days=7)
+SWEEP_SECONDS = 60.0  # how often a worker looks for the events of a worker gone for good
+STOP_SECONDS = 10.0  # a stop waits this long for the events in hand
+FETCH_SECONDS = 30.0
+
+
+def limits(config: MessengerConfig) -> ChannelLimits:
+    return ChannelLimits(
+        text_length=2000,
+        buttons_per_message=13,
+        button_label_length=20,
+        payload_bytes=1000,
+        can_edit=False,
+        messages_per_second=config.per_second,
+        messages_per_second_per_chat=config.per_chat_per_second,
+    )
+
+
+class Inbox(Protocol):
+    """Where events wait between the webhook and their handling (``storage.inbound``,
+    bound by the runtime to this channel and this worker)."""
+
+    async def accept(self, events: Sequence[tuple[str, str]]) -> list[tuple[int, str]]:
+        """Store them; the new ones (id, body). Raises when they could not be stored."""
+
+    async def handled(self, event_id: int) -> None: ...
+
+    async def unhandled(self, *, own: bool) -> list[tuple[int, str, int]]:
+        """(id, body, attempts) to handle now: this worker's own left before it stopped
+        (``own``), and those of a worker gone for good."""
+
+
+@dataclass(slots=True)
+class MessengerChannel:
+    config: MessengerConfig
+    feed: Feed
+    inbox: Inbox
+    public_url: str = ""
+    local_images: LocalImages | None = None
+    on_unsent: Unsent | None = None
+    # An event whose handling failed this often (it may kill its worker) is given up.
+    max_attempts: int = 5
+    name: str = NAME
+    limits: ChannelLimits = field(init=False)
+    capabilities: Capabilities = field(init=False)
+    claim_policy: ClaimPolicy = field(init=False)
+    sender: MessengerSender | None = field(default=None, init=False)
+    _session: aiohttp.ClientSession | None = field(default=None, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
+    _stopping: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.limits = limits(self.config)
+        # Photos come as URLs that expire: the dialogs keep our copy.
+        self.capabilities = Capabilities.of(
+            self.limits, takes_photos=True, resends_photo_ids=False, push_window=PUSH_WINDOW
+        )
+        human = HUMAN_AGENT_WINDOW if self.config.human_agent else timedelta(0)
+        self.claim_policy = ClaimPolicy.within(
+            int(PUSH_WINDOW.total_seconds() // 3600), int(human.total_seconds() // 3600)
+        )
+
+    # --- lifecycle ----------------------------------------------------------
+    async def start(self) -> None:
+        """Open the Graph API session, then handle what this worker left unhandled."""
+        self._session = aiohttp.ClientSession()
+        client = GraphClient(
+            self._session, self.config.api_url, self.config.api_version, self.config.page_token
+        )
+        self.sender = MessengerSender(
+            client,
+            public_url=self.public_url,
+            human_agent=self.config.human_agent,
+            local_images=self.local_images,
+            on_unsent=self.on_unsent,
+        )
+        left = await self.inbox.unhandled(own=True)
+        if left:
+            log.info("messenger: %d event(s) received before a stop are handled now", len(left))
+        self._handle_all(left)
+        self._sweeper = asyncio.create_task(self._sweep(), name="messenger-sweep")
+        log.info("messenger: webhook waiting at %s", WEBHOOK_PATH)
+
+    async def stop(self) -> None:
+        """Take no more deliveries, finish the events in hand (a while), close the session."""
+        self._stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=STOP_SECONDS)
+            for task in pending:  # left unhandled in the inbox: taken back on restart
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def health(self) -> str | None:
+        return self.sender.failing if self.sender is not None else None
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(WEBHOOK_PATH, self.verify)
+        app.router.add_post(WEBHOOK_PATH, self.receive)
+
+    # --- the webhook --------------------------------------------------------
+    async def verify(self, request: web.Request) -> web.Response:
+        """Meta's subscription check: the bare challenge for the right verify token."""
+        query = request.query
+        token = query.get("hub.verify_token", "")
+        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(
+            token.encode(), self.config.verify_token.encode()
+        ):
+            challenge = query.get("hub.challenge", "")
+            return web.Response(text=challenge, content_type="text/plain")
+        log.warning("messenger webhook: a verification with the wrong token was refused")
+        return web.Response(status=403)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        """Store, answer, then handle: an event answered 200 is in the inbox already."""
+        if self._stopping:
+            return web.Response(status=503, text="stopping")
+        if (request.content_length or 0) > WEBHOOK_MAX_BYTES:
+            raise web.HTTPRequestEntityTooLarge(WEBHOOK_MAX_BYTES, request.content_length or 0)
+        raw = await request.read()
+        if len(raw) > WEBHOOK_MAX_BYTES:
+            raise web.HTTPRequestEntityTooLarge(WEBHOOK_MAX_BYTES, len(raw))
+        if not signature_ok(raw, request.headers.get(SIGNATURE_HEADER), self.config.app_secret):
+            log.warning("messenger webhook: a delivery with a wrong signature was refused")
+            return web.Response(status=403)
+        try:
+            body: Any = json.loads(raw)
+        except (ValueError, RecursionError):
+            body = None
+        events = events_of(body)
+        if events is None:
+            log.warning("messenger webhook: a signed body that is not a delivery was refused")
+            return web.Response(status=400, text="not a Messenger webhook delivery")
+        try:
+            fresh = await self.inbox.accept(
+                [
+                    (event.key, json.dumps({"key": event.key, "item": event.item}))
+                    for event in events
+                ]
+            )
+        except Exception as error:  # the database is away: Meta must deliver it again
+            log.error("messenger webhook: events not stored (%s); Meta will retry", error)
+            return web.Response(status=503, text="try again")
+        self._handle_all([(event_id, body_, 1) for event_id, body_ in fresh])
+        return web.Response(text="EVENT_RECEIVED")
+
+    def _handle_all(self, events: list[tuple[int, str, int]]) -> None:
+        """One task an event, created in order with no await between them: each feed()
+        queues for its resident's lock in arrival order."""
+        for event_id, body, attempts in events:
+            task = asyncio.create_task(self._handle(event_id, body, attempts))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, event_id: int, body: str, attempts: int) -> None:
+        try:
+            stored = json.loads(body)
+            incoming = to_incoming(stored["item"], str(stored["key"]))
+        except (ValueError, KeyError, TypeError):  # not what receive() stored: nothing to do
+            incoming = None
+        if incoming is None or attempts > self.max_attempts:
+            if incoming is not None:
+                log.error("messenger: event %d given up after %d attempts", event_id, attempts - 1)
+            await self._done(event_id)
+            return
+        with about(NAME, incoming.user_id):
+            try:
+                outcome = await self.feed(incoming)
+                if self.sender is not None and outcome.replies:
+                    await self.sender.answer(incoming.user_id, outcome.replies)
+            except Exception:
+                # Left unhandled: the sweep takes it again after the lease.
+                log.exception(
+                    "messenger: event %d of %s failed", event_id, who(NAME, incoming.user_id)
+                )
+                return
+        await self._done(event_id)
+
+    async def _done(self, event_id: int) -> None:
+        try:
+            await self.inbox.handled(event_id)
+        except Exception as error:  # handled again later: the session's record stops a repeat
+            log.warning("messenger: event %d not marked handled (%s)", event_id, error)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                self._handle_all(await self.inbox.unhandled(own=False))
+            except Exception as error:
+                log.warning("messenger: no sweep for left events (%s)", type(error).__name__)
+
+    # --- sending --------------------------------------------------------------
+    async def send(self, recipient: str, reply: Reply) -> str:
+        assert self.sender is not None, "start() first"
+        return await self.sender.push(recipient, reply)
+
+    async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
+        """Messenger cannot change a sent message: the delivery sends anew where it may."""
+        return False
+
+    async def fetch(self, file_id: str, max_bytes: int) -> bytes | None:
+        """A photo a resident sent: its URL, read up to ``max_bytes``."""
+        if self._session is None or not file_id.startswith(("https://", "http://")):
+            return None
+        try:
+            async with self._session.get(
+                file_id, timeout=aiohttp.ClientTimeout(total=FETCH_SECONDS)
+            ) as response:
+                if response.status != 200:
+                    log.info("messenger: a photo was not fetched (HTTP %d)", response.status)
+                    return None
+                if (response.content_length or 0) > max_bytes:
+                    return None
+                data = await response.content.read(max_bytes + 1)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            log.info("messenger: a photo was not fetched (%s)", type(error).__name__)
+            return None
+        return data if len(data) <= max_bytes else None
