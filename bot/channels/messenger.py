@@ -187,7 +187,10 @@ class MessengerChannel:
                 ]
             )
         except Exception as error:  # the database is away: Meta must deliver it again
-            log.error("messenger webhook: events not stored (%s); Meta will retry", error)
+            log.error(
+                "messenger webhook: events not stored (%s); Meta will deliver them again",
+                type(error).__name__,
+            )
             return web.Response(status=503, text="try again")
         self._handle_all([(event_id, body_, 1) for event_id, body_ in fresh])
         return web.Response(text="EVENT_RECEIVED")
@@ -260,8 +263,12 @@ class MessengerChannel:
                     return None
                 if (response.content_length or 0) > max_bytes:
                     return None
-                data = await response.content.read(max_bytes + 1)
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data.extend(chunk)
+                    if len(data) > max_bytes:  # a length it did not declare: stop reading
+                        return None
         except (aiohttp.ClientError, TimeoutError) as error:
             log.info("messenger: a photo was not fetched (%s)", type(error).__name__)
             return None
-        return data if len(data) <= max_bytes else None
+        return bytes(data)

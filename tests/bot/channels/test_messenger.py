@@ -251,8 +251,19 @@ async def cdn() -> AsyncIterator[str]:
     async def photo(request: web.Request) -> web.Response:
         return web.Response(body=jpeg, content_type="image/jpeg")
 
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        """The same photo with no Content-Length: its size shows only while it is read."""
+        response = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(jpeg), 1000):
+            await response.write(jpeg[start : start + 1000])
+        await response.write_eof()
+        return response
+
     app = web.Application()
     app.router.add_get("/photo.jpg", photo)
+    app.router.add_get("/chunked.jpg", chunked)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -260,6 +271,22 @@ async def cdn() -> AsyncIterator[str]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield f"http://127.0.0.1:{port}"
     await runner.cleanup()
+
+
+@pytest.mark.storage
+async def test_a_photo_is_read_only_within_the_cap_and_only_over_http(
+    start_page: StartPage, cdn: str
+) -> None:
+    page = await start_page()
+    channel = page.runtime.messenger
+    assert channel is not None
+    whole = await channel.fetch(f"{cdn}/photo.jpg", 10_000_000)
+    assert whole is not None and whole[:2] == b"\xff\xd8"
+    assert await channel.fetch(f"{cdn}/chunked.jpg", 10_000_000) == whole
+    assert await channel.fetch(f"{cdn}/photo.jpg", 1000) is None  # declared too large
+    assert await channel.fetch(f"{cdn}/chunked.jpg", 1000) is None  # found too large
+    assert await channel.fetch(f"{cdn}/gone.jpg", 10_000_000) is None
+    assert await channel.fetch("file:///etc/passwd", 10_000_000) is None
 
 
 @pytest.mark.storage
