@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from PIL import Image
+from tortoise import connections
 
 from bot.channels import messenger_events
 from storage import deliveries, inbound, polls, proposals, residents
@@ -433,3 +434,47 @@ async def _get(page: Page, path: str) -> tuple[int, str]:
     url = f"http://127.0.0.1:{page.runtime.config.http_port}{path}"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status, await response.text()
+
+
+@pytest.mark.storage
+async def test_a_status_update_inside_the_window_goes_and_after_it_waits_for_her(
+    start_page: StartPage, tmp_path: Path
+) -> None:
+    page = await start_page(config_without_quiet_hours(tmp_path))
+    await onboarded(ANNA, "en", "centrs", channel="messenger")
+    await residents.note_inbound("messenger", ANNA, datetime.now(UTC) - timedelta(hours=3))
+    page.graph.opened(ANNA, datetime.now(UTC) - timedelta(hours=3))
+    anna = page.resident(ANNA)
+    row = await _proposal_of(ANNA)
+    await proposals.change_status(row.id, "under_review", actor="cli")
+    [update] = await anna.received(1)
+    assert (update.messaging_type, update.tag) == ("UPDATE", "")
+    assert row.reference in update.text
+
+    # Two days of silence later: the next change waits (no HUMAN_AGENT on this page).
+    two_days = datetime.now(UTC) - timedelta(days=2)
+    await ChannelIdentity.filter(external_id=ANNA).update(last_inbound_at=two_days)
+    page.graph.opened(ANNA, two_days)
+    await proposals.change_status(
+        row.id, "planned", actor="cli", explanation="Repaired in the spring works."
+    )
+    await eventually(lambda: Delivery.filter(state="waiting").count(), what="the update waits")
+    assert len(page.graph.inbox(ANNA)) == 1
+    messages = await anna.says("/menu", expect=2)
+    assert any("Repaired in the spring works." in message.text for message in messages)
+    no_failure(messages)
+
+
+@pytest.mark.storage
+async def test_a_delivery_that_cannot_be_stored_is_not_answered_200(
+    start_page: StartPage,
+) -> None:
+    page = await start_page()
+    client = connections.get("default")
+    await client.execute_script('ALTER TABLE "inbound_event" RENAME TO "inbound_event_away"')
+    try:
+        status, _ = await page.meta.post(meta.delivery(meta.get_started(ANNA)))
+        assert status == 503, "Meta must deliver it again"
+    finally:
+        await client.execute_script('ALTER TABLE "inbound_event_away" RENAME TO "inbound_event"')
+    assert await Resident.all().count() == 0
