@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels.messenger import WEBHOOK_PATH
 from bot.channels.messenger_graph import GraphClient, GraphError
 from bot.core.config import Config, ConfigError
 from bot.core.i18n import N_, translator
@@ -31,7 +32,6 @@ GREETING_LENGTH = 160  # Meta's limit, characters
 MENU_ITEMS = 20  # Meta's limit of a persistent menu's items
 TITLE_LENGTH = 30  # Meta's limit of a menu item's title
 PAYLOAD_LENGTH = 1000
-WEBHOOK_PATH = "/webhooks/messenger"  # as bot.channels.messenger.WEBHOOK_PATH
 NEEDED_FIELDS = ("messages", "messaging_postbacks")
 RECOMMENDED_FIELDS = ("messaging_referrals",)
 PROFILE_FIELDS = "get_started,greeting,persistent_menu"

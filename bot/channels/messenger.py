@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
-from bot.channels.messenger_events import events_of, signature_ok, to_incoming
+from bot.channels.messenger_events import NAME, events_of, signature_ok, to_incoming
 from bot.channels.messenger_graph import GraphClient
 from bot.channels.messenger_send import LocalImages, MessengerSender, Unsent
 from bot.core.channel import ClaimPolicy
@@ -34,7 +34,6 @@ from bot.core.messages import Capabilities, ChannelLimits, Feed, Reply
 
 log = logging.getLogger(__name__)
 
-NAME = "messenger"
 WEBHOOK_PATH = "/webhooks/messenger"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 # Real deliveries reach about 300 KB (mostly \u escapes); Courier caps them at 1 MiB too.

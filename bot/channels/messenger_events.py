@@ -21,9 +21,6 @@ from bot.core.messages import Incoming, Kind, Location
 NAME = "messenger"
 SIGNATURE_PREFIX = "sha256="
 SIGNATURE_LENGTH = len(SIGNATURE_PREFIX) + 64
-GET_STARTED = "/start"
-# Courier's reading of the legacy thumbs-up stickers (the "like" button of Messenger).
-THUMBS_UP = frozenset({"369239263222822", "369239343222814", "369239383222810"})
 
 
 def signature_ok(raw: bytes, header: str | None, app_secret: str) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels.messenger_events import NAME
 from bot.channels.messenger_graph import GraphClient, GraphError
 from bot.core.channel import (
     ChannelDown,
@@ -38,7 +39,6 @@ from bot.core.messages import Button, Reply
 
 log = logging.getLogger(__name__)
 
-NAME = "messenger"  # as bot.channels.messenger.NAME: log tags must match the channel's
 TEXT_LENGTH = 2000
 TEMPLATE_TEXT_LENGTH = 640
 TEMPLATE_BUTTONS = 3
