@@ -38,8 +38,8 @@ WEBHOOK_PATH = "/webhooks/messenger"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 # Real deliveries reach about 300 KB (mostly \u escapes); Courier caps them at 1 MiB too.
 WEBHOOK_MAX_BYTES = 1024 * 1024
-PUSH_WINDOW = timedelta(hours=24)
-HUMAN_AGENT_WINDOW = timedelta(days=7)
+WINDOW_HOURS = 24  # Meta's window for messages after the resident's last one
+HUMAN_AGENT_HOURS = 7 * 24  # a person's own answer with the HUMAN_AGENT tag
 SWEEP_SECONDS = 60.0  # how often a worker looks for the events of a worker gone for good
 STOP_SECONDS = 10.0  # a stop waits this long for the events in hand
 FETCH_SECONDS = 30.0
@@ -95,12 +95,13 @@ class MessengerChannel:
         self.limits = limits(self.config)
         # Photos come as URLs that expire: the dialogs keep our copy.
         self.capabilities = Capabilities.of(
-            self.limits, takes_photos=True, resends_photo_ids=False, push_window=PUSH_WINDOW
+            self.limits,
+            takes_photos=True,
+            resends_photo_ids=False,
+            push_window=timedelta(hours=WINDOW_HOURS),
         )
-        human = HUMAN_AGENT_WINDOW if self.config.human_agent else timedelta(0)
-        self.claim_policy = ClaimPolicy.within(
-            int(PUSH_WINDOW.total_seconds() // 3600), int(human.total_seconds() // 3600)
-        )
+        human = HUMAN_AGENT_HOURS if self.config.human_agent else 0
+        self.claim_policy = ClaimPolicy.within(WINDOW_HOURS, human)
 
     # --- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
