@@ -18,6 +18,9 @@ from bot.core.config import (
 
 TOKEN = "123456:ABCdefGhIJKlmnOPQRstuVWXyz0123456789"
 
+FB_TOKEN = "EAAGstandin0000pagetoken0000000000000000"
+FB_SECRET = "0123456789abcdef0123456789abcdef"
+
 
 def write(tmp_path: Path, text: str) -> str:
     path = tmp_path / "config.toml"
@@ -224,6 +227,55 @@ role = "moderator"
             "9pm",
             "a time of day as HH:MM, e.g. 21:00",
         ),
+        (
+            "",
+            {"IESAISTE_MESSENGER_PAGE_TOKEN": "EAAG-not a token!"},
+            "messenger.page_token",
+            "…",
+            "the page access token from Meta (letters and digits)",
+        ),
+        (
+            "",
+            {"IESAISTE_MESSENGER_PAGE_TOKEN": FB_TOKEN},
+            "messenger.app_secret",
+            "",
+            "the app secret: 32 hex digits (App settings → Basic)",
+        ),
+        (
+            "",
+            {"IESAISTE_MESSENGER_PAGE_TOKEN": FB_TOKEN, "IESAISTE_MESSENGER_APP_SECRET": "secret"},
+            "messenger.app_secret",
+            "…",
+            "the app secret: 32 hex digits (App settings → Basic)",
+        ),
+        (
+            "",
+            {"IESAISTE_MESSENGER_PAGE_TOKEN": FB_TOKEN, "IESAISTE_MESSENGER_APP_SECRET": FB_SECRET},
+            "messenger.verify_token",
+            "",
+            "8–256 printable characters of your choice, the same as in the app's webhook settings",
+        ),
+        (
+            '[messenger]\napi_version = "25"\n',
+            {},
+            "messenger.api_version",
+            "25",
+            "a Graph API version such as v25.0",
+        ),
+        (
+            "",
+            {"IESAISTE_MESSENGER_API_URL": "graph.facebook.com"},
+            "messenger.api_url",
+            "graph.facebook.com",
+            "an http(s) URL such as https://graph.facebook.com",
+        ),
+        (
+            "[messenger]\nper_second = 1000\n",
+            {},
+            "messenger.per_second",
+            1000,
+            "a number of messages a second above 0, at most 300",
+        ),
     ],
 )
 def test_a_bad_value_names_the_key_the_value_and_what_is_expected(
@@ -419,3 +471,20 @@ def test_a_config_file_in_another_encoding_is_named(tmp_path: Path) -> None:
         str(path),
         "a file saved as UTF-8 (byte 0xcd on line 2 is not UTF-8)",
     )
+
+
+def test_messenger_is_on_with_its_three_secrets_and_they_never_show(tmp_path: Path) -> None:
+    config = load(
+        write(tmp_path, ""),
+        {
+            "IESAISTE_MESSENGER_PAGE_TOKEN": FB_TOKEN,
+            "IESAISTE_MESSENGER_APP_SECRET": FB_SECRET,
+            "IESAISTE_MESSENGER_VERIFY_TOKEN": "my-verify-token",
+        },
+    )
+    assert config.messenger.enabled and config.messenger.api_version == "v25.0"
+    assert not load(write(tmp_path, ""), {}).messenger.enabled
+    for bad in ({"IESAISTE_MESSENGER_APP_SECRET": FB_SECRET[:-1] + "!"},):
+        with pytest.raises(ConfigError) as raised:
+            load(write(tmp_path, ""), {"IESAISTE_MESSENGER_PAGE_TOKEN": FB_TOKEN, **bad})
+        assert FB_SECRET[:-1] not in str(raised.value) and FB_TOKEN not in str(raised.value)
