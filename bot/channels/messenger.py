@@ -161,8 +161,8 @@ class MessengerChannel:
 
     async def receive(self, request: web.Request) -> web.Response:
         """Store, answer, then handle: an event answered 200 is in the inbox already."""
-        if self._stopping:
-            return web.Response(status=503, text="stopping")
+        if self._stopping or self.sender is None:  # Meta delivers it again in a moment
+            return web.Response(status=503, text="not taking deliveries now")
         if (request.content_length or 0) > WEBHOOK_MAX_BYTES:
             raise web.HTTPRequestEntityTooLarge(WEBHOOK_MAX_BYTES, request.content_length or 0)
         raw = await request.read()

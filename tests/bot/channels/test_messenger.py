@@ -22,6 +22,8 @@ from PIL import Image
 from tortoise import connections
 
 from bot.channels import messenger_events
+from bot.channels.messenger import WEBHOOK_PATH, MessengerChannel
+from bot.core.config import MessengerConfig
 from storage import deliveries, inbound, polls, proposals, residents
 from storage.models import Ballot, ChannelIdentity, Delivery, InboundEvent, Proposal, Resident
 from tests.bot.channels.messenger_helpers import VERIFY_TOKEN, Page, StartPage
@@ -31,6 +33,7 @@ from tests.bot.test_announcements import config_without_quiet_hours, onboarded
 from tests.phrases import ALL_SET, MAIN_MENU, failed_apologies, tr
 from tests.standins import messenger_webhook as meta
 from tests.standins.graph_api import Sent
+from tests.standins.graph_core import APP_SECRET
 
 ANNA, JANIS = "2000000000000001", "2000000000000002"
 
@@ -478,3 +481,44 @@ async def test_a_delivery_that_cannot_be_stored_is_not_answered_200(
     finally:
         await client.execute_script('ALTER TABLE "inbound_event_away" RENAME TO "inbound_event"')
     assert await Resident.all().count() == 0
+
+
+async def test_a_delivery_before_the_channel_has_started_is_left_for_meta_to_repeat() -> None:
+    """Between the HTTP server's start and the channel's, nothing could answer the event:
+    503, so Meta delivers it again, and nothing is stored meanwhile."""
+
+    stored: list[object] = []
+
+    class NoInbox:
+        async def accept(self, events: object) -> list[tuple[int, str]]:
+            stored.append(events)
+            return []
+
+        async def handled(self, event_id: int) -> None: ...
+
+        async def unhandled(self, *, own: bool) -> list[tuple[int, str, int]]:
+            return []
+
+    async def feed(incoming: object) -> object:
+        raise AssertionError("nothing may be handled")
+
+    config = MessengerConfig(
+        page_token="EAAGstandin0000pagetoken0000000000000000",
+        app_secret=APP_SECRET,
+        verify_token=VERIFY_TOKEN,
+    )
+    channel = MessengerChannel(config, feed, NoInbox())  # type: ignore[arg-type]
+    app = web.Application()
+    channel.add_routes(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        hook = meta.MetaWebhook(f"http://127.0.0.1:{port}{WEBHOOK_PATH}")
+        status, _ = await hook.post(meta.delivery(meta.text(ANNA, "Sveiki")))
+        assert status == 503
+        assert stored == []
+    finally:
+        await runner.cleanup()
