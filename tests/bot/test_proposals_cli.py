@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -70,7 +71,7 @@ async def test_list_shows_one_line_per_proposal_and_filters(database_url: str) -
         road = await submit(author, "Dziļa bedre pie skolas,\n ļoti dziļa")
         light = await submit(author, "Nedeg laterna", "lighting")
         await proposals.change_status(light.id, "under_review", actor="cli")
-    today = datetime.now(UTC).date().isoformat()
+    today = datetime.now(ZoneInfo("Europe/Riga")).date().isoformat()  # as the CLI shows it
     code, out, err = await iesaiste("proposals", "list", env=env)
     assert (code, err) == (0, "")
     assert out.splitlines() == [
