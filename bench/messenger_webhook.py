@@ -120,8 +120,21 @@ async def main() -> None:
     options = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("MPLCONFIGDIR", tempfile.gettempdir())
-    backends = ("sqlite", "postgres") if options.backend == "both" else (options.backend,)
-    for backend in backends:
+    if options.backend == "both":
+        # One process a database: Tortoise keeps the SQL it built for the first dialect.
+        for backend in ("sqlite", "postgres"):
+            argv = [
+                f"--deliveries={options.deliveries}",
+                f"--residents={options.residents}",
+                f"--connections={options.connections}",
+            ]
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, *argv, "--backend", backend
+            )
+            if await process.wait() != 0:
+                raise SystemExit(f"the {backend} run failed")
+        return
+    for backend in (options.backend,):
         if backend == "sqlite":
             with tempfile.TemporaryDirectory() as folder:
                 figures = await run(
