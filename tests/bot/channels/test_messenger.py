@@ -52,6 +52,15 @@ def no_failure(messages: list[Sent]) -> None:
         assert "Traceback" not in message.text and message.text not in failed, message.text
 
 
+async def onboarded_and_wrote(page: Page, psid: str, ago: timedelta) -> None:
+    """An English resident of Centrs whose last message was ``ago``: as the bot stamped
+    it and as Meta's window counts it."""
+    await onboarded(psid, "en", "centrs", channel="messenger")
+    wrote = datetime.now(UTC) - ago
+    await residents.note_inbound("messenger", psid, wrote)
+    page.graph.opened(psid, wrote)
+
+
 async def onboard(page: Page, psid: str) -> None:
     """Get Started, then English, a neighbourhood, a topic, the privacy notice: the menu."""
     resident = page.resident(psid)
@@ -322,9 +331,7 @@ async def test_a_poll_invitation_inside_the_window_and_a_tap(
     start_page: StartPage, tmp_path: Path
 ) -> None:
     page = await start_page(config_without_quiet_hours(tmp_path))
-    await onboarded(ANNA, "en", "centrs", channel="messenger")
-    await residents.note_inbound("messenger", ANNA, datetime.now(UTC) - timedelta(hours=2))
-    page.graph.opened(ANNA, datetime.now(UTC) - timedelta(hours=2))
+    await onboarded_and_wrote(page, ANNA, timedelta(hours=2))
     anna = page.resident(ANNA)
     poll = await polls.create(draft(), author="cli")
     await polls.open_due(datetime.now(UTC))
@@ -345,10 +352,7 @@ async def test_outside_the_window_pushes_wait_and_come_as_one_catch_up(
     start_page: StartPage, tmp_path: Path
 ) -> None:
     page = await start_page(config_without_quiet_hours(tmp_path))
-    await onboarded(ANNA, "en", "centrs", channel="messenger")
-    three_days = datetime.now(UTC) - timedelta(days=3)
-    await residents.note_inbound("messenger", ANNA, three_days)
-    page.graph.opened(ANNA, three_days)
+    await onboarded_and_wrote(page, ANNA, timedelta(days=3))
     anna = page.resident(ANNA)
     announcement = await deliveries.create_announcement(
         author="cli",
@@ -374,10 +378,7 @@ async def test_a_staff_answer_uses_human_agent_within_the_week_when_the_page_may
 ) -> None:
     page = await start_page(with_human_agent(config_without_quiet_hours(tmp_path)))
     page.graph.human_agent_permission = True
-    await onboarded(ANNA, "en", "centrs", channel="messenger")
-    two_days = datetime.now(UTC) - timedelta(days=2)
-    await residents.note_inbound("messenger", ANNA, two_days)
-    page.graph.opened(ANNA, two_days)
+    await onboarded_and_wrote(page, ANNA, timedelta(days=2))
     row = await _proposal_of(ANNA)
     await proposals.change_status(
         row.id, "under_review", actor="cli", explanation="An inspector goes there on Monday."
@@ -392,9 +393,7 @@ async def test_a_refused_token_stops_messenger_and_healthz_says_why(
     start_page: StartPage, tmp_path: Path
 ) -> None:
     page = await start_page(config_without_quiet_hours(tmp_path))
-    await onboarded(ANNA, "en", "centrs", channel="messenger")
-    await residents.note_inbound("messenger", ANNA, datetime.now(UTC))
-    page.graph.opened(ANNA)
+    await onboarded_and_wrote(page, ANNA, timedelta(0))
     page.graph.core.expire_token()
     announcement = await deliveries.create_announcement(
         author="cli",
@@ -444,9 +443,7 @@ async def test_a_status_update_inside_the_window_goes_and_after_it_waits_for_her
     start_page: StartPage, tmp_path: Path
 ) -> None:
     page = await start_page(config_without_quiet_hours(tmp_path))
-    await onboarded(ANNA, "en", "centrs", channel="messenger")
-    await residents.note_inbound("messenger", ANNA, datetime.now(UTC) - timedelta(hours=3))
-    page.graph.opened(ANNA, datetime.now(UTC) - timedelta(hours=3))
+    await onboarded_and_wrote(page, ANNA, timedelta(hours=3))
     anna = page.resident(ANNA)
     row = await _proposal_of(ANNA)
     await proposals.change_status(row.id, "under_review", actor="cli")
