@@ -161,6 +161,11 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     log_level: str = "INFO"
+    # "text" (one readable line a record) or "json" (one object a line, for a log store).
+    log_format: str = "text"
+    # /metrics (Prometheus) on a port of its own, never the public one: 0 is off.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     proposals: ProposalsConfig = field(default_factory=default_proposals)
 
 
@@ -201,6 +206,7 @@ def from_mapping(data: Mapping[str, Any], base: Path | None = None) -> Config:
             "limits",
             "delivery",
             "log",
+            "metrics",
             "proposals",
         },
     )
@@ -277,7 +283,9 @@ def from_mapping(data: Mapping[str, Any], base: Path | None = None) -> Config:
         },
     )
     log = subtable(data, "log")
-    check_unknown("log", log, {"level"})
+    check_unknown("log", log, {"level", "format"})
+    metrics = subtable(data, "metrics")
+    check_unknown("metrics", metrics, {"host", "port"})
     return Config(
         municipality=municipality,
         staff=_staff(data.get("staff", [])),
@@ -343,6 +351,9 @@ def from_mapping(data: Mapping[str, Any], base: Path | None = None) -> Config:
             ),
         ),
         log_level=as_str("log.level", log.get("level", "INFO")).upper(),
+        log_format=as_str("log.format", log.get("format", defaults.log_format)).lower(),
+        metrics_host=as_str("metrics.host", metrics.get("host", defaults.metrics_host)),
+        metrics_port=as_int("metrics.port", metrics.get("port", defaults.metrics_port), 0, 65535),
         proposals=parse_proposals(data, municipality.neighbourhoods, base),
     )
 
@@ -395,6 +406,8 @@ ENVIRONMENT = {
     "IESAISTE_HTTP_PORT": "http.port",
     "IESAISTE_WEBCHAT_COOKIE_SECRET": "webchat.cookie_secret",
     "IESAISTE_LOG_LEVEL": "log.level",
+    "IESAISTE_LOG_FORMAT": "log.format",
+    "IESAISTE_METRICS_PORT": "metrics.port",
 }
 
 
@@ -436,6 +449,11 @@ def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
         )
     if "log.level" in values:
         config = replace(config, log_level=values["log.level"].strip().upper())
+    if "log.format" in values:
+        config = replace(config, log_format=values["log.format"].strip().lower())
+    if "metrics.port" in values:
+        port = as_int("IESAISTE_METRICS_PORT", values["metrics.port"], 0, 65535)
+        config = replace(config, metrics_port=port)
     return config
 
 
@@ -483,6 +501,14 @@ def validate(config: Config) -> Config:
     _check_messenger(config.messenger)
     if config.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log.level", config.log_level, "DEBUG, INFO, WARNING or ERROR")
+    if config.log_format not in ("text", "json"):
+        raise ConfigError("log.format", config.log_format, "text or json")
+    if config.metrics_port and config.metrics_port == config.http_port:
+        raise ConfigError(
+            "metrics.port",
+            config.metrics_port,
+            "a port other than http.port: the metrics must not be on the public port",
+        )
     return config
 
 

@@ -203,8 +203,8 @@ role = "moderator"
             {},
             "htttp",
             "…",
-            "a known key (database, delivery, http, limits, log, messenger, municipality, "
-            "proposals, staff, telegram, webchat)",
+            "a known key (database, delivery, http, limits, log, messenger, metrics, "
+            "municipality, proposals, staff, telegram, webchat)",
         ),
         (
             "[delivery]\ntelegram_per_second = 0\n",
@@ -276,6 +276,22 @@ role = "moderator"
             1000,
             "a number of messages a second above 0, at most 300",
         ),
+        ('[log]\nformat = "xml"\n', {}, "log.format", "xml", "text or json"),
+        ("", {"IESAISTE_LOG_FORMAT": "yaml"}, "log.format", "yaml", "text or json"),
+        (
+            "[http]\nport = 9000\n[metrics]\nport = 9000\n",
+            {},
+            "metrics.port",
+            9000,
+            "a port other than http.port: the metrics must not be on the public port",
+        ),
+        (
+            "",
+            {"IESAISTE_METRICS_PORT": "ninety"},
+            "IESAISTE_METRICS_PORT",
+            "ninety",
+            "a whole number from 0 to 65535",
+        ),
     ],
 )
 def test_a_bad_value_names_the_key_the_value_and_what_is_expected(
@@ -285,6 +301,20 @@ def test_a_bad_value_names_the_key_the_value_and_what_is_expected(
         load(write(tmp_path, toml), environ)
     assert (raised.value.key, raised.value.value, raised.value.expected) == (key, value, expected)
     assert str(raised.value) == f"{key} = {value!r}: expected {expected}"
+
+
+def test_metrics_are_off_and_logs_are_text_unless_set(tmp_path: Path) -> None:
+    plain = load(write(tmp_path, ""), {})
+    assert (plain.metrics_port, plain.log_format) == (0, "text")
+    config = load(
+        write(tmp_path, '[log]\nformat = "JSON"\n[metrics]\nport = 9102\n'),
+        {"IESAISTE_METRICS_PORT": "9103"},
+    )
+    assert (config.log_format, config.metrics_host, config.metrics_port) == (
+        "json",
+        "127.0.0.1",
+        9103,
+    )
 
 
 def test_a_file_that_is_not_toml_is_named_with_what_tomllib_says(tmp_path: Path) -> None:
