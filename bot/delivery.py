@@ -37,7 +37,7 @@ import logging
 import math
 import time as time_module
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -57,8 +57,11 @@ from bot.core.quiet_hours import DEFAULT_END, DEFAULT_START, next_allowed
 from bot.pacing import Pacer
 from storage import deliveries
 from storage.deliveries import Claimed
+from storage.errors import unavailable
 
 log = logging.getLogger(__name__)
+# While the database is away, a push's fate is written again after these pauses.
+REPORT_PAUSES = (1.0, 2.0, 5.0, 10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +120,24 @@ class DeliveryWorker:
             log.warning(
                 "delivery: %d pushes a stopped worker had claimed are queued again", requeued
             )
+        away = False  # the database was unavailable in the last round
         while not stopping.is_set():
             try:
                 await self._requeue_abandoned()
                 busy = await self.drain_once(stopping)
-            except Exception:  # the database went away: say so, wait, try again
-                log.exception("delivery: a round failed")
-                busy = 0
+            except Exception as error:  # the database went away: say so once, wait, try again
+                if not unavailable(error):
+                    log.exception("delivery: a round failed")
+                elif not away:
+                    log.warning(
+                        "delivery: the database is unavailable (%s); pushes wait for it",
+                        type(error).__name__,
+                    )
+                away, busy = unavailable(error), 0
+            else:
+                if away:
+                    log.info("delivery: the database is back; pushes go on")
+                away = False
             if not busy:
                 try:
                     await asyncio.wait_for(stopping.wait(), self.idle_seconds)
@@ -251,9 +265,9 @@ class DeliveryWorker:
             await self._failed(row, f"render: {type(error).__name__}: {error}")
             return None
         if rendered is None:
-            await self._report(row, deliveries.mark_cancelled(row.id, "its source is gone"))
+            await self._report(row, lambda: deliveries.mark_cancelled(row.id, "its source is gone"))
         elif row.operation == "edit" and row.message_id and rendered.digest == row.shown:
-            await self._report(row, deliveries.mark_sent(row.id, row.message_id, row.shown))
+            await self._report(row, lambda: deliveries.mark_sent(row.id, row.message_id, row.shown))
             return None
         return rendered
 
@@ -313,59 +327,83 @@ class DeliveryWorker:
             if row.operation == "edit" and row.message_id:
                 if not await channel.edit(row.external_id, row.message_id, rendered.reply):
                     resend = row.if_edit_refused == "send"
-                    await self._report(row, deliveries.mark_edit_refused(row.id, resend))
+                    await self._report(row, lambda: deliveries.mark_edit_refused(row.id, resend))
                     return
                 message_id = row.message_id
             else:
                 message_id = await channel.send(row.external_id, rendered.reply)
         except RecipientBlocked as error:
+            why = str(error)
             await self._report(
-                row, deliveries.mark_blocked(row.channel, row.external_id, str(error))
+                row, lambda: deliveries.mark_blocked(row.channel, row.external_id, why)
             )
         except RateLimited as error:
-            await self._report(row, pacer.pause(error.retry_after))
+            await pacer.pause(error.retry_after)
             at = now + timedelta(seconds=error.retry_after)
-            await self._report(
-                row,
-                deliveries.retry_later(
-                    row.id, at, f"rate limited: retry after {error.retry_after}s"
-                ),
-            )
+            why = f"rate limited: retry after {error.retry_after}s"
+            await self._report(row, lambda: deliveries.retry_later(row.id, at, why))
         except ChannelDown as error:
             # Nobody can be reached on it (its token was refused): the row goes back,
             # its attempt not counted, and the channel rests instead of a retry storm.
-            await self._report(row, pacer.pause(error.retry_after))
+            await pacer.pause(error.retry_after)
             at = now + timedelta(seconds=error.retry_after)
-            await self._report(row, deliveries.postpone(row.id, at, error.reason))
+            why = error.reason
+            await self._report(row, lambda: deliveries.postpone(row.id, at, why))
         except PushRefused as error:
+            why = str(error)
             if row.template == deliveries.DIGEST:
-                await self._report(row, deliveries.mark_digest_refused(row, str(error)))
+                await self._report(row, lambda: deliveries.mark_digest_refused(row, why))
             else:
-                await self._report(row, deliveries.mark_waiting(row, str(error)))
+                await self._report(row, lambda: deliveries.mark_waiting(row, why))
         except Exception as error:  # a network fault or a 5xx: try again later, then give up
             await self._failed(row, f"{type(error).__name__}: {error}")
         else:
             # Reported at once: a crash can repeat only the sends in flight.
             if row.template == deliveries.DIGEST:
-                sent = deliveries.mark_digest_sent(row, message_id, rendered.digest)
+                await self._report(
+                    row, lambda: deliveries.mark_digest_sent(row, message_id, rendered.digest)
+                )
             else:
-                sent = deliveries.mark_sent(row.id, message_id, rendered.digest)
-            await self._report(row, sent)
+                await self._report(
+                    row, lambda: deliveries.mark_sent(row.id, message_id, rendered.digest)
+                )
 
     async def _failed(self, row: Claimed, reason: str) -> None:
         """Try again after a growing pause; after ``max_attempts``, give up."""
         if row.attempts >= self.max_attempts:
             log.warning("delivery %d failed for good: %s", row.id, reason)
             if row.template == deliveries.DIGEST:
-                await self._report(row, deliveries.mark_digest_failed(row, reason))
+                await self._report(row, lambda: deliveries.mark_digest_failed(row, reason))
             else:
-                await self._report(row, deliveries.mark_failed(row.id, reason))
+                await self._report(row, lambda: deliveries.mark_failed(row.id, reason))
         else:
             at = datetime.now(UTC) + backoff(row.attempts)
-            await self._report(row, deliveries.retry_later(row.id, at, reason))
+            await self._report(row, lambda: deliveries.retry_later(row.id, at, reason))
 
-    async def _report(self, row: Claimed, report: Awaitable[object]) -> None:
-        try:
-            await report
-        except Exception:  # the row stays "sending": its worker's restart or lease requeues it
-            log.exception("delivery %d: could not report back", row.id)
+    async def _report(self, row: Claimed, report: Callable[[], Awaitable[object]]) -> None:
+        """Write a row's fate. While the database is away it is tried again for most of
+        the lease: a push that went out is then recorded once the database is back,
+        not sent a second time when its lease runs out."""
+        waited = 0.0
+        give_up = max(REPORT_PAUSES[0], self.lease.total_seconds() - 60.0)
+        pauses = iter(REPORT_PAUSES)
+        while True:
+            try:
+                await report()
+                return
+            except Exception as error:
+                if not unavailable(error):
+                    # The row stays "sending": its worker's restart or the lease requeues it.
+                    log.exception("delivery %d: could not report back", row.id)
+                    return
+                if waited >= give_up:
+                    log.warning(
+                        "delivery %d: not recorded, the database is still unavailable (%s); "
+                        "its lease will queue it again",
+                        row.id,
+                        type(error).__name__,
+                    )
+                    return
+            pause = next(pauses, REPORT_PAUSES[-1])
+            await asyncio.sleep(pause)
+            waited += pause

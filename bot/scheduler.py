@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.core.config import Config
 from bot.core.quiet_hours import next_allowed
 from storage import deliveries, events, feedback, inbound, photos, polls, review, webchat_guard
+from storage.errors import unavailable
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ Job = Callable[..., Awaitable[object]]
 
 
 def _finished_or_stopped(job: Job) -> Job:
-    """``job``, ending quietly when the bot stops under it.
+    """``job``, ending quietly when the bot stops under it or the database is away.
 
     APScheduler cancels a running job when it shuts down and logs that as an error with
     a traceback; a job cut short here loses nothing (each claims its rows in a
@@ -143,6 +144,17 @@ def _finished_or_stopped(job: Job) -> Job:
         except asyncio.CancelledError:
             log.info(
                 "scheduler: %s stopped with the bot; it runs again at the next start", job.__name__
+            )
+            return None
+        except Exception as error:
+            if not unavailable(error):
+                raise
+            # Nothing was done (each job's work is one transaction, or one per item): the
+            # next run, seconds or minutes later, does it once the database is back.
+            log.warning(
+                "scheduler: %s waits for the database (%s); it runs again at its next time",
+                job.__name__,
+                type(error).__name__,
             )
             return None
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from handlers.commands import resume_or_menu
 from handlers.commands import router as default_router
 from handlers.router import Router
 from storage import media
-from storage.errors import DuplicateEvent
+from storage.errors import DuplicateEvent, unavailable
 from storage.models import DialogState, Resident
 from storage.sessions import Session, current_state, known_language, open_session
 
@@ -54,6 +55,14 @@ FAILED = N_(
     "Sorry, something went wrong on our side. Please try again in a moment; "
     "what you chose before is saved."
 )
+# The database is away for a moment; the channel has the update come back (the web
+# chat, which cannot, shows its own "Send again" instead).
+KEPT_FOR_LATER = N_(
+    "Sorry, we are having a technical problem. Your message is kept: "
+    "we will answer it as soon as we can, in a minute or two."
+)
+# One apology a resident in this long, however often their update comes back meanwhile.
+APOLOGY_SECONDS = 60.0
 PHOTO_MAX_BYTES = media.MAX_BYTES  # what we keep at most (storage.media)
 # A photo the platform does not hand over by then is taken as not handed over.
 PHOTO_FETCH_SECONDS = 30.0
@@ -81,6 +90,8 @@ class Dispatcher:
     # channel not registered (a test) gets the defaults of ``Capabilities``.
     capabilities: dict[str, Capabilities] = field(default_factory=dict)
     _locks: dict[str, _Held] = field(default_factory=dict)
+    # When each account was last told of a database outage (time.monotonic()).
+    _apologised: dict[str, float] = field(default_factory=dict)
 
     async def feed(self, incoming: Incoming) -> Outcome:
         """Handle one update; return what to answer (nothing for a duplicate)."""
@@ -106,7 +117,9 @@ class Dispatcher:
         except DuplicateEvent:
             log.info("duplicate event %s:%s dropped", incoming.channel, incoming.event_id)
             return Outcome([], await self._fallback_language(incoming))
-        except Exception:
+        except Exception as error:
+            if unavailable(error):
+                return await self._not_now(incoming, error)
             log.exception(
                 "update %s:%s of %s failed",
                 incoming.channel,
@@ -115,6 +128,29 @@ class Dispatcher:
             )
             language = await self._fallback_language(incoming)
             return Outcome([Reply(translator(language).gettext(FAILED))], language)
+
+    async def _not_now(self, incoming: Incoming, error: Exception) -> Outcome:
+        """The database is away: nothing was saved, so the update is to be handled again
+        (``retry``); the resident hears why, once a minute at most, not at every
+        redelivery."""
+        log.warning(
+            "update %s:%s of %s not handled now: the database is unavailable (%s)",
+            incoming.channel,
+            incoming.event_id,
+            who(incoming.channel, incoming.user_id),
+            type(error).__name__,
+        )
+        language = await self._fallback_language(incoming)
+        now = time.monotonic()
+        for account, since in list(self._apologised.items()):
+            if now - since >= APOLOGY_SECONDS:
+                del self._apologised[account]
+        account = f"{incoming.channel}:{incoming.user_id}"
+        if account in self._apologised:
+            return Outcome([], language, retry=True)
+        self._apologised[account] = now
+        apology = Reply(translator(language).gettext(KEPT_FOR_LATER))
+        return Outcome([apology], language, retry=True)
 
     async def _greet(self, incoming: Incoming) -> Outcome:
         """Somebody with no resident row opened the chat: the first question, and nobody is

@@ -42,6 +42,9 @@ WINDOW_HOURS = 24  # Meta's window for messages after the resident's last one
 HUMAN_AGENT_HOURS = 7 * 24  # a person's own answer with the HUMAN_AGENT tag
 SWEEP_SECONDS = 60.0  # how often a worker looks for the events of a worker gone for good
 STOP_SECONDS = 10.0  # a stop waits this long for the events in hand
+# An event the database could not take now is fed again after these pauses (the last
+# repeated): a short outage costs its resident a minute, not the sweep's lease.
+RETRY_PAUSES = (2.0, 5.0, 10.0, 30.0)
 FETCH_SECONDS = 30.0
 
 
@@ -214,17 +217,27 @@ class MessengerChannel:
                 log.error("messenger: event %d given up after %d attempts", event_id, attempts - 1)
             await self._done(event_id)
             return
+        pauses = iter(RETRY_PAUSES)
         with about(NAME, incoming.user_id):
-            try:
-                outcome = await self.feed(incoming)
-                if self.sender is not None and outcome.replies:
-                    await self.sender.answer(incoming.user_id, outcome.replies)
-            except Exception:
-                # Left unhandled: the sweep takes it again after the lease.
-                log.exception(
-                    "messenger: event %d of %s failed", event_id, who(NAME, incoming.user_id)
-                )
-                return
+            while True:
+                try:
+                    outcome = await self.feed(incoming)
+                    if self.sender is not None and outcome.replies:
+                        await self.sender.answer(incoming.user_id, outcome.replies)
+                except Exception:
+                    # Left unhandled: the sweep takes it again after the lease.
+                    log.exception(
+                        "messenger: event %d of %s failed", event_id, who(NAME, incoming.user_id)
+                    )
+                    return
+                if not outcome.retry:
+                    break
+                # The database is away: the event stays in hand (and stored) and is fed
+                # again after a pause, its attempts not counted; a stop leaves it to
+                # the restart.
+                if self._stopping:
+                    return
+                await asyncio.sleep(next(pauses, RETRY_PAUSES[-1]))
         await self._done(event_id)
 
     async def _done(self, event_id: int) -> None:

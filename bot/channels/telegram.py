@@ -11,9 +11,8 @@ import asyncio
 import hmac
 import json
 import logging
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import nullcontext
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol, TypeGuard, TypeVar
@@ -30,9 +29,10 @@ from telegram import (
     Update,
 )
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
-from telegram.warnings import PTBDeprecationWarning
+from telegram.ext import Application, ApplicationBuilder
 
+from bot.channels import telegram_polling
+from bot.channels.telegram_polling import retry_seconds
 from bot.channels.telegram_push import PushSender
 from bot.core.channel import (
     ClaimPolicy,
@@ -146,14 +146,6 @@ def one_call_each(reply: Reply) -> list[Reply]:
     first = [Reply("", image=reply.image)] if reply.image else []
     *pieces, last = split_text(reply.text, LIMITS.text_length, utf16_length)
     return [*first, *(Reply(piece) for piece in pieces), replace(whole, text=last, image="")]
-
-
-def _retry_seconds(error: RetryAfter) -> float:
-    with warnings.catch_warnings():
-        # PTB 22 warns that retry_after will become a timedelta; we take both.
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        retry = error.retry_after
-    return float(retry) if isinstance(retry, int | float) else retry.total_seconds()
 
 
 def to_incoming(update: Update) -> Incoming | None:
@@ -375,6 +367,7 @@ class TelegramChannel:
     _push: PushSender | None = field(default=None, init=False)
     # Set by stop(): an answer waiting for Telegram is handed on at once.
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _polling: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         root = self.config.api_url.rstrip("/")
@@ -386,12 +379,11 @@ class TelegramChannel:
             # Our per-resident lock keeps each resident's updates in order,
             # so different residents need not wait for one another.
             .concurrent_updates(64)
+            # Updates come to ``take`` from our webhook route or our own long polling
+            # (telegram_polling: an update is confirmed only once handled), not PTB's.
+            .updater(None)
         )
-        if self.webhook:
-            builder = builder.updater(None)
         self.application = builder.build()
-        self.application.add_handler(TypeHandler(Update, self._on_update))
-        self.application.add_error_handler(self._on_error)
 
     @property
     def webhook(self) -> bool:
@@ -413,8 +405,10 @@ class TelegramChannel:
             )
             log.info("telegram: webhook set, waiting at %s", WEBHOOK_PATH)
         else:
-            assert app.updater is not None
-            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            await app.bot.delete_webhook()  # getUpdates is refused while a webhook is set
+            self._polling = asyncio.create_task(
+                telegram_polling.poll(app.bot, self.take, ALLOWED_UPDATES, self._stopping)
+            )
             log.info("telegram: long polling as @%s", app.bot.username)
 
     async def _publish_commands(self) -> None:
@@ -456,8 +450,9 @@ class TelegramChannel:
         """Stop taking updates, let in-flight ones finish, close the HTTP client."""
         self._stopping.set()
         app = self.application
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
+        if self._polling is not None:
+            await self._polling  # the batch in hand is finished and confirmed
+            self._polling = None
         if app.running:
             await app.stop()
         await app.shutdown()
@@ -486,6 +481,18 @@ class TelegramChannel:
             # Telegram never sends this, so it will not send it again either.
             log.info("telegram webhook: a body that is not an update was refused")
             return web.Response(status=400, text="not a Telegram update")
+        # Handled before we answer 200: a crash makes Telegram redeliver, and
+        # the processed-event record makes the redelivery harmless. One that could
+        # not be handled now (the database away) is answered 503: Telegram sends it
+        # again, with the resident's next ones behind it.
+        if await self.take(body):
+            return web.Response(status=503, text="not handled now; send it again")
+        return web.Response(status=200)
+
+    # --- receiving ----------------------------------------------------------
+    async def take(self, body: dict[str, object]) -> bool:
+        """Handle one update as Telegram sent it; True when it could not be handled now
+        and must come again (the webhook answers 503, polling does not confirm it)."""
         problem = malformed(body)
         update = None
         if problem is None:
@@ -494,33 +501,29 @@ class TelegramChannel:
             except Exception:  # whatever else a malformed update makes PTB raise
                 problem = "not readable as an update"
         if update is None:
-            # Acknowledged, so Telegram does not send it again and again: it would
-            # never become well-formed. The field is named, never its value.
-            log.warning("telegram webhook: a malformed update was dropped (%s)", problem)
-            return web.Response(status=200)
-        # Handled before we answer 200: a crash makes Telegram redeliver, and
-        # the processed-event record makes the redelivery harmless.
-        await self.application.process_update(update)
-        return web.Response(status=200)
-
-    # --- receiving ----------------------------------------------------------
-    async def _on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        assert isinstance(update, Update)
+            # Taken, so Telegram does not send it again and again: it would never
+            # become well-formed. The field is named, never its value.
+            log.warning("telegram: a malformed update was dropped (%s)", problem)
+            return False
         incoming = to_incoming(update)
         if incoming is None:
-            return
+            return False
         # Nothing may be awaited before feed(): the per-resident lock must be
         # queued for in arrival order, or a text sent right after a button
         # press could overtake it.
         outcome = await self.feed(incoming)
-        if update.callback_query is not None:
-            # Stop the button's spinner; a stale query may fail, and no failure of it
-            # may cost the resident the answer.
-            try:
-                await update.callback_query.answer()
-            except TelegramError:
-                pass
-        await self._answer(incoming.user_id, outcome.replies, incoming.message_id)
+        try:
+            if update.callback_query is not None:
+                # Stop the button's spinner; a stale query may fail, and no failure of it
+                # may cost the resident the answer.
+                with suppress(TelegramError):
+                    await update.callback_query.answer()
+            await self._answer(incoming.user_id, outcome.replies, incoming.message_id)
+        except Exception as error:
+            # The error's text may name the account (a send to it failed): tagged.
+            with about(NAME, incoming.user_id):
+                log.error("telegram: update failed: %s", error, exc_info=error)
+        return outcome.retry
 
     # --- answering ----------------------------------------------------------
     async def _answer(self, recipient: str, replies: list[Reply], pressed_on: str) -> None:
@@ -593,7 +596,7 @@ class TelegramChannel:
             except Forbidden as error:
                 raise RecipientBlocked(str(error)) from error
             except RetryAfter as error:
-                seconds = _retry_seconds(error)
+                seconds = retry_seconds(error)
                 if self.rate is not None:
                     await self.rate.pause(seconds)
                 reason = f"Telegram asked to retry after {seconds:g} s"
@@ -654,12 +657,6 @@ class TelegramChannel:
         except Exception:
             log.exception("telegram: the answer to %s could not be handed on", who(NAME, recipient))
 
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        user = update.effective_user if isinstance(update, Update) else None
-        # The error's text may name the account (a send to it failed): tagged, as in feed().
-        with about(NAME, user.id) if user is not None else nullcontext():
-            log.error("telegram: update failed: %s", context.error, exc_info=context.error)
-
     # --- sending ------------------------------------------------------------
     async def send(self, recipient: str, reply: Reply) -> str:
         """A push; returns the message_id of the last message sent. Text, an image and
@@ -709,7 +706,7 @@ class TelegramChannel:
         except Forbidden as error:
             raise RecipientBlocked(str(error)) from error
         except RetryAfter as error:
-            raise RateLimited(_retry_seconds(error)) from error
+            raise RateLimited(retry_seconds(error)) from error
 
     async def fetch(self, file_id: str, max_bytes: int) -> bytes | None:
         """Download a file a resident sent (getFile, then the file URL of the API root)."""

@@ -106,6 +106,10 @@ UI_STRINGS = {
     "photo_too_large": N_("This photo is larger than 10 MB. Please choose a smaller one."),
     "photo_not_image": N_("This file is not a photo. Please choose a photo."),
     "photo_failed": N_("The photo could not be sent. Please try again."),
+    # Shown under a message the bot could not take (its database was away for a moment).
+    "not_sent": N_("Not sent: we are having a technical problem. Please try again in a minute."),
+    # TRANSLATORS: the button under a message that was not sent, which sends it again
+    "send_again": N_("Send again"),
 }
 USER_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, what every cookie we sign holds
 COMMAND_PATTERN = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:\s+(.*))?$", re.DOTALL)
@@ -401,11 +405,17 @@ class WebChat:
         if kind is Kind.PHOTO:
             # The upload is this cookie's own: a token alone names nobody else's.
             fields["photo_id"] = f"{user_id}.{fields['photo_id']}"
-        try:
-            outcome = await self._feed(user_id, kind, fields)
-        finally:
-            if kind is Kind.PHOTO:  # fetched by now, if the step took it: no pile-up
-                await self._drop_upload(fields["photo_id"])
+        event_id = fields["event_id"]
+        outcome = await self._feed(user_id, kind, fields)
+        if outcome.retry:
+            # Nothing of it was saved (the database is away) and nobody keeps a frame:
+            # the page marks it not sent and offers to send it again, with the same id
+            # (the upload of a photo stays for that, until its time runs out).
+            await ws.send_json(self._ui_frame(outcome.language))
+            await ws.send_json({"type": "not_sent", "id": event_id})
+            return known
+        if kind is Kind.PHOTO:  # fetched by now, if the step took it: no pile-up
+            await self._drop_upload(fields["photo_id"])
         await self._deliver(user_id, outcome, fields.get("message_id") or None)
         return True
 

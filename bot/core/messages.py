@@ -234,6 +234,11 @@ class Outcome:
     # The resident asked to be forgotten: a channel that knows them by an id of its own
     # making (the web chat's cookie) issues a new one, so the old id never comes back.
     forgotten: bool = False
+    # A passing fault (the database away) kept the update from being handled: nothing of
+    # it was saved and the replies (if any) say it is kept. The channel must not confirm
+    # it (Telegram and Meta then deliver it again; a stored event is tried again), or,
+    # where nobody keeps it (the web chat), must offer the resident to send it again.
+    retry: bool = False
 
 
 class FileSource(Protocol):

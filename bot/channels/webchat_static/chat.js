@@ -15,6 +15,8 @@
  *   {"type": "message", "id": "m-1", "text": "...", "buttons": [[{label, payload}]],
  *    "image": "", "request_location": false, "replace": null | "m-0"}
  *   {"type": "error", "text": "..."}
+ *   {"type": "not_sent", "id": uuid}  (the frame with that id was not taken: the bot's
+ *     database was away; the page marks it and offers to send it again, same id)
  * A socket closed with code 4001 means the resident was forgotten (/mydata): the
  * page asks POST /session for a fresh cookie, then connects again as nobody yet.
  */
@@ -34,7 +36,9 @@
     photo: "Foto",
     photo_too_large: "Šis foto ir lielāks par 10 MB. Lūdzu, izvēlieties mazāku.",
     photo_not_image: "Šis fails nav foto. Lūdzu, izvēlieties foto.",
-    photo_failed: "Foto neizdevās nosūtīt. Lūdzu, mēģiniet vēlreiz."
+    photo_failed: "Foto neizdevās nosūtīt. Lūdzu, mēģiniet vēlreiz.",
+    not_sent: "Nav nosūtīts: mums ir tehniska problēma. Lūdzu, mēģiniet vēlreiz pēc minūtes.",
+    send_again: "Sūtīt vēlreiz"
   };
 
   var BUSY_MS = 1500;          // how long a message's buttons stay disabled after a press
@@ -59,6 +63,8 @@
   var byId = new Map();           // bot message id -> element
   var busyTimers = new WeakMap(); // message element -> timeout id
   var textSeq = 0;
+  var sentFrames = new Map();     // frame id -> {frame, node}: what "Send again" resends
+  var SENT_KEPT = 50;             // the newest frames kept for that
 
   var reducedMotion = window.matchMedia
     ? window.matchMedia("(prefers-reduced-motion: reduce)")
@@ -375,7 +381,7 @@
     scrollIntoLog(node);
   }
 
-  function appendUser(text) {
+  function appendUser(text, frame) {
     var node = el("div", "msg msg--user");
     node.setAttribute("data-role", "user");
     var bubble = el("div", "bubble");
@@ -385,7 +391,38 @@
     node.appendChild(bubble);
     log.appendChild(node);
     scrollIntoLog(node);
+    if (frame) {
+      sentFrames.set(frame.id, { frame: frame, node: node });
+      if (sentFrames.size > SENT_KEPT) { sentFrames.delete(sentFrames.keys().next().value); }
+    }
     return node;
+  }
+
+  // The bot could not take a frame now: the message is marked, with a button that sends
+  // the very same frame again (the same id, so it can never count twice).
+  function handleNotSent(frame) {
+    var entry = sentFrames.get(asString(frame.id));
+    if (!entry) { handleError({ text: strings.not_sent }); return; }
+    var node = entry.node;
+    var old = node.querySelector(".not-sent");
+    if (old) { old.remove(); }
+    node.classList.add("msg--not-sent");
+    var box = el("div", "not-sent");
+    box.setAttribute("role", "alert");
+    var p = el("p", "text");
+    p.textContent = strings.not_sent;
+    var again = el("button", "send-again");
+    again.type = "button";
+    again.textContent = strings.send_again;
+    again.addEventListener("click", function () {
+      if (!sendFrame(entry.frame)) { return; } // offline: the button stays
+      box.remove();
+      node.classList.remove("msg--not-sent");
+    });
+    box.appendChild(p);
+    box.appendChild(again);
+    node.appendChild(box);
+    scrollIntoLog(node);
   }
 
   /* -------------------------------------------------------------- buttons */
@@ -426,14 +463,14 @@
   function onChoice(btn) {
     var node = btn.closest(".msg--bot");
     if (!node || btn.getAttribute("aria-disabled") === "true") { return; }
-    var sent = sendFrame({
+    var frame = {
       type: "button",
       id: uuid(),
       payload: btn.getAttribute("data-payload") || "",
       message_id: node.getAttribute("data-message-id") || ""
-    });
-    if (!sent) { return; }
-    appendUser(btn.textContent);
+    };
+    if (!sendFrame(frame)) { return; }
+    appendUser(btn.textContent, frame);
     setBusy(node);
   }
 
@@ -447,9 +484,9 @@
     navigator.geolocation.getCurrentPosition(function (pos) {
       var lat = pos.coords.latitude;
       var lon = pos.coords.longitude;
-      var sent = sendFrame({ type: "location", id: uuid(), latitude: lat, longitude: lon });
-      if (sent) {
-        appendUser(strings.share_location + "\n" + lat.toFixed(5) + ", " + lon.toFixed(5));
+      var frame = { type: "location", id: uuid(), latitude: lat, longitude: lon };
+      if (sendFrame(frame)) {
+        appendUser(strings.share_location + "\n" + lat.toFixed(5) + ", " + lon.toFixed(5), frame);
         hideShare(btn);
       } else {
         unpend(btn);
@@ -498,10 +535,11 @@
   function sendText() {
     var text = input.value.trim();
     if (!text) { return; }
-    if (!sendFrame({ type: "text", id: uuid(), text: text })) {
+    var frame = { type: "text", id: uuid(), text: text };
+    if (!sendFrame(frame)) {
       return; // offline: the text stays in the box
     }
-    appendUser(text);
+    appendUser(text, frame);
     input.value = "";
     autosize();
     input.focus();
@@ -538,10 +576,11 @@
       })
       .then(function (answer) {
         var token = answer && typeof answer.photo === "string" ? answer.photo : "";
-        if (!token || !sendFrame({ type: "photo", id: uuid(), photo: token, text: caption })) {
+        var frame = { type: "photo", id: uuid(), photo: token, text: caption };
+        if (!token || !sendFrame(frame)) {
           throw new Error("photo_failed");
         }
-        appendUser("📷 " + (caption || strings.photo));
+        appendUser("📷 " + (caption || strings.photo), frame);
         if (caption && input.value.trim() === caption) { input.value = ""; autosize(); }
       })
       .catch(function (error) {
@@ -575,6 +614,7 @@
       case "ui": applyUi(frame); break;
       case "message": handleMessage(frame); break;
       case "error": handleError(frame); break;
+      case "not_sent": handleNotSent(frame); break;
       default: break; // unknown frames are ignored, for forward compatibility
     }
   }

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from telegram import Update
 
 from bot.app import Runtime
 from bot.channels.telegram import (
@@ -941,7 +940,7 @@ async def test_a_blocked_resident_and_flood_control_are_reported_as_such(
 # --- a notice and the reply after it: one message ---------------------------------
 async def handle(channel: TelegramChannel, update: JSONDict) -> None:
     """The channel handles ``update`` as if it had polled it, and sends what it answers."""
-    await channel.application.process_update(Update.de_json(update, channel.application.bot))
+    assert await channel.take(update) is False
 
 
 async def test_a_notice_is_joined_to_the_question_after_it_but_never_to_an_edit(
