@@ -25,12 +25,14 @@ import contextlib
 import os
 import secrets
 import sqlite3
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.core.config import Config, masked_url
 
+WAL_FILES = ("", "-wal", "-shm", "-journal")  # the database file and SQLite's beside it
 BUSY_TIMEOUT = 30.0  # seconds to wait for a lock the bot holds (a checkpoint, a migration)
 
 
@@ -96,9 +98,14 @@ def back_up(source: Path, target: Path, *, force: bool = False) -> Written:
     """Copy ``source`` to ``target`` consistently; on any error nothing is left behind."""
     if not source.is_file():
         raise BackupRefused(f"database.url = sqlite://{source}: no database file there")
+    if target.resolve() in {source.resolve().with_name(source.name + end) for end in WAL_FILES}:
+        # Replacing it would cut the running bot off: it goes on writing to the old file.
+        raise BackupRefused(f"PATH = {str(target)!r}: that is the database itself")
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
         _vacuum_into(source, partial)
+        # Residents' data: readable by whom the database is, not by the umask's choice.
+        os.chmod(partial, stat.S_IMODE(source.stat().st_mode))
         written = _verify(partial, target)
         _sync(partial)
         _publish(partial, target, force=force)

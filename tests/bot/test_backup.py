@@ -63,6 +63,14 @@ def files(folder: Path) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
 
 
+def mode(path: Path) -> int:
+    return path.stat().st_mode
+
+
+def content(path: Path) -> bytes:
+    return path.read_bytes()
+
+
 def read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
 
@@ -139,6 +147,7 @@ def sqlite_database(tmp_path: Path) -> Path:
         connection.execute("CREATE TABLE resident (id INTEGER PRIMARY KEY)")
         connection.execute("INSERT INTO resident VALUES (1)")
     connection.close()
+    path.chmod(0o600)
     return path
 
 
@@ -161,6 +170,17 @@ async def test_a_backup_never_replaces_a_file_unless_forced(
     assert files(tmp_path) == before
     with read_only(there) as connection:
         assert connection.execute("SELECT id FROM resident").fetchall() == [(1,)]
+    assert mode(there) == mode(sqlite_database)  # as private as the database itself
+
+
+async def test_a_backup_never_replaces_the_database_itself(sqlite_database: Path) -> None:
+    env = {"IESAISTE_DATABASE_URL": f"sqlite://{sqlite_database}"}
+    before = content(sqlite_database)
+    for path in (sqlite_database, sqlite_database.parent / f"{sqlite_database.name}-wal"):
+        assert await one_line("backup", "--force", str(path), env=env) == (
+            f"iesaiste: backup: PATH = '{path}': that is the database itself"
+        )
+    assert content(sqlite_database) == before
 
 
 async def test_a_backup_into_a_missing_folder_or_from_a_missing_database_creates_nothing(

@@ -6,31 +6,31 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.core import logs
 from bot.core.logs import who
+from tests.bot.test_log_privacy import restored_logging
+
+__all__ = ["restored_logging"]  # the fixture
 
 TOKEN = "123456:AAE-json_secret_part"
 PSID = "27318845120963377"
 
 
 @pytest.fixture
-def log_to(request: pytest.FixtureRequest) -> Iterator[tuple[logging.Logger, io.StringIO]]:
+def log_to(
+    request: pytest.FixtureRequest, restored_logging: None
+) -> tuple[logging.Logger, io.StringIO]:
     """The root handler ``configure`` installs, in the format the test asks for, into a buffer."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
     logs.configure("DEBUG", [TOKEN], request.param)
-    (handler,) = root.handlers
+    (handler,) = logging.getLogger().handlers
     assert isinstance(handler, logging.StreamHandler)
     buffer = io.StringIO()
     handler.setStream(buffer)
-    yield logging.getLogger("iesaiste.test"), buffer
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    return logging.getLogger("iesaiste.test"), buffer
 
 
 def fail_while_handling(logger: logging.Logger) -> None:
