@@ -29,6 +29,7 @@ import pytest
 from bot.channels.messenger import WEBHOOK_PATH as MESSENGER_PATH
 from bot.channels.telegram import SECRET_HEADER as TG_SECRET_HEADER
 from bot.channels.telegram import WEBHOOK_PATH as TG_WEBHOOK_PATH
+from bot.channels.webchat import COOKIE as WEBCHAT_COOKIE
 from bot.cli import _secrets as cli_secrets
 from bot.core import logs
 from bot.core.config import Config, load
@@ -250,6 +251,7 @@ PSID = "27318845120963377"  # onboards, proposes, then the page's token is refus
 TG_TOKEN = "7712345678:AAHq-Zp9distinctive_token_x1y2z3"
 TG_WEBHOOK_SECRET = "tg-hook-secret-Q7w8e9r0t1y2u3i4o5p6"
 COOKIE_SECRET = "webchat-cookie-secret-Zx81Kq02Lm93Np74Rb56"
+FORGED_VISITOR = "f00dfeed" * 4  # a web-chat id with a signature that is not ours
 
 
 def everything_on(api: BotApiStandIn, graph: GraphStandIn, log_format: str) -> dict[str, str]:
@@ -313,8 +315,12 @@ async def on_the_web_chat(base: str) -> list[str]:
         for bad in ("not json", '{"type": "bogus", "id": "x"}', '{"type": "text"}'):
             await opened.send(bad)
             assert (await opened.frame())["type"] == "error"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        forged = {"Cookie": f"{WEBCHAT_COOKIE}={FORGED_VISITOR}.{'0' * 64}", "Origin": base}
+        async with http.get(base.replace("http://", "ws://") + "/ws", headers=forged) as refused:
+            assert refused.status == 403
     visitor, _, signature = cookie.partition(".")
-    return [cookie, visitor, signature]
+    return [cookie, visitor, signature, FORGED_VISITOR]
 
 
 async def on_telegram(api: BotApiStandIn, webhook: str) -> None:
@@ -401,8 +407,13 @@ async def test_at_debug_no_line_of_any_logger_holds_a_secret_or_a_residents_plat
         assert {"telegram", "messenger", "webchat"} <= {r.get("channel") for r in records}
         assert any("event" in r for r in records)
         messages = [r["message"] for r in records]
+        loggers = {r["logger"] for r in records}
     else:
-        messages = [line.partition(": ")[2] for line in lines]
+        stamped = [line.split(" ", 4) for line in lines if line[:2] == "20"]
+        messages = [parts[4] for parts in stamped]
+        loggers = {parts[3].removesuffix(":") for parts in stamped}
+    # The libraries' lines come to the same handler (python-telegram-bot's, here).
+    assert "telegram.ext.Application" in loggers and "bot.channels.messenger" in loggers
     # It logged what it did, naming the accounts by their tags.
     assert f"telegram: {who('telegram', TG_BLOCKER)} blocked the bot" in messages
     assert any(who("telegram", TG_RESIDENT) in message for message in messages)
