@@ -103,7 +103,7 @@ def back_up(source: Path, target: Path, *, force: bool = False) -> Written:
         raise BackupRefused(f"PATH = {str(target)!r}: that is the database itself")
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
-        _vacuum_into(source, partial)
+        _vacuum_into(source, partial, target)
         # Residents' data: readable by whom the database is, not by the umask's choice.
         os.chmod(partial, stat.S_IMODE(source.stat().st_mode))
         written = _verify(partial, target)
@@ -117,15 +117,17 @@ def back_up(source: Path, target: Path, *, force: bool = False) -> Written:
     return written
 
 
-def _vacuum_into(source: Path, partial: Path) -> None:
+def _vacuum_into(source: Path, partial: Path, target: Path) -> None:
     # mode=rw: a missing database is an error, never a new empty file.
     connection = sqlite3.connect(
         f"{source.resolve().as_uri()}?mode=rw", uri=True, timeout=BUSY_TIMEOUT
     )
     try:
         connection.execute("VACUUM INTO ?", (str(partial),))
-    except sqlite3.DatabaseError as error:
-        raise BackupRefused(f"database.url = sqlite://{source}: cannot copy it ({error})") from None
+    except sqlite3.DatabaseError as error:  # either side: not a database, locked, no room
+        raise BackupRefused(
+            f"cannot copy database.url = sqlite://{source} to PATH = {str(target)!r} ({error})"
+        ) from None
     finally:
         connection.close()
 

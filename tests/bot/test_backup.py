@@ -183,7 +183,7 @@ async def test_a_backup_never_replaces_the_database_itself(sqlite_database: Path
     assert content(sqlite_database) == before
 
 
-async def test_a_backup_into_a_missing_folder_or_from_a_missing_database_creates_nothing(
+async def test_a_backup_into_a_missing_folder_or_of_no_database_creates_nothing(
     sqlite_database: Path, tmp_path: Path
 ) -> None:
     before = files(tmp_path)
@@ -198,6 +198,16 @@ async def test_a_backup_into_a_missing_folder_or_from_a_missing_database_creates
     assert await one_line(
         "backup", str(tmp_path / "b.sqlite3"), env={"IESAISTE_DATABASE_URL": f"sqlite://{gone}"}
     ) == (f"iesaiste: backup: database.url = sqlite://{gone}: no database file there")
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_text("not a database")
+    before = files(tmp_path)
+    target = tmp_path / "j.sqlite3"
+    assert await one_line(
+        "backup", str(target), env={"IESAISTE_DATABASE_URL": f"sqlite://{junk}"}
+    ) == (
+        f"iesaiste: backup: cannot copy database.url = sqlite://{junk} "
+        f"to PATH = '{target}' (file is not a database)"
+    )
     assert files(tmp_path) == before
 
 
