@@ -1,4 +1,4 @@
-"""The ``iesaiste`` command: run the bot, migrate, manage staff.
+"""The ``iesaiste`` command: run the bot, migrate, manage staff, back up.
 
 Operator mistakes end with one line naming the setting and exit code 2,
 never a traceback. Anything else that goes wrong ends with one line too and
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import unquote
 
-from bot import messenger_cli, polls_cli, proposals_cli
+from bot import backup_cli, messenger_cli, polls_cli, proposals_cli
 from bot.cli_values import coming_time, parse_audience
 from bot.core import logs
 from bot.core.config import (
@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     proposals_cli.add_parser(commands)
     polls_cli.add_parser(commands)
     messenger_cli.add_parser(commands)
+    backup_cli.add_parser(commands)
     return parser
 
 
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config: Config | None = None
     try:
         config = load(args.config)
-        logs.configure(config.log_level, _secrets(config))
+        logs.configure(config.log_level, _secrets(config), config.log_format)
         return asyncio.run(_command(config, args))
     except KeyboardInterrupt:
         return 130
@@ -127,6 +128,11 @@ async def _command(config: Config, args: argparse.Namespace) -> int:
     command = args.command or "run"
     if command == "messenger":  # the Graph API only: no database
         return await messenger_cli.run(config, args)
+    if command == "backup":  # before db.check, which would create a missing file
+        try:
+            return await asyncio.to_thread(backup_cli.run, config, args)
+        except backup_cli.BackupRefused as error:
+            return _fail(f"backup: {error}", config)
     if command == "announce":
         request = announcement_request(config, args)  # the command line first, then the database
     if command == "proposals":

@@ -96,7 +96,7 @@ class Dispatcher:
     async def feed(self, incoming: Incoming) -> Outcome:
         """Handle one update; return what to answer (nothing for a duplicate)."""
         # Whatever is logged meanwhile (an exception's text too) names the account by its tag.
-        with about(incoming.channel, incoming.user_id):
+        with about(incoming.channel, incoming.user_id, incoming.event_id):
             return await self._feed(incoming)
 
     async def _feed(self, incoming: Incoming) -> Outcome:

@@ -11,17 +11,23 @@ elsewhere gives nobody the ids (whoever holds the database holds the key).
 Texts we do not write (an exception's, a library's) may name an account too:
 while an update or a push is handled (``about``), its account's id is replaced
 by its tag in every line the handler writes out.
+
+Lines are text for a person (``log.format = "text"``) or one JSON object each for a
+log store (``"json"``), which also carries the channel and the platform event being
+handled, so the lines of one update can be found together.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from secrets import token_bytes
 
 # Set once at start from the database (bot.app): process-wide, as logging itself is,
@@ -29,6 +35,8 @@ from secrets import token_bytes
 # database, a key of its own: tags then differ between processes, ids never show.
 _tag_key = token_bytes(32)
 _about: ContextVar[tuple[str, str] | None] = ContextVar("logged_account", default=None)
+# The platform's id of the event being handled (an update id, a message id): never personal.
+_event: ContextVar[str | None] = ContextVar("logged_event", default=None)
 
 
 def use_tag_key(key: str) -> None:
@@ -44,12 +52,16 @@ def who(channel: str, user_id: str | int) -> str:
 
 
 @contextmanager
-def about(channel: str, user_id: str | int) -> Iterator[None]:
-    """Lines logged inside are about this account: its id shows as its tag, whoever wrote them."""
+def about(channel: str, user_id: str | int, event_id: str | None = None) -> Iterator[None]:
+    """Lines logged inside are about this account (and this event, if given): its id shows
+    as its tag, whoever wrote them, and JSON lines name the channel and the event."""
     token = _about.set((channel, str(user_id)))
+    event = _event.set(event_id) if event_id else None
     try:
         yield
     finally:
+        if event is not None:
+            _event.reset(event)
         _about.reset(token)
 
 
@@ -64,12 +76,18 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         swaps = list(self.secrets)
         account = _about.get()
+        if account is not None:
+            record.channel = account[0]
+            if (event := _event.get()) is not None:
+                record.event = event
         if account is not None and account[1]:
             # Whole ids only: the account 42 must not turn "line 420" into a tag.
             pattern = re.compile(rf"(?<![\w-]){re.escape(account[1])}(?![\w-])")
             swaps.append((pattern, who(*account)))
         if not swaps:
             return True
+        if isinstance(event := getattr(record, "event", None), str):
+            record.event = _swap(event, swaps)  # a web-chat event id is the browser's choice
         message = record.getMessage()
         redacted = _swap(message, swaps)
         if record.exc_info and record.exc_info[1] is not None:
@@ -88,9 +106,35 @@ def _swap(text: str, swaps: list[tuple[re.Pattern[str], str]]) -> str:
     return text
 
 
-def configure(level: str, secrets: Iterable[str]) -> None:
+class JsonLines(logging.Formatter):
+    """One JSON object a line, for a log store: what a text line says, in named fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, str] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in ("event", "channel"):
+            if isinstance(value := getattr(record, field, None), str | int):
+                line[field] = str(value)
+        if record.exc_text:  # RedactSecrets put the redacted text there
+            line["exception"] = record.exc_text
+        elif record.exc_info and record.exc_info[1] is not None:
+            line["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure(level: str, secrets: Iterable[str], log_format: str = "text") -> None:
+    """The root handler on stderr: lines redacted first, then written as ``log_format`` says."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -387,7 +387,7 @@ async def test_announce_at_an_extreme_time_is_one_line(
             ("nope",),
             "iesaiste: argument COMMAND: invalid choice: 'nope' "
             "(choose from 'run', 'migrate', 'staff', 'announce', 'proposals', 'poll', "
-            "'messenger'); "
+            "'messenger', 'backup'); "
             "try 'iesaiste --help'",
         ),
         (
