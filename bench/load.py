@@ -3,6 +3,7 @@
     .venv/bin/python bench/load.py                              # 60 s, 2 workers, 100 connections
     .venv/bin/python bench/load.py --seconds 30 --residents 2000 --concurrency 50
     .venv/bin/python bench/load.py --profile /tmp/bot1.prof     # worker 1 under cProfile
+    .venv/bin/python bench/load.py --experiment no-reset        # a change patched in
 
 What runs (see bench/README.md for the figures and the reasons):
 
@@ -551,6 +552,17 @@ def write_config(path: Path, rate: float) -> Path:
     return path
 
 
+async def transactions(database_name: str | None) -> int:
+    """Transactions so far in our database (the statistics lag by up to a second)."""
+    from tortoise import connections
+
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = $1",
+        [database_name],
+    )
+    return int(rows[0]["n"]) if rows else 0
+
+
 async def outbox_states() -> Counter[str]:
     """Rows of the outbox per state, now: one GROUP BY."""
     from tortoise import connections
@@ -627,6 +639,10 @@ class Figures:
     steady: tuple[float, float] = (0.0, 0.0)
     wall: float = 0.0
     other_load: float = math.nan
+    transactions: int = 0  # committed and rolled back in our database, over the steady part
+    # Sent by the profiled worker over the steady part (--profile): text → count.
+    statements: Counter[str] = field(default_factory=Counter)
+    profile: pstats.Stats | None = None
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
@@ -685,12 +701,13 @@ async def _run(
     # Poll 1 opens at once: the workers' scheduler invites the onboarded residents.
     await create_poll(config, env, "Kur likt jaunos soliņus?", datetime.now(UTC))
     profile = Path(args.profile) if args.profile else None
+    probe = str(ROOT / "bench" / "load_worker.py")
     for index, port in enumerate(ports):
-        entry = ""
-        bot_env = env
+        entry, bot_env = "", env
+        if args.experiment:
+            entry, bot_env = probe, {**env, "IESAISTE_BENCH_EXPERIMENTS": ",".join(args.experiment)}
         if index == 0 and profile is not None:
-            entry = str(ROOT / "bench" / "profiled_worker.py")
-            bot_env = {**env, "IESAISTE_BENCH_PROFILE": str(profile)}
+            entry, bot_env = probe, {**bot_env, "IESAISTE_BENCH_PROFILE": str(profile)}
         bots.append(start_bot(f"bot{index + 1}", config, bot_env, workdir, port, entry))
     deadline = time.monotonic() + 60
     while not all(healthy(bot.port) for bot in bots):
@@ -704,14 +721,15 @@ async def _run(
         f"{time.monotonic() - started:.1f} s (before the clock starts)",
         flush=True,
     )
-    # Poll 2 opens during the run: its invitations go out while residents are answered.
-    opens_after = 0.4 * args.seconds
-    await create_poll(
-        config,
-        env,
-        "Kuru ielu remontēt pirmo?",
-        datetime.now(UTC) + timedelta(seconds=opens_after + 2),
-    )
+    if args.pushes:
+        # Poll 2 opens during the run: its invitations go out while residents are answered.
+        opens_after = 0.4 * args.seconds
+        await create_poll(
+            config,
+            env,
+            "Kuru ielu remontēt pirmo?",
+            datetime.now(UTC) + timedelta(seconds=opens_after + 2),
+        )
 
     urls = [f"http://127.0.0.1:{port}/webhooks/telegram" for port in ports]
     await standin.call(
@@ -734,6 +752,7 @@ async def _run(
     announce: asyncio.Task[str] | None = None
     cpu0: dict[str, float] = {}
     machine0 = (0, 0)
+    transactions0 = 0
     pids = {bot.name: bot.process.pid for bot in bots}
     pids["stand-in+driver"] = standin.process.pid or 0
 
@@ -746,9 +765,10 @@ async def _run(
         now = time.monotonic()
         if not cpu0 and now >= steady_from:
             cpu0, machine0 = cpu_now(), machine_busy()
+            transactions0 = await transactions(database_name)
             if profile is not None:
                 bots[0].process.send_signal(signal.SIGUSR1)
-        if announce is None and now >= announce_at:
+        if announce is None and args.pushes and now >= announce_at:
             announce = asyncio.create_task(
                 cli(config, env, "announce", "--text", ANNOUNCEMENT, "--audience", "all")
             )
@@ -757,6 +777,7 @@ async def _run(
             if profile is not None:
                 bots[0].process.send_signal(signal.SIGUSR2)
             figures.cpu = {name: cpu1[name] - cpu0[name] for name in cpu1}
+            figures.transactions = await transactions(database_name) - transactions0
             figures.wall = now - steady_from
             cpu0["wall"] = now
             if machine1[1] > machine0[1]:
@@ -788,17 +809,93 @@ async def _run(
         await asyncio.sleep(1.0)
     figures.notes.append(f"outbox at the end: {dict(await outbox_states())}")
     if profile is not None:
+        await asyncio.sleep(1.0)  # the worker writes the file on SIGUSR2
+        with contextlib.suppress(OSError, ValueError):
+            counted = await asyncio.to_thread(Path(f"{profile}.statements").read_text)
+            figures.statements = Counter(json.loads(counted))
         with contextlib.suppress(OSError):
-            stats = pstats.Stats(str(profile))
+            figures.profile = pstats.Stats(str(profile))
             figures.notes.append(f"profile of bot1 (steady part) written to {profile}")
-            print_profile(stats)
 
 
-def print_profile(stats: pstats.Stats) -> None:
-    print("\n== bot1 under cProfile, the steady part: by own time ==")
-    stats.sort_stats("tottime").print_stats(25)
-    print("== by cumulative time ==")
-    stats.sort_stats("cumulative").print_stats(30)
+# Where a function's own time is counted: the first of these found in its file name.
+GROUPS = (
+    ("/telegram/", "python-telegram-bot"),
+    ("/httpx/", "httpx + httpcore + anyio (PTB's HTTP client)"),
+    ("/httpcore/", "httpx + httpcore + anyio (PTB's HTTP client)"),
+    ("/anyio/", "httpx + httpcore + anyio (PTB's HTTP client)"),
+    ("/sniffio/", "httpx + httpcore + anyio (PTB's HTTP client)"),
+    ("/h11/", "httpx + httpcore + anyio (PTB's HTTP client)"),
+    ("/asyncpg/", "asyncpg"),
+    ("/tortoise/", "Tortoise + pypika (building queries, models)"),
+    ("/pypika_tortoise/", "Tortoise + pypika (building queries, models)"),
+    ("/aiohttp/", "aiohttp (the webhook server; the push sender)"),
+    ("/multidict/", "aiohttp (the webhook server; the push sender)"),
+    ("/yarl/", "aiohttp (the webhook server; the push sender)"),
+    ("/apscheduler/", "apscheduler"),
+    ("/babel/", "Babel, gettext"),
+    ("/gettext.py", "Babel, gettext"),
+    ("/json/", "json"),
+    ("/logging/", "logging"),
+    ("/asyncio/", "asyncio (the event loop, tasks, streams)"),
+    ("/selectors.py", "asyncio (the event loop, tasks, streams)"),
+    ("/wt/load/handlers/", "ours: handlers"),
+    ("/wt/load/dialogs/", "ours: dialogs"),
+    ("/wt/load/storage/", "ours: storage"),
+    ("/wt/load/bot/channels/", "ours: bot.channels"),
+    ("/wt/load/bot/", "ours: bot (delivery, pacing, http, …)"),
+)
+
+
+IDLE = "waiting in epoll (the loop idle: not work)"
+
+
+def group_of(filename: str, function: str) -> str:
+    if filename == "~":  # a built-in: name it by what it is
+        if "poll" in function and "select" in function:
+            return IDLE
+        if "socket" in function:
+            return "socket send/recv (system calls)"
+        if "json" in function or "loads" in function or "dumps" in function:
+            return "json"
+        return "other built-ins (dict, isinstance, str, …)"
+    for marker, group in GROUPS:
+        if marker in filename:
+            return group
+    for ours in ("/handlers/", "/dialogs/", "/storage/", "/bot/"):  # another checkout
+        if ours in filename and "site-packages" not in filename:
+            return f"ours: {ours.strip('/')}"
+    return "other (stdlib, …)"
+
+
+def print_profile(stats: pstats.Stats, updates: int, statements: Counter[str]) -> None:
+    """Own time grouped by package, then the top functions by own and cumulative time."""
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    groups: Counter[str] = Counter()
+    for (filename, _line, function), (_cc, _nc, tt, _ct, _callers) in raw.items():
+        groups[group_of(filename, function)] += tt
+    idle = groups.pop(IDLE, 0.0)
+    total = sum(groups.values()) or 1.0
+    print(
+        f"\n== bot1 under cProfile over the steady part: {total:.1f} s busy (and {idle:.1f} s "
+        f"idle in epoll) for {updates} updates = {1000 * total / max(1, updates):.1f} ms an "
+        "update (wall time while running, so time waiting for a CPU counts; the profiler's "
+        "overhead and the pushes sent meanwhile included) =="
+    )
+    if statements:
+        count = sum(statements.values())
+        print(
+            f"  statements to PostgreSQL: {count}, {count / max(1, updates):.1f} an update "
+            "(the pushes' and the background loops' included); the most frequent, per update:"
+        )
+        for text, n in statements.most_common(25):
+            print(f"  {n / max(1, updates):6.2f}  {text[:140]}")
+    for group, seconds in groups.most_common():
+        print(f"  {100 * seconds / total:5.1f} %  {group}")
+    print("\n-- by own time --")
+    stats.sort_stats("tottime").print_stats(20)
+    print("-- by cumulative time (a coroutine counts once per resumption) --")
+    stats.sort_stats("cumulative").print_stats(25)
 
 
 # ============================================================================================
@@ -846,7 +943,10 @@ def print_report(args: argparse.Namespace, figures: Figures) -> bool:
     print(
         f"\n== {args.workers} webhook worker(s), {args.concurrency} connections, route "
         f"{args.route}, {args.residents} residents (+{args.audience} silent), "
-        f"telegram_per_second {args.telegram_rate:g} =="
+        f"telegram_per_second {args.telegram_rate:g}"
+        + (f", experiments {','.join(args.experiment)}" if args.experiment else "")
+        + (", no pushes during the run" if not args.pushes else "")
+        + " =="
     )
     print(
         f"  sustained rate   {rate:.1f} updates/s over the steady part "
@@ -897,6 +997,11 @@ def print_report(args: argparse.Namespace, figures: Figures) -> bool:
         + f"; the workers {1000 * bots_cpu / max(1, len(ok)):.2f} ms an update; other load "
         f"on the machine {figures.other_load:.2f} cores"
     )
+    if figures.transactions:
+        print(
+            f"  PostgreSQL       {figures.transactions} transactions over the steady part, "
+            f"{figures.transactions / max(1, len(ok)):.1f} an update (pushes included)"
+        )
     print_timeline(records, figures, report)
     print(
         "  aims             "
@@ -908,6 +1013,8 @@ def print_report(args: argparse.Namespace, figures: Figures) -> bool:
         print(f"  !! {problem}")
     for note in figures.notes:
         print(f"  {note}")
+    if figures.profile is not None:
+        print_profile(figures.profile, shares.get(0, 0), figures.statements)
     return errors == 0 and not figures.problems
 
 
@@ -1013,12 +1120,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--drain", type=float, default=60.0, help="seconds to wait for the outbox after (60)"
     )
+    parser.add_argument(
+        "--pushes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the announcement and poll 2 during the run (--no-pushes: answers alone)",
+    )
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument(
         "--profile",
         default="",
         metavar="FILE",
         help="run worker 1 under cProfile over the steady part; statistics to FILE",
+    )
+    parser.add_argument(
+        "--experiment",
+        action="append",
+        default=[],
+        choices=("no-reset", "raw-answers"),
+        help="patch a change into every worker at run time (bench/load_worker.py says what)",
     )
     parser.add_argument("--logs", default="", metavar="DIR", help="keep the workers' logs in DIR")
     args = parser.parse_args(argv)
