@@ -115,6 +115,8 @@ TIMEOUT, NO_CONNECTION = -1, -2
 
 
 def _standin_main(conn: Connection) -> None:
+    # Ctrl-C reaches the whole process group; the parent stops this child over the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     asyncio.run(_standin_serve(conn))
 
 
