@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.core import metrics
 from bot.core.channel import (
     Channel,
     ChannelDown,
@@ -122,6 +123,7 @@ class DeliveryWorker:
                 await self._requeue_abandoned()
                 busy = await self.drain_once(stopping)
             except Exception:  # the database went away: say so, wait, try again
+                metrics.DATABASE_ERRORS.labels("delivery").inc()
                 log.exception("delivery: a round failed")
                 busy = 0
             if not busy:
@@ -204,6 +206,7 @@ class DeliveryWorker:
                 row = waiting.popleft()
                 if hold_until is not None and not row.quiet_exempt:
                     await deliveries.retry_later(row.id, hold_until, "quiet hours")
+                    metrics.PUSHES.labels(channel, "quiet_hours").inc()
                     continue
                 rendered = await self._prepare(row, cache)
                 if rendered is None:
@@ -252,8 +255,10 @@ class DeliveryWorker:
             return None
         if rendered is None:
             await self._report(row, deliveries.mark_cancelled(row.id, "its source is gone"))
+            metrics.PUSHES.labels(row.channel, "cancelled").inc()
         elif row.operation == "edit" and row.message_id and rendered.digest == row.shown:
             await self._report(row, deliveries.mark_sent(row.id, row.message_id, row.shown))
+            metrics.PUSHES.labels(row.channel, "unchanged").inc()
             return None
         return rendered
 
@@ -314,15 +319,19 @@ class DeliveryWorker:
                 if not await channel.edit(row.external_id, row.message_id, rendered.reply):
                     resend = row.if_edit_refused == "send"
                     await self._report(row, deliveries.mark_edit_refused(row.id, resend))
+                    metrics.PUSHES.labels(row.channel, "edit_refused").inc()
                     return
                 message_id = row.message_id
             else:
                 message_id = await channel.send(row.external_id, rendered.reply)
         except RecipientBlocked as error:
+            metrics.PUSHES.labels(row.channel, "unreachable").inc()
             await self._report(
                 row, deliveries.mark_blocked(row.channel, row.external_id, str(error))
             )
         except RateLimited as error:
+            metrics.PUSHES.labels(row.channel, "rate_limited").inc()
+            metrics.rate_limited(row.channel, "push", error.retry_after)
             await self._report(row, pacer.pause(error.retry_after))
             at = now + timedelta(seconds=error.retry_after)
             await self._report(
@@ -334,10 +343,12 @@ class DeliveryWorker:
         except ChannelDown as error:
             # Nobody can be reached on it (its token was refused): the row goes back,
             # its attempt not counted, and the channel rests instead of a retry storm.
+            metrics.PUSHES.labels(row.channel, "postponed").inc()
             await self._report(row, pacer.pause(error.retry_after))
             at = now + timedelta(seconds=error.retry_after)
             await self._report(row, deliveries.postpone(row.id, at, error.reason))
         except PushRefused as error:
+            metrics.PUSHES.labels(row.channel, "waiting").inc()
             if row.template == deliveries.DIGEST:
                 await self._report(row, deliveries.mark_digest_refused(row, str(error)))
             else:
@@ -345,6 +356,7 @@ class DeliveryWorker:
         except Exception as error:  # a network fault or a 5xx: try again later, then give up
             await self._failed(row, f"{type(error).__name__}: {error}")
         else:
+            metrics.PUSHES.labels(row.channel, "sent").inc()
             # Reported at once: a crash can repeat only the sends in flight.
             if row.template == deliveries.DIGEST:
                 sent = deliveries.mark_digest_sent(row, message_id, rendered.digest)
@@ -355,12 +367,14 @@ class DeliveryWorker:
     async def _failed(self, row: Claimed, reason: str) -> None:
         """Try again after a growing pause; after ``max_attempts``, give up."""
         if row.attempts >= self.max_attempts:
+            metrics.PUSHES.labels(row.channel, "failed").inc()
             log.warning("delivery %d failed for good: %s", row.id, reason)
             if row.template == deliveries.DIGEST:
                 await self._report(row, deliveries.mark_digest_failed(row, reason))
             else:
                 await self._report(row, deliveries.mark_failed(row.id, reason))
         else:
+            metrics.PUSHES.labels(row.channel, "retried").inc()
             at = datetime.now(UTC) + backoff(row.attempts)
             await self._report(row, deliveries.retry_later(row.id, at, reason))
 
@@ -368,4 +382,5 @@ class DeliveryWorker:
         try:
             await report
         except Exception:  # the row stays "sending": its worker's restart or lease requeues it
+            metrics.DATABASE_ERRORS.labels("delivery_report").inc()
             log.exception("delivery %d: could not report back", row.id)

@@ -19,6 +19,7 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.core import metrics
 from bot.core.config import Config
 from bot.core.quiet_hours import next_allowed
 from storage import deliveries, events, feedback, inbound, photos, polls, review, webchat_guard
@@ -192,6 +193,7 @@ class RunningJobs:
         self.idle.clear()
 
     def _ended(self, event: object) -> None:
+        metrics.job_ended(getattr(event, "job_id", ""), getattr(event, "exception", None))
         self.count = max(0, self.count - 1)
         if not self.count:
             self.idle.set()

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from bot.core import metrics
 from bot.core.config import Config
 from bot.core.i18n import N_, translator
 from bot.core.logs import about, who
@@ -85,7 +86,7 @@ class Dispatcher:
     async def feed(self, incoming: Incoming) -> Outcome:
         """Handle one update; return what to answer (nothing for a duplicate)."""
         # Whatever is logged meanwhile (an exception's text too) names the account by its tag.
-        with about(incoming.channel, incoming.user_id):
+        with about(incoming.channel, incoming.user_id), metrics.answering(incoming.channel):
             return await self._feed(incoming)
 
     async def _feed(self, incoming: Incoming) -> Outcome:
@@ -107,6 +108,7 @@ class Dispatcher:
             log.info("duplicate event %s:%s dropped", incoming.channel, incoming.event_id)
             return Outcome([], await self._fallback_language(incoming))
         except Exception:
+            metrics.UPDATES_FAILED.labels(incoming.channel).inc()
             log.exception(
                 "update %s:%s of %s failed",
                 incoming.channel,
@@ -143,6 +145,7 @@ class Dispatcher:
         try:
             chosen = await known_language(incoming.channel, incoming.user_id) or ""
         except Exception as error:  # the failure above may be the database itself
+            metrics.DATABASE_ERRORS.labels("dispatcher").inc()
             log.warning("the resident's language could not be looked up (%s)", type(error).__name__)
             chosen = ""
         return middlewares.resident_language(

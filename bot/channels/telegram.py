@@ -34,6 +34,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.telegram_push import PushSender
+from bot.core import metrics
 from bot.core.channel import (
     ClaimPolicy,
     RateLimited,
@@ -594,6 +595,7 @@ class TelegramChannel:
                 raise RecipientBlocked(str(error)) from error
             except RetryAfter as error:
                 seconds = _retry_seconds(error)
+                metrics.rate_limited(NAME, "answer", seconds)
                 if self.rate is not None:
                     await self.rate.pause(seconds)
                 reason = f"Telegram asked to retry after {seconds:g} s"
