@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import Runtime
+from bot.core import metrics
 from storage import deliveries
 from storage.models import Resident
 from tests.bot.channels.telegram_helpers import WEBHOOK_SECRET, Chat, eventually, telegram_env
@@ -230,3 +231,16 @@ async def test_during_a_database_outage_a_scrape_answers_without_the_outbox_gaug
         after = await scrape(runtime)  # the database is back: so are the gauges
         assert ("iesaiste_outbox_queued", frozenset({("channel", "telegram")})) in after
         await runtime.stop()
+
+
+def test_the_readme_lists_every_metric() -> None:
+    readme = Path("README.md").read_text(encoding="utf-8")
+    section = readme.partition("## Metrics and alerts")[2].partition("\n## ")[0]
+    shown = metrics.registry(metrics.Outbox(("webchat",), found=[])).collect()
+    names = [
+        f"{family.name}_total" if family.type == "counter" else family.name
+        for family in shown
+        if family.name.startswith("iesaiste_")
+    ]
+    assert len(names) == len(metrics.ALL) + 2  # and the two outbox gauges
+    assert [name for name in names if f"`{name}" not in section] == []
