@@ -1,7 +1,8 @@
 """Assembly: one lifespan that starts the parts and stops them in reverse.
 
 Start: database (migrated first on the SQLite default) → catalog and staff
-from the configuration → dispatcher → channels → HTTP server → Telegram →
+from the configuration → dispatcher → channels → HTTP server (and /metrics, on a
+port of its own if one is set) → Telegram →
 the scheduler (releases, staff progress reports) and the delivery worker, which
 is handed the words of every push (``dialogs.pushes``) as a render function.
 Stop (SIGTERM, SIGINT): the scheduler stops and the delivery worker reports
@@ -28,13 +29,14 @@ from bot.channels import webchat
 from bot.channels.messenger import MessengerChannel
 from bot.channels.telegram import TelegramChannel, Unsent
 from bot.channels.webchat import WebChat
-from bot.core import logs
+from bot.core import logs, metrics
 from bot.core.channel import Channel
 from bot.core.config import Config
 from bot.core.logs import who
 from bot.core.messages import CommandList, CommandMenu, Reply
 from bot.delivery import DeliveryWorker
 from bot.http import HttpRunner, add_health_check, build_app
+from bot.metrics_server import MetricsServer, count_webhook_answers
 from bot.open311 import add_routes as add_open311_routes
 from bot.pacing import AnswerPacer, Pacer, SharedBudget
 from bot.photo_routes import Identify, PhotoRoutes, local_images
@@ -86,6 +88,7 @@ class Runtime:
     _stopped: bool = False
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _delivering: asyncio.Task[None] | None = None
+    _metrics: MetricsServer | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -109,6 +112,7 @@ class Runtime:
         # The web chat's photo upload is the one body larger than a megabyte.
         self.http = build_app(config.http_timeouts, {webchat.PHOTO_PATH: webchat.PHOTO_MAX_BYTES})
         add_open311_routes(self.http, config)  # open data: GET /open311/v2/…
+        self.http.on_response_prepare.append(count_webhook_answers)  # for /metrics
         # What this worker held before it stopped (or crashed) is gone with its sockets.
         await presence.clear(self.worker_id)
         if config.webchat.enabled:
@@ -166,6 +170,7 @@ class Runtime:
                 f"{config.http_host}:{config.http_port} ({error.strerror})"
             ) from None
         log.info("listening on http://%s:%s/", config.http_host, config.http_port)
+        await self._start_metrics()
         if self.webchat is not None:
             log.info(
                 "web chat: open http://%s:%s/ in a browser", config.http_host, config.http_port
@@ -180,6 +185,22 @@ class Runtime:
         self._start_delivery()
         self._start_reports()
         self._start_presence()
+
+    async def _start_metrics(self) -> None:
+        """/metrics on a port of its own when ``metrics.port`` is set; nothing listens
+        otherwise."""
+        config = self.config
+        if not config.metrics_port:
+            return
+        self._metrics = MetricsServer(list(self.dispatcher.capabilities))
+        try:
+            await self._metrics.start(config.metrics_host, config.metrics_port)
+        except OSError as error:
+            raise StartupError(
+                f"metrics.port = {config.metrics_port}: cannot listen on "
+                f"{config.metrics_host}:{config.metrics_port} ({error.strerror})"
+            ) from None
+        log.info("metrics on http://%s:%s/metrics", config.metrics_host, config.metrics_port)
 
     def _add_messenger(self) -> None:
         """The Facebook page: its webhook on our server, its events kept in the database
@@ -321,10 +342,13 @@ class Runtime:
             await self.webchat.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._metrics is not None:
+            await self._metrics.stop()
         if self.webchat is not None:
             try:  # its sockets are closed: nobody is present here any more
                 await presence.clear(self.worker_id)
             except Exception as error:  # the rows go stale and count as gone anyway
+                metrics.DATABASE_ERRORS.labels("presence").inc()
                 log.warning("web chat: presence not cleared (%s)", type(error).__name__)
         await db.close_database()
 

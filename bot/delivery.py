@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.core import metrics
 from bot.core.channel import (
     Channel,
     ChannelDown,
@@ -126,6 +127,7 @@ class DeliveryWorker:
                 await self._requeue_abandoned()
                 busy = await self.drain_once(stopping)
             except Exception as error:  # the database went away: say so once, wait, try again
+                metrics.DATABASE_ERRORS.labels("delivery").inc()
                 if not unavailable(error):
                     log.exception("delivery: a round failed")
                 elif not away:
@@ -218,6 +220,7 @@ class DeliveryWorker:
                 row = waiting.popleft()
                 if hold_until is not None and not row.quiet_exempt:
                     await deliveries.retry_later(row.id, hold_until, "quiet hours")
+                    metrics.PUSHES.labels(channel, "quiet_hours").inc()
                     continue
                 rendered = await self._prepare(row, cache)
                 if rendered is None:
@@ -266,8 +269,10 @@ class DeliveryWorker:
             return None
         if rendered is None:
             await self._report(row, lambda: deliveries.mark_cancelled(row.id, "its source is gone"))
+            metrics.PUSHES.labels(row.channel, "cancelled").inc()
         elif row.operation == "edit" and row.message_id and rendered.digest == row.shown:
             await self._report(row, lambda: deliveries.mark_sent(row.id, row.message_id, row.shown))
+            metrics.PUSHES.labels(row.channel, "unchanged").inc()
             return None
         return rendered
 
@@ -328,16 +333,20 @@ class DeliveryWorker:
                 if not await channel.edit(row.external_id, row.message_id, rendered.reply):
                     resend = row.if_edit_refused == "send"
                     await self._report(row, lambda: deliveries.mark_edit_refused(row.id, resend))
+                    metrics.PUSHES.labels(row.channel, "edit_refused").inc()
                     return
                 message_id = row.message_id
             else:
                 message_id = await channel.send(row.external_id, rendered.reply)
         except RecipientBlocked as error:
+            metrics.PUSHES.labels(row.channel, "unreachable").inc()
             why = str(error)
             await self._report(
                 row, lambda: deliveries.mark_blocked(row.channel, row.external_id, why)
             )
         except RateLimited as error:
+            metrics.PUSHES.labels(row.channel, "rate_limited").inc()
+            metrics.rate_limited(row.channel, "push", error.retry_after)
             await pacer.pause(error.retry_after)
             at = now + timedelta(seconds=error.retry_after)
             why = f"rate limited: retry after {error.retry_after}s"
@@ -345,11 +354,13 @@ class DeliveryWorker:
         except ChannelDown as error:
             # Nobody can be reached on it (its token was refused): the row goes back,
             # its attempt not counted, and the channel rests instead of a retry storm.
+            metrics.PUSHES.labels(row.channel, "postponed").inc()
             await pacer.pause(error.retry_after)
             at = now + timedelta(seconds=error.retry_after)
             why = error.reason
             await self._report(row, lambda: deliveries.postpone(row.id, at, why))
         except PushRefused as error:
+            metrics.PUSHES.labels(row.channel, "waiting").inc()
             why = str(error)
             if row.template == deliveries.DIGEST:
                 await self._report(row, lambda: deliveries.mark_digest_refused(row, why))
@@ -358,6 +369,7 @@ class DeliveryWorker:
         except Exception as error:  # a network fault or a 5xx: try again later, then give up
             await self._failed(row, f"{type(error).__name__}: {error}")
         else:
+            metrics.PUSHES.labels(row.channel, "sent").inc()
             # Reported at once: a crash can repeat only the sends in flight.
             if row.template == deliveries.DIGEST:
                 await self._report(
@@ -371,12 +383,14 @@ class DeliveryWorker:
     async def _failed(self, row: Claimed, reason: str) -> None:
         """Try again after a growing pause; after ``max_attempts``, give up."""
         if row.attempts >= self.max_attempts:
+            metrics.PUSHES.labels(row.channel, "failed").inc()
             log.warning("delivery %d failed for good: %s", row.id, reason)
             if row.template == deliveries.DIGEST:
                 await self._report(row, lambda: deliveries.mark_digest_failed(row, reason))
             else:
                 await self._report(row, lambda: deliveries.mark_failed(row.id, reason))
         else:
+            metrics.PUSHES.labels(row.channel, "retried").inc()
             at = datetime.now(UTC) + backoff(row.attempts)
             await self._report(row, lambda: deliveries.retry_later(row.id, at, reason))
 
@@ -392,6 +406,7 @@ class DeliveryWorker:
                 await report()
                 return
             except Exception as error:
+                metrics.DATABASE_ERRORS.labels("delivery_report").inc()
                 if not unavailable(error):
                     # The row stays "sending": its worker's restart or the lease requeues it.
                     log.exception("delivery %d: could not report back", row.id)

@@ -25,6 +25,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.core import metrics
 from storage import deliveries
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,7 @@ class AnswerPacer:
                 # The wait it returns is the pushes': an answer does not queue behind them.
                 await self.budget.reserve(span)
             except Exception as error:  # the database is away: the answers went all the same
+                metrics.DATABASE_ERRORS.labels("pacing").inc()
                 log.warning("pacing: answers' slots were not booked (%s)", type(error).__name__)
 
     async def pause(self, seconds: float) -> None:
@@ -210,4 +212,5 @@ class AnswerPacer:
         try:
             await self.budget.hold(seconds)
         except Exception as error:
+            metrics.DATABASE_ERRORS.labels("pacing").inc()
             log.warning("pacing: the pushes were not held (%s)", type(error).__name__)

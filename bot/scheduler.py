@@ -19,6 +19,7 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.core import metrics
 from bot.core.config import Config
 from bot.core.quiet_hours import next_allowed
 from storage import deliveries, events, feedback, inbound, photos, polls, review, webchat_guard
@@ -149,6 +150,7 @@ def _finished_or_stopped(job: Job) -> Job:
         except Exception as error:
             if not unavailable(error):
                 raise
+            metrics.DATABASE_ERRORS.labels("scheduler").inc()
             # Nothing was done (each job's work is one transaction, or one per item): the
             # next run, seconds or minutes later, does it once the database is back.
             log.warning(
@@ -204,6 +206,7 @@ class RunningJobs:
         self.idle.clear()
 
     def _ended(self, event: object) -> None:
+        metrics.job_ended(getattr(event, "job_id", ""), getattr(event, "exception", None))
         self.count = max(0, self.count - 1)
         if not self.count:
             self.idle.set()

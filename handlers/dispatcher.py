@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from bot.core import metrics
 from bot.core.config import Config
 from bot.core.i18n import N_, translator
 from bot.core.logs import about, who
@@ -96,7 +97,10 @@ class Dispatcher:
     async def feed(self, incoming: Incoming) -> Outcome:
         """Handle one update; return what to answer (nothing for a duplicate)."""
         # Whatever is logged meanwhile (an exception's text too) names the account by its tag.
-        with about(incoming.channel, incoming.user_id, incoming.event_id):
+        with (
+            about(incoming.channel, incoming.user_id, incoming.event_id),
+            metrics.answering(incoming.channel),
+        ):
             return await self._feed(incoming)
 
     async def _feed(self, incoming: Incoming) -> Outcome:
@@ -118,7 +122,9 @@ class Dispatcher:
             log.info("duplicate event %s:%s dropped", incoming.channel, incoming.event_id)
             return Outcome([], await self._fallback_language(incoming))
         except Exception as error:
+            metrics.UPDATES_FAILED.labels(incoming.channel).inc()
             if unavailable(error):
+                metrics.DATABASE_ERRORS.labels("dispatcher").inc()
                 return await self._not_now(incoming, error)
             log.exception(
                 "update %s:%s of %s failed",
@@ -179,6 +185,7 @@ class Dispatcher:
         try:
             chosen = await known_language(incoming.channel, incoming.user_id) or ""
         except Exception as error:  # the failure above may be the database itself
+            metrics.DATABASE_ERRORS.labels("dispatcher").inc()
             log.warning("the resident's language could not be looked up (%s)", type(error).__name__)
             chosen = ""
         return middlewares.resident_language(

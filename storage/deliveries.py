@@ -27,11 +27,12 @@ from typing import Any, Literal
 
 from tortoise import connections
 from tortoise.expressions import F, Subquery
-from tortoise.functions import Count
+from tortoise.functions import Count, Min
 from tortoise.transactions import in_transaction
 
 from bot.core.channel import ClaimPolicy
 from bot.core.messages import REPLY_TEMPLATE, Reply
+from bot.core.metrics import Queued
 from storage import presence
 from storage.models import Announcement, ChannelIdentity, Delivery, Resident
 
@@ -997,3 +998,16 @@ async def create_announcement(
     return await Announcement.create(
         author=author, texts=texts, audience=audience, send_at=send_at, urgent=urgent, image=image
     )
+
+
+async def queued_by_channel() -> list[Queued]:
+    """Per channel, the rows queued and when the earliest of them became due, for the
+    outbox gauges of /metrics: one aggregate on the (state, channel, not_before) index,
+    read at scrape time rather than counted at every push."""
+    found = (
+        await Delivery.filter(state="queued")
+        .annotate(rows=Count("id"), earliest=Min("not_before"))
+        .group_by("channel")
+        .values_list("channel", "rows", "earliest")
+    )
+    return [Queued(str(channel), int(rows), earliest) for channel, rows, earliest in found]

@@ -27,6 +27,7 @@ from aiohttp import web
 from bot.channels.messenger_events import NAME, events_of, signature_ok, to_incoming
 from bot.channels.messenger_graph import GraphClient
 from bot.channels.messenger_send import LocalImages, MessengerSender, Unsent
+from bot.core import metrics
 from bot.core.channel import ClaimPolicy
 from bot.core.config import MessengerConfig
 from bot.core.logs import about, who
@@ -190,6 +191,7 @@ class MessengerChannel:
                 ]
             )
         except Exception as error:  # the database is away: Meta must deliver it again
+            metrics.DATABASE_ERRORS.labels("messenger_inbox").inc()
             log.error(
                 "messenger webhook: events not stored (%s); Meta will deliver them again",
                 type(error).__name__,
@@ -244,6 +246,7 @@ class MessengerChannel:
         try:
             await self.inbox.handled(event_id)
         except Exception as error:  # handled again later: the session's record stops a repeat
+            metrics.DATABASE_ERRORS.labels("messenger_inbox").inc()
             log.warning("messenger: event %d not marked handled (%s)", event_id, error)
 
     async def _sweep(self) -> None:
@@ -252,6 +255,7 @@ class MessengerChannel:
             try:
                 self._handle_all(await self.inbox.unhandled(own=False))
             except Exception as error:
+                metrics.DATABASE_ERRORS.labels("messenger_inbox").inc()
                 log.warning("messenger: no sweep for left events (%s)", type(error).__name__)
 
     # --- sending --------------------------------------------------------------

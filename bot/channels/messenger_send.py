@@ -25,6 +25,7 @@ import aiohttp
 
 from bot.channels.messenger_events import NAME
 from bot.channels.messenger_graph import GraphClient, GraphError
+from bot.core import metrics
 from bot.core.channel import (
     ChannelDown,
     PushRefused,
@@ -331,6 +332,7 @@ class MessengerSender:
                     raise _GiveUp("outside Messenger's window") from None
                 if error.code in RATE_CODES:
                     seconds = error.regain_seconds
+                    metrics.rate_limited(NAME, "answer", seconds or 0.0)
                     if seconds is None or seconds > ANSWER_RATE_WAIT:
                         raise _GiveUp(f"rate limited (Graph API {error.code})") from None
                     await self._sleep(seconds)

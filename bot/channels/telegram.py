@@ -34,6 +34,7 @@ from telegram.ext import Application, ApplicationBuilder
 from bot.channels import telegram_polling
 from bot.channels.telegram_polling import retry_seconds
 from bot.channels.telegram_push import PushSender
+from bot.core import metrics
 from bot.core.channel import (
     ClaimPolicy,
     RateLimited,
@@ -597,6 +598,7 @@ class TelegramChannel:
                 raise RecipientBlocked(str(error)) from error
             except RetryAfter as error:
                 seconds = retry_seconds(error)
+                metrics.rate_limited(NAME, "answer", seconds)
                 if self.rate is not None:
                     await self.rate.pause(seconds)
                 reason = f"Telegram asked to retry after {seconds:g} s"

@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from bot.core import metrics
 from bot.core.channel import ClaimPolicy, PushRefused, coalesce, fit_label, split_text
 from bot.core.config import IPNetwork
 from bot.core.i18n import N_, Translator, translator
@@ -374,6 +375,7 @@ class WebChat:
             elif user_id not in self._sockets:  # not reopened meanwhile
                 await self.presence.leave(user_id)
         except Exception as error:
+            metrics.DATABASE_ERRORS.labels("webchat").inc()
             log.warning("web chat: presence not recorded (%s)", type(error).__name__)
 
     async def _open(self, user_id: str, ws: web.WebSocketResponse, address: str) -> bool:
@@ -429,6 +431,7 @@ class WebChat:
         try:
             return await self.newcomers.language(user_id)
         except Exception as error:
+            metrics.DATABASE_ERRORS.labels("webchat").inc()
             log.warning("web chat: no resident look-up (%s)", type(error).__name__)
             return ""
 
@@ -439,6 +442,7 @@ class WebChat:
         try:
             return await ask(address)
         except Exception as error:
+            metrics.DATABASE_ERRORS.labels("webchat").inc()
             log.warning("web chat: no newcomer count (%s)", type(error).__name__)
             return None
 
