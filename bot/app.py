@@ -214,6 +214,7 @@ class Runtime:
             local_images=local_images(config.proposals),
             on_unsent=unsent_answers("messenger"),
             max_attempts=inbound.MAX_ATTEMPTS,
+            default_language=config.municipality.default_language,
         )
         self.messenger.add_routes(self.http)
         self.dispatcher.files[self.messenger.name] = self.messenger

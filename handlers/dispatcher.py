@@ -24,16 +24,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from bot.core import metrics
+from bot.core.channel import Once
 from bot.core.config import Config
 from bot.core.i18n import N_, translator
 from bot.core.logs import about, who
-from bot.core.messages import Capabilities, FileSource, Incoming, Kind, Outcome, Reply
+from bot.core.messages import (
+    DATABASE_AWAY,
+    Capabilities,
+    FileSource,
+    Incoming,
+    Kind,
+    Outcome,
+    Reply,
+)
 from dialogs import menu, onboarding, proposal_submit
 from dialogs.context import Ctx
 from dialogs.engine import EXPIRED, handle
@@ -56,14 +64,6 @@ FAILED = N_(
     "Sorry, something went wrong on our side. Please try again in a moment; "
     "what you chose before is saved."
 )
-# The database is away for a moment; the channel has the update come back (the web
-# chat, which cannot, shows its own "Send again" instead).
-KEPT_FOR_LATER = N_(
-    "Sorry, we are having a technical problem. Your message is kept: "
-    "we will answer it as soon as we can, in a minute or two."
-)
-# One apology a resident in this long, however often their update comes back meanwhile.
-APOLOGY_SECONDS = 60.0
 PHOTO_MAX_BYTES = media.MAX_BYTES  # what we keep at most (storage.media)
 # A photo the platform does not hand over by then is taken as not handed over.
 PHOTO_FETCH_SECONDS = 30.0
@@ -91,8 +91,8 @@ class Dispatcher:
     # channel not registered (a test) gets the defaults of ``Capabilities``.
     capabilities: dict[str, Capabilities] = field(default_factory=dict)
     _locks: dict[str, _Held] = field(default_factory=dict)
-    # When each account was last told of a database outage (time.monotonic()).
-    _apologised: dict[str, float] = field(default_factory=dict)
+    # Who was told of a database outage in the last minute.
+    _apologised: Once = field(default_factory=Once)
 
     async def feed(self, incoming: Incoming) -> Outcome:
         """Handle one update; return what to answer (nothing for a duplicate)."""
@@ -147,15 +147,9 @@ class Dispatcher:
             type(error).__name__,
         )
         language = await self._fallback_language(incoming)
-        now = time.monotonic()
-        for account, since in list(self._apologised.items()):
-            if now - since >= APOLOGY_SECONDS:
-                del self._apologised[account]
-        account = f"{incoming.channel}:{incoming.user_id}"
-        if account in self._apologised:
+        if not self._apologised.due(f"{incoming.channel}:{incoming.user_id}"):
             return Outcome([], language, retry=True)
-        self._apologised[account] = now
-        apology = Reply(translator(language).gettext(KEPT_FOR_LATER))
+        apology = Reply(translator(language).gettext(DATABASE_AWAY))
         return Outcome([apology], language, retry=True)
 
     async def _greet(self, incoming: Incoming) -> Outcome:

@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 import asyncpg
 from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
-from tortoise.exceptions import ConfigurationError, DBConnectionError
+from tortoise.exceptions import ConfigurationError
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.migrations.executor import PlanStep
 from tortoise.transactions import in_transaction
+
+from storage.errors import unavailable
 
 log = logging.getLogger(__name__)
 
@@ -164,15 +166,17 @@ def _without_password(text: str, url: str) -> str:
 
 def is_connection_error(error: BaseException) -> bool:
     """Whether an error means the database could not be reached (for operators' messages)."""
-    return isinstance(error, DBConnectionError | ConnectionError | OSError)
+    return unavailable(error)
 
 
 async def ping() -> bool:
     """True when the database answers a trivial query."""
     try:
         await connections.get("default").execute_query("SELECT 1")
-    except Exception:  # any failure means "not healthy", whatever the driver raised
-        log.warning("database ping failed", exc_info=True)
+    except Exception as error:  # any failure means "not healthy", whatever the driver raised
+        # An outage is one line (it is said at every probe); anything else, with its trace.
+        passing = unavailable(error)
+        log.warning("database ping failed (%s)", type(error).__name__, exc_info=not passing)
         return False
     return True
 

@@ -28,10 +28,11 @@ from bot.channels.messenger_events import NAME, events_of, signature_ok, to_inco
 from bot.channels.messenger_graph import GraphClient
 from bot.channels.messenger_send import LocalImages, MessengerSender, Unsent
 from bot.core import metrics
-from bot.core.channel import ClaimPolicy
+from bot.core.channel import ClaimPolicy, Once
 from bot.core.config import MessengerConfig
+from bot.core.i18n import translator
 from bot.core.logs import about, who
-from bot.core.messages import Capabilities, ChannelLimits, Feed, Reply
+from bot.core.messages import DATABASE_AWAY, Capabilities, ChannelLimits, Feed, Reply
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class MessengerChannel:
     on_unsent: Unsent | None = None
     # An event whose handling failed this often (it may kill its worker) is given up.
     max_attempts: int = 5
+    # The language of an apology when the database cannot tell the resident's.
+    default_language: str = "lv"
     name: str = NAME
     limits: ChannelLimits = field(init=False)
     capabilities: Capabilities = field(init=False)
@@ -94,6 +97,7 @@ class MessengerChannel:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
     _stopping: bool = field(default=False, init=False)
+    _apologised: Once = field(default_factory=Once, init=False)
 
     def __post_init__(self) -> None:
         self.limits = limits(self.config)
@@ -196,9 +200,26 @@ class MessengerChannel:
                 "messenger webhook: events not stored (%s); Meta will deliver them again",
                 type(error).__name__,
             )
+            await self._apologise([event.sender for event in events])
             return web.Response(status=503, text="try again")
         self._handle_all([(event_id, body_, 1) for event_id, body_ in fresh])
         return web.Response(text="EVENT_RECEIVED")
+
+    async def _apologise(self, senders: list[str]) -> None:
+        """Tell who wrote that their message will be answered later (once a minute at
+        most, however often Meta delivers it again meanwhile), in the municipality's
+        language: without the database nobody's own is known."""
+        if self.sender is None:
+            return
+        text = translator(self.default_language).gettext(DATABASE_AWAY)
+        for psid in dict.fromkeys(senders):
+            if not psid or not self._apologised.due(psid):
+                continue
+            with about(NAME, psid):
+                try:
+                    await self.sender.answer(psid, [Reply(text)])
+                except Exception as error:  # Meta unreachable too: the redelivery is enough
+                    log.warning("messenger: no apology sent (%s)", type(error).__name__)
 
     def _handle_all(self, events: list[tuple[int, str, int]]) -> None:
         """One task an event, created in order with no await between them: each feed()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal, Protocol
 
 from bot.core.messages import ChannelLimits, Reply
@@ -81,6 +82,25 @@ class Channel(Protocol):
         """Change a message the bot sent earlier (a staff progress report, a poll);
         False when the platform will not (gone, too old, no open chat). Raises as
         ``send`` does."""
+
+
+@dataclass(slots=True)
+class Once:
+    """Says yes for an account at most once in ``seconds``: one apology a resident while
+    the database is away, however often the platform delivers their update again."""
+
+    seconds: float = 60.0
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def due(self, account: str) -> bool:
+        now = time.monotonic()
+        for known, since in list(self._last.items()):
+            if now - since >= self.seconds:
+                del self._last[known]
+        if account in self._last:
+            return False
+        self._last[account] = now
+        return True
 
 
 def coalesce(replies: list[Reply], limit: int, length: Callable[[str], int] = len) -> list[Reply]:

@@ -156,5 +156,8 @@ def quiet_libraries(level: str) -> None:
         ("tortoise", logging.WARNING),
         ("aiosqlite", logging.WARNING),
         ("asyncpg", logging.WARNING),
+        # While the server is away, the pool warns with a traceback at every reconnect;
+        # the bot says it once in its own words (storage.errors.unavailable).
+        ("asyncpg.pool", logging.ERROR),
     ):
         logging.getLogger(noisy).setLevel(max(floor, logging.getLevelName(level)))

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.core.i18n import N_
+
 
 class Kind(StrEnum):
     """What a resident sent."""
@@ -223,6 +225,14 @@ STRICTEST = Capabilities(
 """The least a channel we support offers: Messenger's 13 quick replies of 20 characters,
 no editing, its 24-hour window, and Telegram's 64 bytes of callback data. Every dialog
 is tested under it."""
+
+
+# What a resident hears while the database is away (``Outcome.retry``): the update comes
+# back by itself (the platform delivers it again, or it was kept), so no need to resend.
+DATABASE_AWAY = N_(
+    "Sorry, we are having a technical problem. Your message is kept: "
+    "we will answer it as soon as we can, in a minute or two."
+)
 
 
 @dataclass(slots=True)
