@@ -2,13 +2,17 @@
 
 Start: database (migrated first on the SQLite default) → catalog and staff
 from the configuration → dispatcher → channels → HTTP server (and /metrics, on a
-port of its own if one is set) → Telegram →
-the scheduler (releases, staff progress reports) and the delivery worker, which
-is handed the words of every push (``dialogs.pushes``) as a render function.
+port of its own if one is set) → Telegram → Messenger (its events left
+unhandled before a stop first) → the scheduler (releases, polls, staff progress
+reports) and the delivery worker, which is handed the words of every push
+(``dialogs.pushes``) as a render function.
 Stop (SIGTERM, SIGINT): the scheduler stops and the delivery worker reports
 the sends on the wire and hands the rest of its claim back → Telegram stops
-taking updates and finishes those in flight → web chat sockets close → HTTP
-server → database.
+taking updates and finishes those in flight → Messenger finishes its events in
+hand → web chat sockets close → HTTP server → database.
+
+None of it stops for a database outage: each part says so in a line and goes on
+when the database is back (README, "When the database goes away").
 """
 
 from __future__ import annotations
