@@ -99,7 +99,8 @@ def _key(item: dict[str, Any], sender: str, kind: str) -> str:
     else:
         payload = _text(body.get("payload")) or _text(body.get("ref"))
         source = f"{sender}:{item.get('timestamp')}:{kind}:{payload}"
-    return hashlib.blake2b(source.encode(), digest_size=16).hexdigest()
+    # JSON may carry a lone surrogate ("\ud800"), which UTF-8 cannot: kept as it came.
+    return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def events_of(body: object) -> list[Event] | None:
