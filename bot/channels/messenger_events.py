@@ -120,7 +120,9 @@ def events_of(body: object) -> list[Event] | None:
                 continue
             sender = _text(_dict(item.get("sender")).get("id"))
             kind = _kind_of(item)
-            if not sender.isdigit() or len(sender) > 64 or kind is None:
+            # A PSID is ASCII digits: str.isdigit() alone takes "١٢٣" and "²³" too.
+            psid = sender.isascii() and sender.isdigit() and len(sender) <= 64
+            if not psid or kind is None:
                 continue  # a user_ref (no PSID), an echo, a read receipt…
             key = _key(item, sender, kind)
             if key not in seen:  # one delivery may repeat an item
