@@ -107,7 +107,9 @@ def english_only(language: str) -> tuple[_Pattern, ...]:
         if not message.id:
             continue
         ids = (message.id,) if isinstance(message.id, str) else tuple(message.id)
-        strings = (message.string,) if isinstance(message.string, str) else tuple(message.string)
+        strings = (
+            (message.string,) if isinstance(message.string, str) else tuple(message.string or ())
+        )
         for index, msgid in enumerate(ids):
             translated = strings[min(index, len(strings) - 1)] if strings else ""
             if translated and translated != msgid:

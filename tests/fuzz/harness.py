@@ -13,9 +13,9 @@ two functions, with a loop of its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -137,7 +137,7 @@ def fuzz_settings(examples: int, *, seed: int | None = None) -> settings:
 def explore(
     loop: asyncio.AbstractEventLoop,
     strategy: st.SearchStrategy[Conversation],
-    play_one: Callable[[Conversation], Awaitable[None]],
+    play_one: Callable[[Conversation], Coroutine[Any, Any, None]],
     chosen: settings,
     seed: int | None = None,
 ) -> None:
@@ -158,7 +158,7 @@ def explore(
 
 async def fuzz(
     strategy: st.SearchStrategy[Conversation],
-    play_one: Callable[[Conversation], Awaitable[None]],
+    play_one: Callable[[Conversation], Coroutine[Any, Any, None]],
     examples: int,
     *,
     seed: int | None = None,

@@ -118,11 +118,11 @@ class MessengerTarget:
             fallback = {"title": action.phone, "url": "https://example.invalid/"}
             return meta.attachment(psid, "fallback", fallback), WELL_FORMED, {action.phone}
         if isinstance(action, Other):
-            kind = {"sticker": "sticker", "voice": "audio", "document": "file"}[action.what]
-            if kind == "sticker":
+            if action.what == "sticker":
                 return meta.sticker(psid), WELL_FORMED, set()
-            payload = {"url": "https://cdn.example.invalid/a.mp4"}
-            return meta.attachment(psid, kind, payload), WELL_FORMED, set()
+            media = "audio" if action.what == "voice" else "file"
+            where = {"url": "https://cdn.example.invalid/a.mp4"}
+            return meta.attachment(psid, media, where), WELL_FORMED, set()
         if isinstance(action, Ignored):
             return self._ignored(action), IGNORED, set()
         raise AssertionError(f"not an item for Messenger: {action!r}")
@@ -187,7 +187,9 @@ class MessengerTarget:
         if what in ("not_object", "not_page"):
             return signed(json.dumps(value).encode())
         if what == "nested":
-            return signed(('{"object": "page", "entry": ' + "[" * value + "]" * value + "}").encode())
+            return signed(
+                ('{"object": "page", "entry": ' + "[" * value + "]" * value + "}").encode()
+            )
         if what == "huge":
             return signed(meta.encode(meta.delivery(meta.text(self.psid, "x" * value))))
         if what == "bad_sender":

@@ -291,7 +291,7 @@ def conversations(
     malformed: st.SearchStrategy[Action],
     ignored: st.SearchStrategy[Action],
     reserved: frozenset[str],
-    locales: st.SearchStrategy[str | None] = st.just(None),
+    locales: st.SearchStrategy[str | None],
     max_actions: int = 8,
 ) -> st.SearchStrategy[Conversation]:
     """A fresh resident's conversation: mostly well-formed, hostile values throughout."""
@@ -386,7 +386,7 @@ messenger_ignored = st.builds(
     st.sampled_from(["echo", "read", "delivery", "reaction", "message_edit", "optin", "user_ref"]),
     hostile_text.map(lambda t: t[:200]),
 )
-psid_like = st.one_of(
+psid_like: st.SearchStrategy[JSON] = st.one_of(
     st.text(alphabet=st.characters(categories=["Nd"]), min_size=1, max_size=10).filter(
         lambda s: not s.isascii()
     ),  # digits, but not ASCII ones: "١٢٣"

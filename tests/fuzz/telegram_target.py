@@ -252,8 +252,9 @@ class TelegramTarget:
             return self._message(text=value), MALFORMED, set()
         if what == "break":
             path, wrong = value
-            body = self._callback("menu:main", 1) if path[0] == "callback_query" else None
-            if body is None:
+            if path[0] == "callback_query":
+                body = self._callback("menu:main", 1)
+            else:
                 body = self._message(
                     text="/help", entities=[{"offset": 0, "length": 5, "type": "bot_command"}]
                 )

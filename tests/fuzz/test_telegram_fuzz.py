@@ -8,8 +8,6 @@ here is a failure on every machine; ``bench/fuzz.py`` draws many more.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 
@@ -26,12 +24,6 @@ from tests.standins.telegram_api import BotApiStandIn
 pytestmark = pytest.mark.storage
 
 CONVERSATIONS = 30  # about 150 inputs on each database
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[BotApiStandIn]:
-    async with BotApiStandIn() as stand_in:
-        yield stand_in
 
 
 async def test_every_drawn_update_is_handled_or_refused_cleanly(
