@@ -119,6 +119,15 @@ def english_only(language: str) -> tuple[_Pattern, ...]:
     return tuple(patterns)
 
 
+@cache
+def _any_of(language: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """All the patterns as one, to match every segment once: (whole segments, anywhere)."""
+    patterns = english_only(language)
+    whole = "|".join(f"(?:{p.regex.pattern})" for p in patterns)
+    anywhere = "|".join(f"(?:{p.regex.pattern})" for p in patterns if p.anywhere)
+    return re.compile(whole, re.DOTALL), re.compile(anywhere, re.DOTALL)
+
+
 def untranslated(language: str, shown: list[str], sent: set[str]) -> list[str]:
     """The English message ids among what a resident of ``language`` was shown (texts and
     button labels). Whatever the resident sent is taken out first: the bot may quote it."""
@@ -131,6 +140,9 @@ def untranslated(language: str, shown: list[str], sent: set[str]) -> list[str]:
                 text = text.replace(quoted, "\x00")
         segments = {text, *text.split("\n\n"), *text.split("\n")}
         segments = {s.strip() for s in segments if s.strip() and s.strip() not in sent}
+        whole, anywhere = _any_of(language)
+        if not any(whole.fullmatch(s) for s in segments) and not anywhere.search(text):
+            continue  # the usual case, found in one pass; which message it was, below
         for pattern in english_only(language):
             if any(pattern.regex.fullmatch(s) for s in segments) or (
                 pattern.anywhere and pattern.regex.search(text)

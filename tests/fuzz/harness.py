@@ -33,6 +33,14 @@ from tests.fuzz.checks import (
 from tests.fuzz.strategies import Action, Conversation
 
 DEFAULT_LANGUAGE = "lv"  # the demo municipality's
+# Configuration per entry point. Pacing is not what is fuzzed: at Telegram's and Meta's
+# one message a second per chat, every answer of two messages would wait on the clock.
+# Every web-chat conversation comes from 127.0.0.1, past the limit of new residents.
+SETTINGS = {
+    "telegram": "[delivery]\ntelegram_per_second = 1000\ntelegram_per_chat_per_second = 30\n",
+    "messenger": "[messenger]\nper_second = 300\nper_chat_per_second = 10\n",
+    "webchat": "[webchat]\nnew_residents_per_address_per_hour = 100000\n",
+}
 
 
 @dataclass

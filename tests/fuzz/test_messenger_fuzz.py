@@ -9,12 +9,15 @@ the Graph API stand-in); each drawn conversation is a fresh resident. Fixed inpu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import pytest
 
 from tests.bot.channels.messenger_helpers import StartPage
+from tests.bot.channels.test_webchat_guard import config_file
 from tests.fuzz.checks import LogWatch, Tally
-from tests.fuzz.harness import fuzz, play
+from tests.fuzz.harness import SETTINGS, fuzz, play
 from tests.fuzz.messenger_target import MessengerTarget, normal_answer
 from tests.fuzz.strategies import messenger_conversations
 from tests.phrases import HELP, MUNICIPALITY, tr
@@ -24,8 +27,10 @@ pytestmark = pytest.mark.storage
 CONVERSATIONS = 30  # about 150 inputs on each database
 
 
-async def test_every_drawn_delivery_is_handled_or_refused_cleanly(start_page: StartPage) -> None:
-    page = await start_page()
+async def test_every_drawn_delivery_is_handled_or_refused_cleanly(
+    start_page: StartPage, tmp_path: Path
+) -> None:
+    page = await start_page(config_file(tmp_path, SETTINGS["messenger"]))
     target = MessengerTarget(page.graph, page.meta.url)
     tally = Tally("messenger")
     try:

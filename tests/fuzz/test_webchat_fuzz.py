@@ -3,8 +3,8 @@ values, forged and stale button payloads, replayed frame ids, floods; and frames
 not JSON, not objects, binary, nested too deep or over the size limit.
 
 The whole bot runs (``start_bot``); each drawn conversation is a fresh cookie and socket.
-The limit of new residents per address is raised: every conversation here comes from
-127.0.0.1. Fixed inputs (derandomized); ``bench/fuzz.py`` draws many more.
+``harness.SETTINGS`` raises the limit of new residents per address. Fixed inputs
+(derandomized); ``bench/fuzz.py`` draws many more.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from tests.bot.channels.test_webchat_guard import config_file
 from tests.conftest import RuntimeFactory
 from tests.fuzz.checks import LogWatch, Tally
-from tests.fuzz.harness import fuzz, play
+from tests.fuzz.harness import SETTINGS, fuzz, play
 from tests.fuzz.strategies import webchat_conversations
 from tests.fuzz.webchat_target import WebchatTarget, normal_answer
 from tests.phrases import HELP, MUNICIPALITY, tr
@@ -25,13 +25,12 @@ from tests.phrases import HELP, MUNICIPALITY, tr
 pytestmark = pytest.mark.storage
 
 CONVERSATIONS = 30  # about 150 inputs on each database
-MANY_NEWCOMERS = "[webchat]\nnew_residents_per_address_per_hour = 100000\n"
 
 
 async def test_every_drawn_frame_is_handled_or_refused_cleanly(
     start_bot: RuntimeFactory, tmp_path: Path
 ) -> None:
-    runtime = await start_bot(config_file(tmp_path, MANY_NEWCOMERS))
+    runtime = await start_bot(config_file(tmp_path, SETTINGS["webchat"]))
     base = f"http://127.0.0.1:{runtime.config.http_port}"
     target = WebchatTarget(base)
     tally = Tally("webchat")
