@@ -158,6 +158,19 @@ def _retry_seconds(error: RetryAfter) -> float:
 
 def to_incoming(update: Update) -> Incoming | None:
     """The neutral form of an update, or None for what we do not handle."""
+    incoming = _read(update)
+    if incoming is None:
+        return None
+    # A NUL is valid in JSON and invisible, but PostgreSQL refuses it in text: dropped.
+    return replace(
+        incoming,
+        text=incoming.text.replace("\x00", ""),
+        args=incoming.args.replace("\x00", ""),
+        payload=incoming.payload.replace("\x00", ""),
+    )
+
+
+def _read(update: Update) -> Incoming | None:
     event_id = str(update.update_id)
     if update.callback_query is not None:
         query = update.callback_query

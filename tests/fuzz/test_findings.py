@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from storage.models import InboundEvent, Resident
+from storage.models import InboundEvent, Proposal, Resident
 from tests.bot.channels.messenger_helpers import StartPage
+from tests.bot.channels.telegram_helpers import Chat, telegram_env
+from tests.conftest import RuntimeFactory
 from tests.phrases import HELP, MUNICIPALITY, tr
 from tests.standins import messenger_webhook as meta
+from tests.standins.telegram_api import BotApiStandIn
 
 pytestmark = pytest.mark.storage
 
@@ -40,3 +43,24 @@ async def test_a_sender_id_of_digits_that_are_not_ascii_is_no_resident(
     assert await InboundEvent.all().count() == 0
     assert await Resident.all().count() == 0
     assert page.graph.sent == []
+
+
+CARD_TITLE = "Your proposal — check it, then press Submit."
+
+
+async def test_a_telegram_text_holding_a_nul_becomes_a_proposal_without_it(
+    api: BotApiStandIn, start_bot: RuntimeFactory
+) -> None:
+    # JSON carries "\u0000" and PostgreSQL refuses it in text: the proposal's text crashed
+    # into the apology there (SQLite took it).
+    await start_bot(**telegram_env(api))
+    api.add_user(1001, "Anna", language_code="en")
+    anna = Chat(api, 1001)
+    await anna.onboard()
+    (question,) = await anna.send("/propose")
+    (question,) = await anna.press(question, "Roads, pavements")
+    (card,) = await anna.send("A deep pothole\x00 by the school gate")
+    assert card.body.startswith(CARD_TITLE)
+    await anna.press(card, "Submit")
+    [proposal] = await Proposal.all()
+    assert proposal.text == "A deep pothole by the school gate"
