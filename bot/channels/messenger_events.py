@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -144,6 +145,27 @@ def _command(text: str) -> tuple[str, str] | None:
 
 def to_incoming(item: dict[str, Any], key: str) -> Incoming | None:
     """The neutral form of a stored item, or None for one no dialog can take."""
+    incoming = _read(item, key)
+    if incoming is None:
+        return None
+    return replace(
+        incoming,
+        text=_storable(incoming.text),
+        args=_storable(incoming.args),
+        payload=_storable(incoming.payload),
+    )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    """Text a database takes: JSON may carry a NUL (PostgreSQL refuses it in text) and a
+    lone surrogate such as "\\ud800" (UTF-8 cannot hold it); dropped and replaced."""
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
+def _read(item: dict[str, Any], key: str) -> Incoming | None:
     sender = _text(_dict(item.get("sender")).get("id"))
     if not sender:
         return None

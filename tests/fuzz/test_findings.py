@@ -64,3 +64,24 @@ async def test_a_telegram_text_holding_a_nul_becomes_a_proposal_without_it(
     await anna.press(card, "Submit")
     [proposal] = await Proposal.all()
     assert proposal.text == "A deep pothole by the school gate"
+
+
+async def test_a_messenger_text_holding_a_nul_or_a_lone_surrogate_is_stored_cleaned(
+    start_page: StartPage,
+) -> None:
+    # Meta escapes non-ASCII as \u escapes, a lone "\ud83d" (half an emoji) among them; the
+    # database refused it (and a NUL, on PostgreSQL): the update crashed into the apology.
+    page = await start_page()
+    anna = page.resident("8100000002")
+    await anna.says("/start")
+    for label in ("English", "Centre"):
+        await anna.taps(label)
+    await anna.taps("Done")
+    await anna.taps("I agree")
+    await anna.says("/propose")
+    await anna.taps("Roads, pavements")
+    (card, *_) = await anna.says("A deep\x00 pothole \ud83d by the gate")
+    assert card.text.startswith(CARD_TITLE), card.text
+    await anna.taps("Submit")
+    [proposal] = await Proposal.all()
+    assert proposal.text == "A deep pothole \ufffd by the gate"
