@@ -499,6 +499,10 @@ class TelegramChannel:
             # Telegram never sends this, so it will not send it again either.
             log.info("telegram webhook: a body that is not an update was refused")
             return web.Response(status=400, text="not a Telegram update")
+        if not any(kind in body for kind in ALLOWED_UPDATES):
+            # A kind we did not ask for (an edit, a chat member change): nothing to do, and
+            # nothing for PTB to read either (it hashes ids it has not checked).
+            return web.Response(status=200)
         problem = malformed(body)
         update = None
         if problem is None:
