@@ -8,6 +8,7 @@ the bot has done all it will do.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import time
@@ -97,10 +98,11 @@ class TelegramTarget:
 
     # --- building updates ---------------------------------------------------------------
     def _message(self, **extra: Any) -> JSONDict:
+        # Copies: a malformation of one update must not spread to the next ones.
         message = {
             "message_id": next(_messages),
-            "from": self.user,
-            "chat": self.chat,
+            "from": copy.deepcopy(self.user),
+            "chat": copy.deepcopy(self.chat),
             "date": int(time.time()),
             **extra,
         }
@@ -115,7 +117,7 @@ class TelegramTarget:
     def _callback(self, data: str, message_id: int | None) -> JSONDict:
         query: JSONDict = {
             "id": str(next(_queries)),
-            "from": self.user,
+            "from": copy.deepcopy(self.user),
             "chat_instance": "-5000000000000000001",
             "data": data,
         }
@@ -123,7 +125,7 @@ class TelegramTarget:
             query["message"] = {
                 "message_id": message_id,
                 "from": self.api.bot_user,
-                "chat": self.chat,
+                "chat": copy.deepcopy(self.chat),
                 "date": int(time.time()),
                 "text": "…",
             }
