@@ -82,6 +82,7 @@ async def run_entry(entry: str, examples: int, backend: str, seed: int) -> Tally
         base = f"http://127.0.0.1:{port}"
         config = config_file(Path(folder), SETTINGS[entry])
         target: Any
+        answer: Any  # the entry point's normal_answer(target)
         if entry == "telegram":
             api = await stack.enter_async_context(BotApiStandIn())
             env |= telegram_env(
