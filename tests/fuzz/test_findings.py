@@ -6,9 +6,12 @@ import aiohttp
 import pytest
 
 from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+from bot.core.config import Config
+from handlers.dispatcher import Dispatcher
 from storage.models import InboundEvent, Proposal, Resident
 from tests.bot.channels.messenger_helpers import StartPage
 from tests.bot.channels.telegram_helpers import WEBHOOK_SECRET, Chat, telegram_env
+from tests.chat import Chat as ScriptedChat
 from tests.conftest import RuntimeFactory, free_port
 from tests.phrases import HELP, MUNICIPALITY, tr
 from tests.standins import messenger_webhook as meta
@@ -116,3 +119,16 @@ async def test_an_update_of_a_kind_the_bot_did_not_ask_for_is_acknowledged_unrea
             async with http.post(url, json=body, headers=headers) as response:
                 assert response.status == 200
     assert await Resident.all().count() == 0
+
+
+@pytest.mark.parametrize("number", ["²", "99999999999999999999", "2147483648"])
+async def test_a_forged_proposal_button_with_an_odd_number_says_it_is_not_found(
+    config: Config, number: str
+) -> None:
+    # "²".isdigit() is True but int("²") raises; twenty nines overflow the id's column:
+    # both crashed into the apology.
+    chat = ScriptedChat(Dispatcher(config))
+    await chat.onboard()
+    for prefix in ("pr:v", "pr:f", "pr:s", "pr:w", "pr:m"):
+        await chat.press_payload(f"{prefix}:{number}")  # fails on the apology
+        assert chat.texts()
