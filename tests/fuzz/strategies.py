@@ -127,6 +127,8 @@ forged_payload = st.one_of(
         st.one_of(
             st.integers(min_value=-(2**63), max_value=2**64).map(str),
             st.sampled_from(["", "lv", "en", "ru", "centrs", "x", "1:2:3", "done", "yes", "🙂"]),
+            # Numbers a payload's id must not take for one: too big, not ASCII, not whole.
+            st.sampled_from(["99999999999999999999", "2147483648", "²", "١٢", "-1", "1e3", "0"]),
             st.text(max_size=8),
         ),
     ),
