@@ -17,7 +17,8 @@ router = Router()
 def _number(ctx: Ctx, position: int) -> int:
     parts = ctx.incoming.payload.split(":")
     value = parts[position] if len(parts) > position else ""
-    return int(value) if value.isdigit() else 0
+    # ASCII digits, few enough for the database: "²" passes isdigit() but not int().
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else 0
 
 
 @router.command("propose")

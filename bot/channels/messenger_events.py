@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -99,7 +100,8 @@ def _key(item: dict[str, Any], sender: str, kind: str) -> str:
     else:
         payload = _text(body.get("payload")) or _text(body.get("ref"))
         source = f"{sender}:{item.get('timestamp')}:{kind}:{payload}"
-    return hashlib.blake2b(source.encode(), digest_size=16).hexdigest()
+    # JSON may carry a lone surrogate ("\ud800"), which UTF-8 cannot: kept as it came.
+    return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def events_of(body: object) -> list[Event] | None:
@@ -119,7 +121,9 @@ def events_of(body: object) -> list[Event] | None:
                 continue
             sender = _text(_dict(item.get("sender")).get("id"))
             kind = _kind_of(item)
-            if not sender.isdigit() or len(sender) > 64 or kind is None:
+            # A PSID is ASCII digits: str.isdigit() alone takes "١٢٣" and "²³" too.
+            psid = sender.isascii() and sender.isdigit() and len(sender) <= 64
+            if not psid or kind is None:
                 continue  # a user_ref (no PSID), an echo, a read receipt…
             key = _key(item, sender, kind)
             if key not in seen:  # one delivery may repeat an item
@@ -141,6 +145,27 @@ def _command(text: str) -> tuple[str, str] | None:
 
 def to_incoming(item: dict[str, Any], key: str) -> Incoming | None:
     """The neutral form of a stored item, or None for one no dialog can take."""
+    incoming = _read(item, key)
+    if incoming is None:
+        return None
+    return replace(
+        incoming,
+        text=_storable(incoming.text),
+        args=_storable(incoming.args),
+        payload=_storable(incoming.payload),
+    )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    """Text a database takes: JSON may carry a NUL (PostgreSQL refuses it in text) and a
+    lone surrogate such as "\\ud800" (UTF-8 cannot hold it); dropped and replaced."""
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
+def _read(item: dict[str, Any], key: str) -> Incoming | None:
     sender = _text(_dict(item.get("sender")).get("id"))
     if not sender:
         return None

@@ -151,6 +151,19 @@ def one_call_each(reply: Reply) -> list[Reply]:
 
 def to_incoming(update: Update) -> Incoming | None:
     """The neutral form of an update, or None for what we do not handle."""
+    incoming = _read(update)
+    if incoming is None:
+        return None
+    # A NUL is valid in JSON and invisible, but PostgreSQL refuses it in text: dropped.
+    return replace(
+        incoming,
+        text=incoming.text.replace("\x00", ""),
+        args=incoming.args.replace("\x00", ""),
+        payload=incoming.payload.replace("\x00", ""),
+    )
+
+
+def _read(update: Update) -> Incoming | None:
     event_id = str(update.update_id)
     if update.callback_query is not None:
         query = update.callback_query
@@ -494,6 +507,10 @@ class TelegramChannel:
     async def take(self, body: dict[str, object]) -> bool:
         """Handle one update as Telegram sent it; True when it could not be handled now
         and must come again (the webhook answers 503, polling does not confirm it)."""
+        if not any(kind in body for kind in ALLOWED_UPDATES):
+            # A kind we did not ask for (an edit, a chat member change): nothing to do, and
+            # nothing for PTB to read either (it hashes ids it has not checked).
+            return False
         problem = malformed(body)
         update = None
         if problem is None:
