@@ -58,7 +58,10 @@ def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # JSON's integers have no bound: 10**400 is no coordinate
+            return None
     if isinstance(value, str):
         try:
             return float(value)

@@ -132,3 +132,14 @@ async def test_a_forged_proposal_button_with_an_odd_number_says_it_is_not_found(
     for prefix in ("pr:v", "pr:f", "pr:s", "pr:w", "pr:m"):
         await chat.press_payload(f"{prefix}:{number}")  # fails on the apology
         assert chat.texts()
+
+
+async def test_a_messenger_location_with_a_400_digit_coordinate_is_answered(
+    start_page: StartPage,
+) -> None:
+    # float(10**400) raises OverflowError, which the handling did not catch: the event was
+    # left unhandled, its task's exception never retrieved, and the sweep retried it.
+    page = await start_page()
+    anna = page.resident("8100000003")
+    await anna.send(meta.location(anna.psid, 10**400, 24.1))
+    assert not await InboundEvent.filter(handled_at=None).exists()
