@@ -33,7 +33,7 @@ from tests.bot.channels.browser import ChatPage, chromium
 from tests.bot.channels.messenger_helpers import messenger_env
 from tests.bot.test_delivery_processes import ROOT, Bots, bots, onboard
 from tests.conftest import _admin, free_port
-from tests.phrases import HELP, MUNICIPALITY, tr
+from tests.phrases import HELP, LANGUAGE_QUESTION, MUNICIPALITY, PRIVACY_QUESTION, tr
 from tests.standins.graph_api import GraphStandIn
 from tests.standins.messenger_webhook import MetaWebhook, Resident, delivery, text
 from tests.standins.telegram_api import BotApiStandIn
@@ -44,6 +44,8 @@ OUTAGE_SECONDS = 30
 SECRET = "outage-test-webhook-secret"
 APOLOGY_LV = translator("lv").gettext(DATABASE_AWAY)
 RIGA = ZoneInfo("Europe/Riga")
+FIRST_QUESTION_LV = tr("lv", LANGUAGE_QUESTION, municipality=MUNICIPALITY)
+PRIVACY_LV = tr("lv", PRIVACY_QUESTION).split("\n", 1)[0]  # its first line
 HELP_LV = tr("lv", HELP, municipality=MUNICIPALITY).split("\n", 1)[0]
 
 
@@ -133,6 +135,10 @@ async def test_a_database_outage_loses_nothing_and_the_bot_recovers_by_itself(
             # --- the outage -------------------------------------------------------------
             await take_database_away(name)
             away = time.monotonic()
+            timeline: list[str] = []
+
+            def said(what: str) -> None:
+                timeline.append(f"{time.monotonic() - away:6.1f} s  {what}")
 
             async def unhealthy() -> bool:
                 return await health(port) == 503
@@ -142,7 +148,9 @@ async def test_a_database_outage_loses_nothing_and_the_bot_recovers_by_itself(
             # Telegram: Anna asks for help; she is told it is kept, in Latvian, once,
             # however often Telegram delivers the update again meanwhile.
             api.send_text(anna, "/help")
-            await api.wait_for_messages(anna, 1, timeout=15)
+            [apology_tg] = await api.wait_for_messages(anna, 1, timeout=15)
+            assert apology_tg.text == APOLOGY_LV
+            said("Telegram: the apology")
             # Messenger: the event cannot be stored, so it is not taken (503): Meta will
             # deliver it again; the resident is told meanwhile.
             graph.opened(maris.psid)
@@ -151,19 +159,22 @@ async def test_a_database_outage_loses_nothing_and_the_bot_recovers_by_itself(
             assert status == 503
             [apology_fb] = await maris.received(1, timeout=15)
             assert apology_fb.text == APOLOGY_LV
+            said("Messenger: 503 to Meta, the apology")
             # The web chat: the frame is marked not sent, with a button to send it again.
             await page.say("Latviešu")
             not_sent = page.log.locator(".not-sent")
             await not_sent.wait_for(timeout=15_000)
             assert await not_sent.get_by_role("button").text_content() == tr("lv", "Send again")
+            said("web chat: not sent, Send again")
 
             await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - away)))
             assert await health(port) == 503
             await bring_database_back(name)
+            said("the database is back")
             # --- back ---------------------------------------------------------------------
 
             await bots.until(healthy, 30, "/healthz to say 200 again, with no restart")
-            recovered = time.monotonic() - away
+            said("/healthz 200")
             # Telegram delivers /help again (webhook) or it was never confirmed (polling):
             # answered now, once.
             await api.wait_until(
@@ -171,14 +182,18 @@ async def test_a_database_outage_loses_nothing_and_the_bot_recovers_by_itself(
                 30,
                 "the help, once",
             )
+            said("Telegram: the help")
             # Meta delivers the event again: taken now, answered once.
             status, _ = await maris.meta.post(body)
             assert status == 200
             [first_question] = await maris.received(1, timeout=20)
-            assert first_question.text != APOLOGY_LV
+            assert first_question.text == FIRST_QUESTION_LV
+            said("Messenger: Meta's redelivery taken, the first question")
             # The web chat: sent again, answered.
             await page.log.get_by_role("button", name=tr("lv", "Send again")).click()
             await page.log.locator(".not-sent").wait_for(state="detached", timeout=15_000)
+            await page.bot.last.get_by_text(PRIVACY_LV).wait_for(timeout=15_000)
+            said("web chat: sent again, the next question (privacy)")
             # The poll opened once, after the outage, and invited each resident once.
             await bots.until(
                 lambda: all(
@@ -188,6 +203,7 @@ async def test_a_database_outage_loses_nothing_and_the_bot_recovers_by_itself(
                 60,
                 "one invitation each",
             )
+            said("the poll opened, one invitation each")
             assert await Poll.all().values_list("state", flat=True) == ["open"]
             await asyncio.sleep(3)  # nothing more on its way
             texts = [m.text for m in api.messages(anna)]
@@ -199,7 +215,7 @@ async def test_a_database_outage_loses_nothing_and_the_bot_recovers_by_itself(
             lines = bot.log.read_text(encoding="utf-8").splitlines()
             traced = [i for i, line in enumerate(lines) if "Traceback" in line]
             assert not traced, "\n".join(lines[traced[0] - 2 : traced[0] + 40])
-            print(f"{mode}: recovered {recovered:.1f} s after the outage began")
+            print(f"\n{mode}:\n" + "\n".join(timeline))
     finally:
         await bring_database_back(name)
         await graph.stop()
