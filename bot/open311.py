@@ -160,7 +160,8 @@ def _moment(name: str, raw: str, zone: ZoneInfo, *, end: bool) -> datetime:
 def _whole(name: str, raw: str | None, default: int, high: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not 1 <= int(raw) <= high:
         raise BadRequest(f"{name} must be a whole number from 1 to {high}, not {raw!r}")
     return int(raw)
 

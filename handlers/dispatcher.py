@@ -3,8 +3,11 @@
 Order, outermost first, and why:
 1. errors — whatever fails below, the resident gets a plain apology in their
    own language, never a stack trace, and the transaction is rolled back
-   (nothing half-saved); opening the chat with no resident row yet gets the
-   first question and creates nobody;
+   (nothing half-saved); when the fault is the database being away, the
+   outcome says to try the update again (``Outcome.retry``: the channel has it
+   delivered again) and the apology says it is kept, once a minute at most;
+   opening the chat with no resident row yet gets the first question and
+   creates nobody;
 2. a per-resident in-process lock — keeps one resident's updates in arrival
    order inside this worker before any await can reorder them; then the photo
    of a photo update, if the resident's current step takes one, is fetched from

@@ -390,9 +390,6 @@ class TelegramChannel:
             .token(self.config.token)
             .base_url(f"{root}/bot")
             .base_file_url(f"{root}/file/bot")
-            # Our per-resident lock keeps each resident's updates in order,
-            # so different residents need not wait for one another.
-            .concurrent_updates(64)
             # Updates come to ``take`` from our webhook route or our own long polling
             # (telegram_polling: an update is confirmed only once handled), not PTB's.
             .updater(None)

@@ -374,6 +374,10 @@ class WebChat:
                 await self.presence.arrive(user_id)
             elif user_id not in self._sockets:  # not reopened meanwhile
                 await self.presence.leave(user_id)
+                if user_id in self._sockets:
+                    # Reopened while the leave was on its way (its arrive may have landed
+                    # first): here after all.
+                    await self.presence.arrive(user_id)
         except Exception as error:
             metrics.DATABASE_ERRORS.labels("webchat").inc()
             log.warning("web chat: presence not recorded (%s)", type(error).__name__)

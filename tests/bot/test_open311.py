@@ -292,6 +292,8 @@ async def test_geojson_is_a_feature_collection_of_the_same_requests(
         ("requests.json", {"service_code": "unicorns"}, 400, "unknown service_code unicorns"),
         ("requests.json", {"page_size": "5000"}, 400, "page_size must be a whole number"),
         ("requests.json", {"page": "0"}, 400, "page must be a whole number"),
+        ("requests.json", {"page": "²"}, 400, "page must be a whole number"),
+        ("requests.json", {"page_size": "9" * 400}, 400, "page_size must be a whole number"),
         ("requests.json", {"service_request_id": "42"}, 400, "service_request_id must be"),
         ("requests.xml", {}, 400, "format not supported"),
         ("services.xml", {}, 400, "format not supported"),
