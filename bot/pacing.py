@@ -93,6 +93,7 @@ class Pacer:
     _start: float = 0.0
     _index: int = 0
     _count: int = 0
+    _used: int = 0  # slots of the block in hand handed out (not skipped)
     _chats: dict[str, float] = field(default_factory=dict)
     _reserved: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -109,14 +110,16 @@ class Pacer:
             # Slots long past are dropped, not used: a process that stalled
             # must not make up for it with a burst.
             stale = math.ceil((now - self.block_seconds - self._start) / interval)
+            went_by = stale > self._index and self._index < self._count
             self._index = max(self._index, stale)
             if self._index >= self._count:
                 assert self.budget is not None
-                self._count = max(1, round(self.per_second * self.block_seconds))
+                self._count = self._next_block(went_by)
                 wait = await self.budget.reserve(self._count * interval)
-                self._start, self._index = self.clock() + wait, 0
+                self._start, self._index, self._used = self.clock() + wait, 0, 0
             slot = self._start + self._index * interval
             self._index += 1
+            self._used += 1
         # A chat's own pace may put its message after the slot; the slot is
         # then spent unused, which keeps the overall rate safe.
         slot = max(slot, self._chats.get(chat, 0.0))
@@ -127,6 +130,17 @@ class Pacer:
             # flat over a 100,000-recipient announcement.
             self._chats = {c: t for c, t in self._chats.items() if t > now}
         return slot
+
+    def _next_block(self, went_by: bool) -> int:
+        """Slots to book next: a block's worth of the rate, or, when the last block went by
+        mostly unused (this worker sends slower than the rate: a loaded machine, a slow
+        platform), twice what it used. A budget shared by several workers is then not
+        booked away by one that cannot use it, while the others wait behind its
+        bookings; a worker that keeps up grows back to a full block."""
+        full = max(1, round(self.per_second * self.block_seconds))
+        if went_by:
+            return max(1, min(full, 2 * self._used))
+        return min(full, max(1, 2 * self._count)) if self._count else full
 
     async def wait(self, chat: str, interrupt: asyncio.Event | None = None) -> bool:
         """Wait for this chat's turn; False if ``interrupt`` was set first.

@@ -4,7 +4,7 @@ shared through the database, several workers together keep to one rate."""
 from __future__ import annotations
 
 import asyncio
-from itertools import pairwise
+from itertools import count, pairwise
 
 import pytest
 
@@ -108,3 +108,21 @@ async def test_a_retry_after_in_one_worker_holds_every_worker(database: str) -> 
     assert await two.reserve(0.1) > 29
     await one.hold(1)  # a shorter hold never shortens a longer one
     assert await two.reserve(0.1) > 29
+
+
+async def test_a_worker_slower_than_the_rate_leaves_the_rest_of_it_to_the_others() -> None:
+    """A loaded worker that sends one push every 0.25 s must not book whole blocks of the
+    shared budget it cannot use: the other worker, waiting behind its bookings, would get
+    only part of the rate (a broadcast stalled so under load, bench/load.py)."""
+    clock = FakeClock()
+    budget = LocalBudget(clock)
+    slow, fast = (pacer(clock, overall=1000, block_seconds=0.1, budget=budget) for _ in range(2))
+    fast_slots: list[float] = []
+    chats = (f"fast-{n}" for n in count())  # each push to another chat
+    for step in range(40):  # 10 seconds
+        await slow.reserve(f"slow-{step}")
+        deadline = clock.now + 0.25
+        while (slot := await fast.reserve(next(chats))) < deadline:
+            fast_slots.append(slot)
+        clock.now = deadline
+    assert len(fast_slots) >= 0.95 * 1000 * 10, len(fast_slots)
