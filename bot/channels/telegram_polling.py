@@ -53,7 +53,7 @@ async def poll(
         if not fetching.done():
             fetching.cancel()  # a long poll is dropped at a stop: Telegram keeps its updates
             await asyncio.gather(fetching, return_exceptions=True)
-            return
+            break
         try:
             batch = fetching.result()
         except RetryAfter as error:
