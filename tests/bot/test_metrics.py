@@ -223,10 +223,12 @@ async def test_during_a_database_outage_a_scrape_answers_without_the_outbox_gaug
             await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         assert not [key for key in during if key[0].startswith("iesaiste_outbox_queued")]
         assert moved(before, during, "iesaiste_outbox_scrape_failures_total") == 1
-        assert moved(before, during, "iesaiste_updates_failed_total", channel="telegram") == 1
-        assert moved(before, during, "iesaiste_updates_total", channel="telegram") == 1
+        # The update is kept and fetched again every few seconds while the database is
+        # away, so it may have been counted more than once by the time of the scrape.
+        assert moved(before, during, "iesaiste_updates_failed_total", channel="telegram") >= 1
+        assert moved(before, during, "iesaiste_updates_total", channel="telegram") >= 1
         # The update met the outage, and so did the look-up of the apology's language.
-        assert moved(before, during, "iesaiste_database_errors_total", where="dispatcher") == 2
+        assert moved(before, during, "iesaiste_database_errors_total", where="dispatcher") >= 2
 
         after = await scrape(runtime)  # the database is back: so are the gauges
         assert ("iesaiste_outbox_queued", frozenset({("channel", "telegram")})) in after
