@@ -43,8 +43,13 @@ def unavailable(error: BaseException) -> bool:
 
 
 def _passing(error: BaseException) -> bool:
-    if isinstance(error, (OSError, DBConnectionError, asyncpg.InterfaceError)):
-        return True  # refused, reset, timed out; a closed connection; Tortoise's own word
+    if isinstance(
+        error, (OSError, DBConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+    ):
+        # Refused, reset, timed out; a closed connection; Tortoise's own word; asyncpg's
+        # protocol left mid-operation on a connection whose server end was cut ("cannot
+        # switch to state 11; another operation is in progress"): a new one will do.
+        return True
     if isinstance(error, asyncpg.PostgresError):
         state = str(getattr(error, "sqlstate", "") or "")
         if state.startswith(_PASSING_SQLSTATE_CLASSES):
