@@ -518,7 +518,7 @@ class TelegramChannel:
         if update is None:
             # Taken, so Telegram does not send it again and again: it would never
             # become well-formed. The field is named, never its value.
-            log.warning("telegram: a malformed update was dropped (%s)", problem)
+            log.warning("telegram webhook: a malformed update was dropped (%s)", problem)
             return False
         incoming = to_incoming(update)
         if incoming is None:

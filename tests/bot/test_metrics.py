@@ -227,8 +227,8 @@ async def test_during_a_database_outage_a_scrape_answers_without_the_outbox_gaug
         # away, so it may have been counted more than once by the time of the scrape.
         assert moved(before, during, "iesaiste_updates_failed_total", channel="telegram") >= 1
         assert moved(before, during, "iesaiste_updates_total", channel="telegram") >= 1
-        # The update met the outage, and so did the look-up of the apology's language.
-        assert moved(before, during, "iesaiste_database_errors_total", where="dispatcher") >= 2
+        # The update met the outage (and, mostly, so did the look-up of its apology's language).
+        assert moved(before, during, "iesaiste_database_errors_total", where="dispatcher") >= 1
 
         after = await scrape(runtime)  # the database is back: so are the gauges
         assert ("iesaiste_outbox_queued", frozenset({("channel", "telegram")})) in after

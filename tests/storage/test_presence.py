@@ -70,7 +70,9 @@ async def test_rows_present_nowhere_wait_in_bulk_and_their_residents_are_flagged
     await presence.arrive("w1", "webchat", "a")
     await presence.arrive("w2", "webchat", "b")
     later = deliveries.Push(NOTE, 2, "note:later", "reply", {"text": "Later"})
-    await deliveries.queue(later, [(ids["e"], "webchat", "e")], NOW + timedelta(hours=1))
+    # From the clock now, not the module's NOW: the suite may run past its hour.
+    in_an_hour = datetime.now(UTC) + timedelta(hours=1)
+    await deliveries.queue(later, [(ids["e"], "webchat", "e")], in_an_hour)
 
     assert await deliveries.hold_denied("webchat", ClaimPolicy.ANYONE) == 0
     assert await deliveries.hold_denied("webchat", HERE, limit=2) == 3, "in statements of 2"
