@@ -103,14 +103,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{prefix}{error}", config)
     except Exception as error:
         from bot.app import StartupError
-        from storage.db import DatabaseUnavailable, is_connection_error
+        from storage.db import DatabaseUnavailable
+        from storage.errors import unavailable
 
         url = masked_url(config.database_url) if config else "?"
         if isinstance(error, StartupError):
             return _fail(f"cannot start: {error}", config)
         if isinstance(error, DatabaseUnavailable):
             return _fail(f"database.url = {url}: {error}", config)
-        if is_connection_error(error):
+        if unavailable(error):
             return _fail(f"database.url = {url}: cannot connect ({error})", config)
         # A defect, not an operator's mistake: one line here, the traceback at DEBUG.
         log.debug("unexpected error", exc_info=True)

@@ -164,11 +164,6 @@ def _without_password(text: str, url: str) -> str:
     return text.replace(password, "…") if password else text
 
 
-def is_connection_error(error: BaseException) -> bool:
-    """Whether an error means the database could not be reached (for operators' messages)."""
-    return unavailable(error)
-
-
 async def ping() -> bool:
     """True when the database answers a trivial query."""
     try:
