@@ -3,7 +3,6 @@
     .venv/bin/python bench/load.py                              # 60 s, 2 workers, 100 connections
     .venv/bin/python bench/load.py --seconds 30 --residents 2000 --concurrency 50
     .venv/bin/python bench/load.py --profile /tmp/bot1.prof     # worker 1 under cProfile
-    .venv/bin/python bench/load.py --experiment no-reset        # a change patched in
 
 What runs (see bench/README.md for the figures and the reasons):
 
@@ -18,7 +17,8 @@ What runs (see bench/README.md for the figures and the reasons):
   ``send_text``/``press_button``/``send_location`` (so callback queries and the messages
   they press are the stand-in's, checked as strictly as in the tests), and POSTs each
   update to ``/webhooks/telegram`` itself, with the secret header, instead of the
-  stand-in's single-URL webhook delivery.
+  stand-in's single-URL webhook delivery; a method in the webhook's answer (the stop of a
+  pressed button's spinner) is carried out by the stand-in, as Telegram does.
 * ``--workers`` processes ``python -m bot --config … run`` in webhook mode, each on its own
   port, with ``[delivery] telegram_per_second = --telegram-rate`` and no quiet hours.
 * As Telegram does: ``--concurrency`` connections in all; one resident's next update only
@@ -394,10 +394,12 @@ class Driver:
             "X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET,
         }
         started = time.monotonic()
+        answer, content_type = b"", ""
         try:
             async with self.session.post(self.urls[worker], data=body, headers=headers) as response:
-                await response.read()
+                answer = await response.read()
                 status = response.status
+                content_type = response.content_type
         except TimeoutError:
             status = TIMEOUT
         except (aiohttp.ClientError, OSError):
@@ -405,6 +407,7 @@ class Driver:
         self.records.append((started, time.monotonic() - started, status, kind, worker))
         if status != 200:
             raise _Stopped
+        await self.api.carry_out_webhook_answer(content_type, answer)
         if time.monotonic() >= self.deadline:
             raise _Stopped  # the offered load ends here: the session is not finished
 
@@ -706,10 +709,8 @@ async def _run(
     probe = str(ROOT / "bench" / "load_worker.py")
     for index, port in enumerate(ports):
         entry, bot_env = "", env
-        if args.experiment:
-            entry, bot_env = probe, {**env, "IESAISTE_BENCH_EXPERIMENTS": ",".join(args.experiment)}
         if index == 0 and profile is not None:
-            entry, bot_env = probe, {**bot_env, "IESAISTE_BENCH_PROFILE": str(profile)}
+            entry, bot_env = probe, {**env, "IESAISTE_BENCH_PROFILE": str(profile)}
         bots.append(start_bot(f"bot{index + 1}", config, bot_env, workdir, port, entry))
     deadline = time.monotonic() + 60
     while not all(healthy(bot.port) for bot in bots):
@@ -946,7 +947,6 @@ def print_report(args: argparse.Namespace, figures: Figures) -> bool:
         f"\n== {args.workers} webhook worker(s), {args.concurrency} connections, route "
         f"{args.route}, {args.residents} residents (+{args.audience} silent), "
         f"telegram_per_second {args.telegram_rate:g}"
-        + (f", experiments {','.join(args.experiment)}" if args.experiment else "")
         + (", no pushes during the run" if not args.pushes else "")
         + " =="
     )
@@ -1134,13 +1134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="",
         metavar="FILE",
         help="run worker 1 under cProfile over the steady part; statistics to FILE",
-    )
-    parser.add_argument(
-        "--experiment",
-        action="append",
-        default=[],
-        choices=("no-reset", "raw-answers"),
-        help="patch a change into every worker at run time (bench/load_worker.py says what)",
     )
     parser.add_argument("--logs", default="", metavar="DIR", help="keep the workers' logs in DIR")
     args = parser.parse_args(argv)

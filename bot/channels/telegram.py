@@ -1,8 +1,12 @@
-"""Telegram through python-telegram-bot: long polling, or a webhook in our app.
+"""Telegram: long polling, or a webhook in our app.
 
-Only translation happens here: a PTB ``Update`` becomes an ``Incoming``, a
-``Reply`` becomes Bot API calls. Every request goes to the configured API
-root, so a self-hosted Bot API server (or the test stand-in) works the same.
+Only translation happens here: an update (the Bot API's JSON, checked against
+the shape Telegram documents) becomes an ``Incoming``, a ``Reply`` becomes Bot
+API calls. Answers and pushes go on the lean path of ``telegram_push`` (aiohttp,
+JSON); python-telegram-bot does the rest (the webhook and the "/" menus at start,
+getUpdates, getFile), where its objects cost nothing that matters. Every request
+goes to the configured API root, so a self-hosted Bot API server (or the test
+stand-in) works the same.
 """
 
 from __future__ import annotations
@@ -12,28 +16,17 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Protocol, TypeGuard, TypeVar
+from typing import Any, Protocol, TypeGuard, TypeVar
 
 from aiohttp import web
-from telegram import (
-    BotCommand,
-    BotCommandScopeChat,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    KeyboardButton,
-    Message,
-    ReplyKeyboardMarkup,
-    Update,
-)
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram import BotCommand, BotCommandScopeChat
+from telegram.error import BadRequest, Forbidden
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.channels import telegram_polling
-from bot.channels.telegram_polling import retry_seconds
-from bot.channels.telegram_push import PushSender
+from bot.channels.telegram_push import ApiRefused, PushFailed, PushSender
 from bot.core import metrics
 from bot.core.channel import (
     ClaimPolicy,
@@ -89,6 +82,9 @@ WEBHOOK_MAX_BYTES = 1024 * 1024
 WEBHOOK_ANSWER_WAIT = 5.0
 ANSWER_ATTEMPTS = 3  # tries of one message of an answer after a network fault or a 5xx
 ANSWER_RETRY_PAUSE = 0.5  # seconds before the second try, doubled before each next one
+# Seconds one Bot API call of an answer may take (an uploaded photo included) before
+# it counts as a network fault and is tried again; pushes allow more (telegram_push).
+ANSWER_TIMEOUT = 10.0
 
 T = TypeVar("T")
 
@@ -149,8 +145,9 @@ def one_call_each(reply: Reply) -> list[Reply]:
     return [*first, *(Reply(piece) for piece in pieces), replace(whole, text=last, image="")]
 
 
-def to_incoming(update: Update) -> Incoming | None:
-    """The neutral form of an update, or None for what we do not handle."""
+def to_incoming(update: dict[str, Any]) -> Incoming | None:
+    """The neutral form of an update ``malformed`` found nothing wrong with, or None
+    for what we do not handle."""
     incoming = _read(update)
     if incoming is None:
         return None
@@ -163,77 +160,76 @@ def to_incoming(update: Update) -> Incoming | None:
     )
 
 
-def _read(update: Update) -> Incoming | None:
-    event_id = str(update.update_id)
-    if update.callback_query is not None:
-        query = update.callback_query
-        message = query.message
+def _read(update: dict[str, Any]) -> Incoming | None:
+    event_id = str(update["update_id"])
+    query = update.get("callback_query")
+    if query is not None:
+        pressed = query.get("message")
         return Incoming(
             channel=NAME,
-            user_id=str(query.from_user.id),
+            user_id=str(query["from"]["id"]),
             event_id=event_id,
             kind=Kind.BUTTON,
-            payload=query.data or "",
-            locale=query.from_user.language_code or "",
-            message_id=str(message.message_id) if message else "",
+            payload=query.get("data") or "",
+            locale=query["from"].get("language_code") or "",
+            message_id=str(pressed["message_id"]) if pressed else "",
         )
-    message = update.message
-    if message is None or message.from_user is None or message.chat.type != "private":
+    message = update.get("message")
+    if message is None or "from" not in message or message["chat"]["type"] != "private":
         return None
     base = Incoming(
         channel=NAME,
-        user_id=str(message.from_user.id),
+        user_id=str(message["from"]["id"]),
         event_id=event_id,
         kind=Kind.OTHER,
-        locale=message.from_user.language_code or "",
+        locale=message["from"].get("language_code") or "",
     )
-    if message.text is not None:
-        command = _command(message)
+    text = message.get("text")
+    if text is not None:
+        command = _command(text, message.get("entities") or ())
         if command is not None:
             name, args = command
-            return replace(base, kind=Kind.COMMAND, command=name, args=args, text=message.text)
-        return replace(base, kind=Kind.TEXT, text=message.text)
-    if message.location is not None:
-        location = Location(message.location.latitude, message.location.longitude)
-        return replace(base, kind=Kind.LOCATION, location=location)
-    if message.photo:
-        photo = message.photo[-1].file_id
-        return replace(base, kind=Kind.PHOTO, photo_id=photo, text=message.caption or "")
-    if message.contact is not None:
-        return replace(base, kind=Kind.CONTACT, contact_phone=message.contact.phone_number)
+            return replace(base, kind=Kind.COMMAND, command=name, args=args, text=text)
+        return replace(base, kind=Kind.TEXT, text=text)
+    if "location" in message:
+        point = message["location"]
+        return replace(
+            base, kind=Kind.LOCATION, location=Location(point["latitude"], point["longitude"])
+        )
+    if message.get("photo"):
+        photo = message["photo"][-1]["file_id"]  # the largest size comes last
+        return replace(base, kind=Kind.PHOTO, photo_id=photo, text=message.get("caption") or "")
+    if "contact" in message:
+        return replace(base, kind=Kind.CONTACT, contact_phone=message["contact"]["phone_number"])
     return base  # a sticker, a voice note, a file: Kind.OTHER
 
 
-def _command(message: Message) -> tuple[str, str] | None:
-    entities = message.entities or ()
-    first = next((e for e in entities if e.offset == 0 and e.type == "bot_command"), None)
-    if first is None or message.text is None:
+def _command(text: str, entities: Sequence[dict[str, Any]]) -> tuple[str, str] | None:
+    first = next((e for e in entities if e["offset"] == 0 and e["type"] == "bot_command"), None)
+    if first is None:
         return None
-    name = message.text[1 : first.length].split("@", 1)[0].lower()
-    return name, message.text[first.length :].strip()
+    length = first["length"]
+    name = text[1:length].split("@", 1)[0].lower()
+    return name, text[length:].strip()
 
 
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+def reply_markup(reply: Reply) -> dict[str, Any] | None:
+    """The reply's keyboard as the Bot API's JSON: its inline buttons, or the keyboard
+    that asks for a location (Telegram asks for one only through a reply keyboard)."""
     if reply.request_location and not reply.buttons:
-        # Telegram can ask for a location only through a reply keyboard.
-        return ReplyKeyboardMarkup(
-            [[KeyboardButton(f"📍 {reply.request_location}", request_location=True)]],
-            resize_keyboard=True,
-            one_time_keyboard=True,
-        )
+        button = {"text": f"📍 {reply.request_location}", "request_location": True}
+        return {"keyboard": [[button]], "resize_keyboard": True, "one_time_keyboard": True}
     if not reply.buttons:
         return None
-    return InlineKeyboardMarkup(
-        [
+    return {
+        "inline_keyboard": [
             [
-                InlineKeyboardButton(
-                    fit_label(b.label, LIMITS.button_label_length), callback_data=b.payload
-                )
+                {"text": fit_label(b.label, LIMITS.button_label_length), "callback_data": b.payload}
                 for b in row
             ]
             for row in reply.buttons
         ]
-    )
+    }
 
 
 def _secret_matches(request: web.Request, secret: str) -> bool:
@@ -344,21 +340,6 @@ def malformed(value: object, shape: Shape = UPDATE, where: str = "") -> str | No
     return None if shape(value) else f"{where}: not {shape.__doc__}"
 
 
-def inline_keyboard(reply: Reply) -> dict[str, object] | None:
-    """The reply's buttons as the Bot API's JSON, for the lean push path."""
-    if not reply.buttons:
-        return None
-    return {
-        "inline_keyboard": [
-            [
-                {"text": fit_label(b.label, LIMITS.button_label_length), "callback_data": b.payload}
-                for b in row
-            ]
-            for row in reply.buttons
-        ]
-    }
-
-
 @dataclass(slots=True)
 class TelegramChannel:
     config: TelegramConfig
@@ -377,8 +358,9 @@ class TelegramChannel:
     on_unsent: Unsent | None = None
     local_images: LocalImages | None = None
     application: Application = field(init=False)  # type: ignore[type-arg]
-    # Pushes go on a lean path of their own from start() to stop().
+    # The lean paths from start() to stop(): pushes, and answers (with a shorter wait).
     _push: PushSender | None = field(default=None, init=False)
+    _answers: PushSender | None = field(default=None, init=False)
     # Set by stop(): an answer waiting for Telegram is handed on at once.
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _polling: asyncio.Task[None] | None = field(default=None, init=False)
@@ -401,11 +383,17 @@ class TelegramChannel:
         return self.config.mode == "webhook"
 
     # --- lifecycle ----------------------------------------------------------
-    async def start(self) -> None:
-        app = self.application
-        await app.initialize()
+    async def open(self) -> None:
+        """Ready to send (answers, pushes, edits), not yet taking updates."""
+        await self.application.initialize()
         self._push = PushSender(self.config.api_url, self.config.token)
         await self._push.open()
+        self._answers = PushSender(self.config.api_url, self.config.token, ANSWER_TIMEOUT)
+        await self._answers.open()
+
+    async def start(self) -> None:
+        await self.open()
+        app = self.application
         await app.start()
         await self._publish_commands()
         if self.webhook:
@@ -467,9 +455,10 @@ class TelegramChannel:
         if app.running:
             await app.stop()
         await app.shutdown()
-        if self._push is not None:
-            await self._push.close()
-            self._push = None
+        for sender in (self._push, self._answers):
+            if sender is not None:
+                await sender.close()
+        self._push = self._answers = None
 
     def add_routes(self, app: web.Application) -> None:
         if self.webhook:
@@ -496,49 +485,63 @@ class TelegramChannel:
         # the processed-event record makes the redelivery harmless. One that could
         # not be handled now (the database away) is answered 503: Telegram sends it
         # again, with the resident's next ones behind it.
-        if await self.take(body):
+        retry, pressed = await self._handle(body)
+        if retry:
+            await self._stop_spinner(pressed)
             return web.Response(status=503, text="not handled now; send it again")
+        if pressed:
+            # Telegram carries out one method given as the answer to an update: the
+            # spinner's stop costs no request of ours (its result is of no use anyway).
+            return web.json_response(
+                {"method": "answerCallbackQuery", "callback_query_id": pressed}
+            )
         return web.Response(status=200)
 
     # --- receiving ----------------------------------------------------------
     async def take(self, body: dict[str, object]) -> bool:
-        """Handle one update as Telegram sent it; True when it could not be handled now
-        and must come again (the webhook answers 503, polling does not confirm it)."""
+        """Handle one polled update as Telegram sent it; True when it could not be
+        handled now and must come again (polling does not confirm it)."""
+        retry, pressed = await self._handle(body)
+        await self._stop_spinner(pressed)
+        return retry
+
+    async def _handle(self, body: dict[str, Any]) -> tuple[bool, str]:
+        """Handle one update: (True when it must come again, the id of the callback query
+        whose spinner is still to be stopped, or "")."""
         if not any(kind in body for kind in ALLOWED_UPDATES):
-            # A kind we did not ask for (an edit, a chat member change): nothing to do, and
-            # nothing for PTB to read either (it hashes ids it has not checked).
-            return False
+            # A kind we did not ask for (an edit, a chat member change): nothing to do.
+            return False, ""
         problem = malformed(body)
-        update = None
-        if problem is None:
-            try:
-                update = Update.de_json(body, self.application.bot)
-            except Exception:  # whatever else a malformed update makes PTB raise
-                problem = "not readable as an update"
-        if update is None:
+        if problem is not None:
             # Taken, so Telegram does not send it again and again: it would never
             # become well-formed. The field is named, never its value.
             log.warning("telegram webhook: a malformed update was dropped (%s)", problem)
-            return False
-        incoming = to_incoming(update)
+            return False, ""
+        incoming = to_incoming(body)
         if incoming is None:
-            return False
+            return False, ""
         # Nothing may be awaited before feed(): the per-resident lock must be
         # queued for in arrival order, or a text sent right after a button
         # press could overtake it.
         outcome = await self.feed(incoming)
         try:
-            if update.callback_query is not None:
-                # Stop the button's spinner; a stale query may fail, and no failure of it
-                # may cost the resident the answer.
-                with suppress(TelegramError):
-                    await update.callback_query.answer()
             await self._answer(incoming.user_id, outcome.replies, incoming.message_id)
         except Exception as error:
             # The error's text may name the account (a send to it failed): tagged.
             with about(NAME, incoming.user_id):
                 log.error("telegram: update failed: %s", error, exc_info=error)
-        return outcome.retry
+        query = body.get("callback_query")
+        return outcome.retry, query["id"] if query is not None else ""
+
+    async def _stop_spinner(self, query_id: str) -> None:
+        """Answer a callback query, so the pressed button stops spinning. A stale query
+        may be refused; no failure of it matters to the resident."""
+        if not query_id or self._answers is None:
+            return
+        try:
+            await self._answers.answer_callback(query_id)
+        except (PushFailed, RateLimited, RecipientBlocked) as error:
+            log.debug("telegram: a button's spinner not stopped (%s)", error)
 
     # --- answering ----------------------------------------------------------
     async def _answer(self, recipient: str, replies: list[Reply], pressed_on: str) -> None:
@@ -566,7 +569,7 @@ class TelegramChannel:
                     later = [replace(r, replace=False) for r in pending[index + 1 :]]
                     await self._hand_over(recipient, [*stopped.rest, *later], stopped)
                     return
-                except TelegramError as error:  # refused (400, ...): no retry would mend it
+                except ApiRefused as error:  # refused (400, ...): no retry would mend it
                     log.error(
                         "telegram: an answer to %s was refused: %s",
                         who(NAME, chat_id),
@@ -578,8 +581,7 @@ class TelegramChannel:
         self, chat_id: int, reply: Reply, pressed_on: str, allowance: _Allowance
     ) -> None:
         if reply.replace and pressed_on and not reply.image:
-            markup = keyboard(reply)
-            edit = partial(self._edit, chat_id, int(pressed_on), reply, markup)
+            edit = partial(self._edit, str(chat_id), pressed_on, reply)
             # Not sent, it would go anew: the outbox cannot edit what was pressed.
             if await self._call(chat_id, edit, allowance, [replace(reply, replace=False)]):
                 return
@@ -597,8 +599,8 @@ class TelegramChannel:
     ) -> T:
         """One Bot API call of an answer: paced, and tried again while the allowance lasts.
 
-        Raises RecipientBlocked, _NotSent (with ``rest``, what is then not sent) or a
-        TelegramError that no retry would mend.
+        Raises RecipientBlocked, _NotSent (with ``rest``, what is then not sent) or
+        ApiRefused (no retry would mend it).
         """
         faults = 0
         while True:
@@ -608,19 +610,17 @@ class TelegramChannel:
                     await asyncio.sleep(pace)
             try:
                 return await call()
-            except Forbidden as error:
-                raise RecipientBlocked(str(error)) from error
-            except RetryAfter as error:
-                seconds = retry_seconds(error)
+            except RateLimited as limited:
+                seconds = limited.retry_after
                 metrics.rate_limited(NAME, "answer", seconds)
                 if self.rate is not None:
                     await self.rate.pause(seconds)
                 reason = f"Telegram asked to retry after {seconds:g} s"
-            except BadRequest:
+            except ApiRefused:
                 raise
-            except NetworkError as error:  # no answer, or a 5xx (a timeout may have delivered)
+            except PushFailed as error:  # no answer, or a 5xx (a timeout may have delivered)
                 faults += 1
-                reason = f"{type(error).__name__}: {error}"
+                reason = str(error)
                 if faults >= ANSWER_ATTEMPTS:
                     raise _NotSent(rest, f"{reason}, {faults} tries") from None
                 seconds = ANSWER_RETRY_PAUSE * 2 ** (faults - 1)
@@ -637,13 +637,23 @@ class TelegramChannel:
 
     async def _send_one(self, chat_id: int, message: Reply) -> None:
         """One message of an answer, as ``one_call_each`` cut it."""
-        bot = self.application.bot
-        markup = keyboard(message)
-        photo = await self._photo(message.image)
-        if photo is not None:
-            await bot.send_photo(chat_id, photo, caption=message.text or None, reply_markup=markup)
-        elif message.text:  # an image of ours that is gone: the text goes alone
-            await bot.send_message(chat_id, message.text, reply_markup=markup)
+        await self._lean_send(self._sender(self._answers), str(chat_id), message)
+
+    async def _lean_send(self, sender: PushSender, chat_id: str, reply: Reply) -> str:
+        """A reply through ``sender``; the message_id it ends in ("" when nothing went)."""
+        photo = await self._photo(reply.image)
+        if photo is None and not reply.text:
+            log.info("telegram: a message of only an image that is gone: nothing to send")
+            return ""
+        upload = photo if isinstance(photo, bytes) else None
+        image = photo if isinstance(photo, str) else ""
+        return await sender.send(chat_id, reply.text, image, reply_markup(reply), upload=upload)
+
+    @staticmethod
+    def _sender(sender: PushSender | None) -> PushSender:
+        if sender is None:
+            raise RuntimeError("the Telegram channel is not started")
+        return sender
 
     async def _photo(self, image: str) -> str | bytes | None:
         """What to hand Telegram as a photo: a file id or URL as it is; for an image of
@@ -675,54 +685,8 @@ class TelegramChannel:
 
     # --- sending ------------------------------------------------------------
     async def send(self, recipient: str, reply: Reply) -> str:
-        """A push; returns the message_id of the last message sent. Text, an image and
-        inline buttons go on the lean path once started; a location request through
-        PTB, as replies do."""
-        if self._push is not None and not reply.request_location:
-            photo = await self._photo(reply.image)
-            if photo is None and not reply.text:
-                log.info("telegram: a push of only an image that is gone: nothing to send")
-                return ""
-            if isinstance(photo, bytes):
-                return await self._push.send(
-                    recipient, reply.text, "", inline_keyboard(reply), upload=photo
-                )
-            return await self._push.send(recipient, reply.text, photo or "", inline_keyboard(reply))
-        return await self._send(int(recipient), reply, "")
-
-    async def _send(self, chat_id: int, reply: Reply, pressed_on: str) -> str:
-        """Send (or edit in place) a reply; returns the id of the message it ends in."""
-        bot = self.application.bot
-        markup = keyboard(reply)
-        try:
-            if reply.replace and pressed_on and not reply.image:
-                if await self._edit(chat_id, int(pressed_on), reply, markup):
-                    return pressed_on
-            text = reply.text
-            image = await self._photo(reply.image)
-            if image is not None:
-                caption = text if utf16_length(text) <= CAPTION_LENGTH else ""
-                photo = await bot.send_photo(
-                    chat_id,
-                    image,
-                    caption=caption or None,
-                    reply_markup=markup if caption else None,
-                )
-                if caption:
-                    return str(photo.message_id)
-            pieces = split_text(text, LIMITS.text_length, utf16_length)
-            sent = ""
-            for index, piece in enumerate(pieces):
-                last = index == len(pieces) - 1
-                message = await bot.send_message(
-                    chat_id, piece, reply_markup=markup if last else None
-                )
-                sent = str(message.message_id)
-            return sent
-        except Forbidden as error:
-            raise RecipientBlocked(str(error)) from error
-        except RetryAfter as error:
-            raise RateLimited(retry_seconds(error)) from error
+        """A push; returns the message_id of the last message sent."""
+        return await self._lean_send(self._sender(self._push), recipient, reply)
 
     async def fetch(self, file_id: str, max_bytes: int) -> bytes | None:
         """Download a file a resident sent (getFile, then the file URL of the API root)."""
@@ -737,29 +701,17 @@ class TelegramChannel:
         return data if len(data) <= max_bytes else None
 
     async def edit(self, recipient: str, message_id: str, reply: Reply) -> bool:
-        """An edit through the outbox (a staff report): on the lean path once started."""
-        if self._push is not None:
-            return await self._push.edit(recipient, message_id, reply.text, inline_keyboard(reply))
-        if not message_id.isdigit():
-            return False
-        try:
-            return await self._edit(int(recipient), int(message_id), reply, keyboard(reply))
-        except Forbidden:
-            return False
+        """An edit through the outbox (a staff report); False when Telegram will not."""
+        markup = reply_markup(reply)
+        return await self._sender(self._push).edit(recipient, message_id, reply.text, markup)
 
-    async def _edit(self, chat_id: int, message_id: int, reply: Reply, markup: object) -> bool:
-        """Edit a message in place; False when Telegram will not (too old, gone)."""
-        if utf16_length(reply.text) > LIMITS.text_length or not isinstance(
-            markup, InlineKeyboardMarkup | None
-        ):
+    async def _edit(self, chat_id: str, message_id: str, reply: Reply) -> bool:
+        """Edit a pressed message in place; False when Telegram will not (too old, gone,
+        a location keyboard, which no edit can carry): the answer then goes anew."""
+        markup = reply_markup(reply)
+        if markup is not None and "inline_keyboard" not in markup:
             return False
-        try:
-            await self.application.bot.edit_message_text(
-                reply.text, chat_id=chat_id, message_id=message_id, reply_markup=markup
-            )
-        except BadRequest as error:
-            if "not modified" in str(error).lower():
-                return True
-            log.info("telegram: edit refused (%s), sending anew", error)
-            return False
-        return True
+        edited = await self._sender(self._answers).edit(chat_id, message_id, reply.text, markup)
+        if not edited:
+            log.info("telegram: an edit of %s was refused, sent anew", who(NAME, chat_id))
+        return edited

@@ -1,11 +1,16 @@
-"""Pushes to Telegram on a lean path: one aiohttp session, straight to the Bot API.
+"""Messages to Telegram on a lean path: one aiohttp session, straight to the Bot API.
 
-A push is a sendMessage (or a sendPhoto with its caption), with its inline
-buttons if it has any, or an editMessageText of a message sent earlier.
-Through python-telegram-bot each one costs about 2 ms of CPU (httpx's pool
-bookkeeping, building and parsing objects); here about 0.5 ms, which is what
-lets one worker keep up with paid broadcasts (1000 a second). Replies to
-residents stay on PTB. Errors map as ``TelegramChannel._send`` maps them.
+A message is a sendMessage (or a sendPhoto with its caption), with its
+keyboard if it has one, or an editMessageText of a message sent earlier; the
+answers to residents and the pushes both go this way. Through
+python-telegram-bot each call cost about 2 ms of CPU (httpx's pool bookkeeping,
+building and parsing objects); here about 0.5 ms, which is what lets one worker
+keep up with paid broadcasts (1000 a second), and it was 38 % of a worker's
+time per update under load (bench/README.md, "load.py").
+
+Errors: 403 RecipientBlocked, 429 RateLimited, a refused edit EditRefused
+(``edit`` turns it into False), any other 4xx ApiRefused (trying again would
+fail alike), no answer or a 5xx PushFailed (worth trying again).
 The bot token is in every URL, so no text raised from here may carry a URL.
 """
 
@@ -21,24 +26,31 @@ from bot.core.channel import RateLimited, RecipientBlocked, split_text, utf16_le
 
 TEXT_LENGTH = 4096  # UTF-16 code units
 CAPTION_LENGTH = 1024
-TIMEOUT = aiohttp.ClientTimeout(total=30)
+PUSH_TIMEOUT = 30.0  # seconds for one call, its upload included
 
 
 class PushFailed(Exception):
-    """Telegram refused the push or could not be reached; worth trying again later."""
+    """Telegram could not be reached, or failed (a 5xx); worth trying again later."""
+
+
+class ApiRefused(PushFailed):
+    """Telegram refused the call (a 4xx but 403 and 429): the same call would be refused
+    again. A PushFailed still, so that the outbox keeps its backoff for it."""
 
 
 @dataclass(slots=True)
 class PushSender:
     api_url: str
     token: str
+    timeout: float = PUSH_TIMEOUT
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
     _root: str = field(default="", init=False)
 
     async def open(self) -> None:
         # The connector's limit is above any worker's in-flight sends.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=100), timeout=TIMEOUT
+            connector=aiohttp.TCPConnector(limit=100),
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
         )
         self._root = f"{self.api_url.rstrip('/')}/bot{self.token}/"
 
@@ -99,6 +111,10 @@ class PushSender:
             return "not modified" in str(refused).lower()
         return True
 
+    async def answer_callback(self, query_id: str) -> None:
+        """Stop a pressed button's spinner (answerCallbackQuery with no text)."""
+        await self._call("answerCallbackQuery", {"callback_query_id": query_id})
+
     async def _call(self, method: str, payload: dict[str, Any], upload: bytes | None = None) -> Any:
         """The Bot API's ``result``; raises as the module's docstring says. With an
         ``upload``, the call is multipart and the bytes go as its ``photo``."""
@@ -115,7 +131,7 @@ class PushSender:
             # Never chain the original error: some carry the URL, and the URL the token.
             raise PushFailed(f"{method}: {type(error).__name__}") from None
         except TimeoutError:
-            raise PushFailed(f"{method}: no answer within {TIMEOUT.total:g} s") from None
+            raise PushFailed(f"{method}: no answer within {self.timeout:g} s") from None
         answer = _json(body)
         if status == 200:
             return answer.get("result")
@@ -124,11 +140,13 @@ class PushSender:
         if code == 403:
             raise RecipientBlocked(description)
         if code == 429:
-            parameters = answer.get("parameters") or {}
-            raise RateLimited(float(parameters.get("retry_after", 1)))
+            raise RateLimited(_retry_after(answer.get("parameters")))
         if code == 400 and method.startswith("edit"):
             raise EditRefused(description[:200])
-        raise PushFailed(f"{method}: {code} {description}"[:200])
+        failure = f"{method}: {code} {description}"[:200]
+        if isinstance(code, int) and 400 <= code < 500:
+            raise ApiRefused(failure)
+        raise PushFailed(failure)
 
 
 class EditRefused(Exception):
@@ -142,6 +160,14 @@ def _form(payload: dict[str, Any], upload: bytes) -> aiohttp.FormData:
         form.add_field(name, json.dumps(value) if isinstance(value, dict) else str(value))
     form.add_field("photo", upload, filename="photo.jpg", content_type="image/jpeg")
     return form
+
+
+def _retry_after(parameters: Any) -> float:
+    """The seconds a 429 asks to wait; 1 when its answer names none that makes sense."""
+    seconds = parameters.get("retry_after") if isinstance(parameters, dict) else None
+    if isinstance(seconds, int | float) and 0 < seconds < 86_400:
+        return float(seconds)
+    return 1.0
 
 
 def _message_id(result: Any) -> str:

@@ -192,7 +192,10 @@ async def test_an_exception_that_names_the_account_is_logged_with_its_tag(
 
     output = production_log.getvalue()
     tag = who("telegram", RESIDENT)
-    refused = f"telegram: an answer to {tag} was refused: Chat {tag} is not available"
+    refused = (
+        f"telegram: an answer to {tag} was refused: "
+        f"sendMessage: 400 Bad Request: chat {tag} is not available"
+    )
     assert f"{refused}\nTraceback" in output
     assert f"of {tag} failed\nTraceback" in output
     assert f"RuntimeError: Key (channel, external_id)=(telegram, {tag}) is locked" in output

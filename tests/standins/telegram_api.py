@@ -152,6 +152,8 @@ class ApiRequest(NamedTuple):
 
     method: str
     params: dict[str, Any]
+    # Carried out from a webhook's answer to an update, not requested by the bot.
+    from_webhook_answer: bool = False
 
 
 class ErrorResponse(NamedTuple):
@@ -1987,12 +1989,17 @@ class BotApiStandIn:
         return args, files
 
     async def _call(
-        self, method: str, args: dict[str, str], files: dict[str, UploadedFile]
+        self,
+        method: str,
+        args: dict[str, str],
+        files: dict[str, UploadedFile],
+        from_webhook_answer: bool = False,
     ) -> web.Response:
         key = method.lower()
         entry = self._methods.get(key)
         name = entry[0] if entry else method
-        self.requests.append(ApiRequest(name, {**args, **files} if files else args))
+        params = {**args, **files} if files else args
+        self.requests.append(ApiRequest(name, params, from_webhook_answer))
         self._call_counts[key] = self._call_counts.get(key, 0) + 1
         self._notify()  # a long poll is visible to waiters while it is still pending
         try:
@@ -2198,6 +2205,8 @@ class BotApiStandIn:
         if webhook.secret_token:
             headers["X-Telegram-Bot-Api-Secret-Token"] = webhook.secret_token
         status: int | None = None
+        answer = b""
+        content_type = ""
         error = ""
         async with webhook.semaphore:
             try:
@@ -2205,16 +2214,40 @@ class BotApiStandIn:
                     webhook.url, data=_dumps(update), headers=headers
                 ) as response:
                     status = response.status
-                    await response.read()
+                    answer = await response.read()
+                    content_type = response.content_type
                     if not 200 <= status < 300:
                         error = f"Wrong response from the webhook: {status} {response.reason}"
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 error = f"Connection failed: {exc.__class__.__name__}: {exc}"
+        if not error:
+            await self.carry_out_webhook_answer(content_type, answer)
         self.webhook_deliveries.append(WebhookDelivery(update["update_id"], status, error))
         if error:
             self._last_webhook_error = (int(time.time()), error)
         self._notify()
         return not error
+
+    async def carry_out_webhook_answer(self, content_type: str, body: bytes) -> None:
+        """Carries out the method a webhook answered with, as Telegram does ("you can
+        perform a request to the Bot API while sending an answer to the webhook"; the
+        method in the ``method`` parameter). Its result and errors go nowhere: "it's not
+        possible to know that such a request was successful"."""
+        args: dict[str, str] = {}
+        if content_type == "application/json":
+            try:
+                value = json.loads(body)
+            except ValueError:
+                return
+            if not isinstance(value, dict):
+                return
+            for key, item in value.items():
+                args[key] = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+        elif content_type == "application/x-www-form-urlencoded":
+            args = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        method = args.pop("method", "")
+        if method:
+            await self._call(method, args, {}, from_webhook_answer=True)
 
     async def _stop_webhook_workers(self) -> list[JSONDict]:
         """Stops delivery; returns the undelivered updates in update_id order."""

@@ -85,8 +85,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 class WebhookReceiver:
     """A minimal bot-side webhook endpoint that answers with scripted statuses."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], answers: list[dict[str, object]] | None = None) -> None:
         self.statuses = statuses
+        self.answers = answers or []  # JSON bodies of the 200s, in turn
         self.received: list[tuple[dict[str, object], str | None]] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -95,6 +96,8 @@ class WebhookReceiver:
         update = await request.json()
         self.received.append((update, request.headers.get("X-Telegram-Bot-Api-Secret-Token")))
         status = self.statuses.pop(0) if self.statuses else 200
+        if status == 200 and self.answers:
+            return web.json_response(self.answers.pop(0))
         return web.Response(status=status)
 
     async def __aenter__(self) -> WebhookReceiver:
@@ -688,6 +691,40 @@ async def test_webhook_delivery_is_retried_until_the_bot_answers_2xx(
         assert [u for u, _ in hook.received] == [update] * 3
         info = await bot.get_webhook_info()
         assert info.last_error_message == "Wrong response from the webhook: 502 Bad Gateway"
+
+
+@pytest.mark.asyncio
+async def test_a_method_in_the_webhooks_answer_is_carried_out(bot: Bot, api: BotApiStandIn) -> None:
+    sent = await bot.send_message(ANNA, "Jā vai nē?", reply_markup=keyboard("yes"))
+    press = api.press_button(ANNA, sent.message_id, "yes")
+    query_id = press["callback_query"]["id"]
+    stop_spinner = {"method": "answerCallbackQuery", "callback_query_id": query_id}
+    async with WebhookReceiver([], answers=[stop_spinner]) as hook:
+        await bot.set_webhook(hook.url)
+        await api.wait_until(lambda: api.webhook_statuses == [200])
+    assert [a.callback_query_id for a in api.answered_callbacks] == [query_id]
+    (request,) = [r for r in api.requests if r.method == "answerCallbackQuery"]
+    assert request.from_webhook_answer
+
+
+@pytest.mark.asyncio
+async def test_a_refused_method_in_the_webhooks_answer_changes_nothing(
+    bot: Bot, api: BotApiStandIn
+) -> None:
+    refused = [
+        {"method": "answerCallbackQuery", "callback_query_id": "123"},  # no such query
+        {"method": "sendMessage", "chat_id": ANNA, "text": ""},  # empty text
+        {"method": "noSuchMethod"},
+    ]
+    async with WebhookReceiver([], answers=refused) as hook:
+        await bot.set_webhook(hook.url)
+        for text in ("viens", "divi", "trīs"):
+            api.send_text(ANNA, text)
+        await api.wait_until(lambda: api.webhook_statuses == [200, 200, 200])
+        info = await bot.get_webhook_info()
+    # Telegram tells no one: the deliveries count as answered, nothing happened.
+    assert info.last_error_message is None
+    assert api.answered_callbacks == [] and api.messages(ANNA) == []
 
 
 @pytest.mark.asyncio

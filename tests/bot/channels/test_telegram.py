@@ -706,6 +706,11 @@ async def test_in_webhook_mode_telegram_posts_the_updates_and_onboarding_works(
     await api.wait_until(lambda: len(api.webhook_deliveries) == 7)
     assert set(api.webhook_statuses) == {200}
     assert_no_failure(anna.messages)
+    # Each pressed button's spinner was stopped by the webhook's answer to its update,
+    # not by a request of the bot's own.
+    presses = [r for r in api.requests if r.method == "answerCallbackQuery"]
+    assert len(api.answered_callbacks) == len(presses) >= 4
+    assert all(press.from_webhook_answer for press in presses)
 
 
 @storage
@@ -887,9 +892,9 @@ async def channel(api: BotApiStandIn) -> AsyncIterator[TelegramChannel]:
     """The Telegram channel alone (no database, no polling), sending to the stand-in."""
     config = TelegramConfig(token=api.token, api_url=api.url)
     telegram = TelegramChannel(config, Dispatcher(Config()).feed, CommandMenu(), "lv")
-    await telegram.application.initialize()
+    await telegram.open()
     yield telegram
-    await telegram.application.shutdown()
+    await telegram.stop()
 
 
 async def test_a_reply_longer_than_telegram_allows_is_sent_as_several_messages(
