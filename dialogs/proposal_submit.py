@@ -448,7 +448,7 @@ async def offer_similar_or_submit(ctx: Ctx) -> None:
         data["similar"] = [row.id for row in found]
         await enter(ctx, same)
         return
-    await submit(ctx)
+    await submit(ctx, limit_checked=True)
 
 
 async def _offered(ctx: Ctx) -> list[proposals.Proposal]:
@@ -504,15 +504,17 @@ async def on_same(ctx: Ctx, value: str) -> None:
 same = dialog.step("same", render_same, on_button=on_same)
 
 
-async def submit(ctx: Ctx) -> None:
-    """Create the proposal and attach the draft's photos, in this update's transaction."""
+async def submit(ctx: Ctx, *, limit_checked: bool = False) -> None:
+    """Create the proposal and attach the draft's photos, in this update's transaction.
+    ``limit_checked``: the daily limit was checked in this transaction already (a count
+    of the resident's day is one statement an update less)."""
     data = ctx.data
     config = ctx.config.proposals
     chosen = config.category(data.get("category", ""))
     if chosen is None:
         await enter(ctx, category)
         return
-    if await _over_daily_limit(ctx):
+    if not limit_checked and await _over_daily_limit(ctx):
         await menu.show(ctx)
         return
     neighbourhood = data.get("neighbourhood") or ""

@@ -363,6 +363,27 @@ async def test_the_limit_is_checked_again_when_submitting(proposals_config: Conf
     assert await Proposal.all().count() == 1
 
 
+async def test_submitting_counts_the_residents_day_once(
+    proposals_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = replace(proposals_config, proposals=replace(proposals_config.proposals, daily_limit=3))
+    chat = chat_for(config)
+    await chat.onboard()
+    await draft(chat, "A bench by the river")
+    counted = 0
+    submitted_today = proposals.submitted_today
+
+    async def counting(resident: Resident) -> int:
+        nonlocal counted
+        counted += 1
+        return await submitted_today(resident)
+
+    monkeypatch.setattr(proposals, "submitted_today", counting)
+    await chat.choose("prop:card", "submit")  # no similar one: filed in this update
+    assert chat.texts()[0] == en(SUBMITTED, reference=f"P-{YEAR}-0001")
+    assert counted == 1
+
+
 async def test_an_empty_or_overlong_text_gets_a_clear_answer_and_the_question_stays(
     proposals_config: Config,
 ) -> None:
