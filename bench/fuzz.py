@@ -27,8 +27,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scratch_db import scratch_postgres
@@ -42,14 +40,13 @@ from tests.bot.channels.telegram_helpers import WEBHOOK_SECRET, telegram_env
 from tests.bot.channels.test_webchat_guard import config_file
 from tests.fuzz import messenger_target, telegram_target, webchat_target
 from tests.fuzz.checks import LogWatch, Tally
-from tests.fuzz.harness import SETTINGS, fuzz, play
+from tests.fuzz.harness import SETTINGS, fuzz, healthy, play
 from tests.fuzz.strategies import (
     Conversation,
     messenger_conversations,
     telegram_conversations,
     webchat_conversations,
 )
-from tests.phrases import HELP, MUNICIPALITY, tr
 from tests.standins.graph_api import GraphStandIn
 from tests.standins.telegram_api import BotApiStandIn
 
@@ -118,19 +115,6 @@ async def run_entry(entry: str, examples: int, backend: str, seed: int) -> Tally
             tally.failures += [f"at the end: {line}" for line in watch.since(0, collect=True)]
     tally.finish()
     return tally
-
-
-async def healthy(base: str, target: Any, answer: Any) -> list[str]:
-    """The health check answers 200 and a newcomer's /help gets the help."""
-    problems = []
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{base}/healthz") as response:
-            if response.status != 200:
-                problems.append(f"/healthz answered {response.status}")
-    said = await answer(target)
-    if not said.startswith(tr("lv", HELP, municipality=MUNICIPALITY)):
-        problems.append(f"/help was answered {said[:100]!r}")
-    return problems
 
 
 async def main() -> int:

@@ -13,10 +13,11 @@ two functions, with a loop of its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import aiohttp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +32,7 @@ from tests.fuzz.checks import (
     untranslated,
 )
 from tests.fuzz.strategies import Action, Conversation
+from tests.phrases import HELP, MUNICIPALITY, tr
 
 DEFAULT_LANGUAGE = "lv"  # the demo municipality's
 # Configuration per entry point. Pacing is not what is fuzzed: at Telegram's and Meta's
@@ -70,6 +72,12 @@ class Target(Protocol):
         """The resident's language in the database ("" not chosen, None: no resident)."""
 
     async def end(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+T = TypeVar("T", bound=Target)
+NormalAnswer = Callable[[T], Awaitable[str]]  # what a newcomer's /help is answered, as text
 
 
 def expected_language(chosen: str | None, locale: str | None) -> str:
@@ -178,3 +186,45 @@ async def fuzz(
     await asyncio.to_thread(
         explore, loop, strategy, play_one, fuzz_settings(examples, seed=seed), seed
     )
+
+
+async def healthy(base: str, target: T, normal_answer: NormalAnswer[T]) -> list[str]:
+    """What is wrong with the bot after the fuzzing: the health check must answer 200 and
+    a newcomer's /help get the help, as ever."""
+    problems = []
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/healthz") as response:
+            if response.status != 200:
+                problems.append(f"/healthz answered {response.status}")
+    said = await normal_answer(target)
+    if not said.startswith(tr("lv", HELP, municipality=MUNICIPALITY)):
+        problems.append(f"/help was answered {said[:100]!r}")
+    return problems
+
+
+async def suite_run(
+    target: T,
+    strategy: st.SearchStrategy[Conversation],
+    base: str,
+    normal_answer: NormalAnswer[T],
+    conversations: int,
+) -> Tally:
+    """The test suite's fixed-seed run of one entry point: every input checked as it is
+    played (strict), then the bot healthy and no error logged since the start. Closes the
+    target; prints the tally."""
+    tally = Tally(target.name)
+    try:
+        with LogWatch() as watch:
+            await fuzz(
+                strategy,
+                lambda conversation: play(target, conversation, watch, tally, strict=True),
+                conversations,
+            )
+            assert await healthy(base, target, normal_answer) == []
+            assert watch.since(0, collect=True) == []
+    finally:
+        await target.close()
+    print("\n".join(tally.lines()))
+    assert tally.inputs >= conversations * 2
+    assert {"well-formed", "malformed"} <= set(tally.kinds)
+    return tally

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from bot.channels.telegram import WEBHOOK_PATH
 from tests.bot.channels.telegram_helpers import WEBHOOK_SECRET, telegram_env
 from tests.bot.channels.test_webchat_guard import config_file
 from tests.conftest import RuntimeFactory, free_port
-from tests.fuzz.checks import LogWatch, Tally
-from tests.fuzz.harness import SETTINGS, fuzz, play
+from tests.fuzz.harness import SETTINGS, suite_run
 from tests.fuzz.strategies import telegram_conversations
 from tests.fuzz.telegram_target import TelegramTarget, normal_answer
-from tests.phrases import HELP, MUNICIPALITY, tr
 from tests.standins.telegram_api import BotApiStandIn
 
 pytestmark = pytest.mark.storage
@@ -45,24 +42,6 @@ async def test_every_drawn_update_is_handled_or_refused_cleanly(
         ),
     )
     target = TelegramTarget(api, url, WEBHOOK_SECRET)
-    tally = Tally("telegram")
-    try:
-        with LogWatch() as watch:
-            await fuzz(
-                telegram_conversations(),
-                lambda conversation: play(target, conversation, watch, tally, strict=True),
-                CONVERSATIONS,
-            )
-            # Healthy at the end: the health check, and a newcomer's /help answered as ever.
-            async with aiohttp.ClientSession() as http:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    assert response.status == 200
-            assert (await normal_answer(target)).startswith(
-                tr("lv", HELP, municipality=MUNICIPALITY)
-            )
-            assert watch.since(0, collect=True) == []
-    finally:
-        await target.close()
-    print("\n".join(tally.lines()))
-    assert tally.inputs >= CONVERSATIONS * 2
-    assert {"well-formed", "malformed"} <= set(tally.kinds)
+    await suite_run(
+        target, telegram_conversations(), f"http://127.0.0.1:{port}", normal_answer, CONVERSATIONS
+    )

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.bot.channels.test_webchat_guard import config_file
 from tests.conftest import RuntimeFactory
-from tests.fuzz.checks import LogWatch, Tally
-from tests.fuzz.harness import SETTINGS, fuzz, play
+from tests.fuzz.harness import SETTINGS, suite_run
 from tests.fuzz.strategies import webchat_conversations
 from tests.fuzz.webchat_target import WebchatTarget, normal_answer
-from tests.phrases import HELP, MUNICIPALITY, tr
 
 pytestmark = pytest.mark.storage
 
@@ -33,24 +30,4 @@ async def test_every_drawn_frame_is_handled_or_refused_cleanly(
     runtime = await start_bot(config_file(tmp_path, SETTINGS["webchat"]))
     base = f"http://127.0.0.1:{runtime.config.http_port}"
     target = WebchatTarget(base)
-    tally = Tally("webchat")
-    try:
-        with LogWatch() as watch:
-            await fuzz(
-                webchat_conversations(),
-                lambda conversation: play(target, conversation, watch, tally, strict=True),
-                CONVERSATIONS,
-            )
-            # Healthy at the end: the health check, and a newcomer's /help answered as ever.
-            async with aiohttp.ClientSession() as http:
-                async with http.get(f"{base}/healthz") as response:
-                    assert response.status == 200
-            assert (await normal_answer(target)).startswith(
-                tr("lv", HELP, municipality=MUNICIPALITY)
-            )
-            assert watch.since(0, collect=True) == []
-    finally:
-        await target.close()
-    print("\n".join(tally.lines()))
-    assert tally.inputs >= CONVERSATIONS * 2
-    assert {"well-formed", "malformed"} <= set(tally.kinds)
+    await suite_run(target, webchat_conversations(), base, normal_answer, CONVERSATIONS)
