@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import math
 import os
 import shutil
@@ -207,6 +208,29 @@ class Bot:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+
+
+async def cli(config: Path, env: dict[str, str], *args: str) -> str:
+    """``python -m bot --config CONFIG ARGS…``; its standard output. Raises RuntimeError
+    with the command's name and the last line of its standard error when it fails."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "--config",
+        str(config),
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    if process.returncode != 0:
+        last = (err.decode().strip().splitlines() or ["?"])[-1]
+        command = " ".join(itertools.takewhile(lambda arg: not arg.startswith("-"), args))
+        raise RuntimeError(f"`iesaiste {command}` failed: {last}")
+    return out.decode()
 
 
 def start_bot(
@@ -561,26 +585,10 @@ async def _execute(
     wall0 = time.perf_counter()
     run.release = args.release
     if run.release == "cli":
-        announce = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "--config",
-            str(config),
-            "announce",
-            "--text",
-            TEXT,
-            "--audience",
-            "all",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(announce.communicate(), 120)
-        if announce.returncode != 0:
-            last = (err.decode().strip().splitlines() or ["?"])[-1]
-            run.problems.append(f"`iesaiste announce` failed: {last}")
+        try:
+            await cli(config, env, "announce", "--text", TEXT, "--audience", "all")
+        except RuntimeError as failed:
+            run.problems.append(str(failed))
     else:
         helper = await asyncio.create_subprocess_exec(
             sys.executable,

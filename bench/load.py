@@ -77,7 +77,7 @@ ROOT = Path(SELF).parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.broadcast import Bot, database, healthy, start_bot, stop_all  # noqa: E402
+from bench.broadcast import Bot, cli, database, healthy, start_bot, stop_all  # noqa: E402
 from bench.proc_stats import machine_busy, postgres_cpu, process_cpu  # noqa: E402
 from bench.standin_process import StandIn, free_port, serve_commands  # noqa: E402
 
@@ -581,27 +581,6 @@ async def outbox_states() -> Counter[str]:
 # ============================================================================================
 # The command line of the bot (polls, the announcement)
 # ============================================================================================
-
-
-async def cli(config: Path, env: dict[str, str], *args: str) -> str:
-    """``python -m bot --config CONFIG ARGS…``; its standard output; raises on failure."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "--config",
-        str(config),
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    if process.returncode != 0:
-        last = (err.decode().strip().splitlines() or ["?"])[-1]
-        raise RuntimeError(f"`iesaiste {' '.join(args[:2])}` failed: {last}")
-    return out.decode()
 
 
 def local(moment: datetime) -> str:
