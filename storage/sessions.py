@@ -22,6 +22,7 @@ from functools import cache
 from typing import Any
 
 from tortoise import Model, connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -174,7 +175,7 @@ def _db_value(instance: Model, name: str) -> Any:
     return instance._meta.fields_map[name].to_db_value(getattr(instance, name), instance)
 
 
-def _sql(client: Any, sql: str) -> str:
+def _sql(client: BaseDBAsyncClient, sql: str) -> str:
     """SQL written with PostgreSQL's ``$n`` marks, for the connection's dialect."""
     return sql if client.capabilities.dialect == "postgres" else sql.replace("$", "?")
 
