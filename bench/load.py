@@ -24,10 +24,10 @@ What runs (see bench/README.md for the figures and the reasons):
   port, with ``[delivery] telegram_per_second = --telegram-rate`` and no quiet hours.
 * As Telegram does: ``--concurrency`` connections in all (40 by default: Telegram's
   ``max_connections`` when ``setWebhook`` names none, as the bot's does not; 100 is the
-  most it allows); one resident's next update only
-  after the answer (200) to the previous one, never two at once. Updates are spread over the
-  workers round-robin (``--route spread``, what a reverse proxy does) or a resident always to
-  the same worker (``--route sticky``).
+  most it allows); one resident's next update only after the answer (200) to the
+  previous one, never two at once. Updates are spread over the workers round-robin
+  (``--route spread``, what a reverse proxy does) or a resident always to the same worker
+  (``--route sticky``).
 * The mix, per resident session: a new resident onboards (/start, language, neighbourhood,
   two topics, Done, consent); an onboarded one submits a proposal (/propose, category, text,
   then a place shared as a location or none, Submit, "Mine is different" if similar ones are
